@@ -1,0 +1,198 @@
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { MetricsService } from '../infra/metrics/metrics.service';
+import type { RedisKeys } from '../infra/redis/redis-keys';
+import type { BindingRepository } from './binding.repository';
+import { toBindingRule, toBindingRuleData } from './binding-rules';
+import type { BindingRule, BindingRuleData, FirstUse } from './binding.types';
+
+export type LoadOutcome =
+  | { kind: 'found'; rule: BindingRule; created: boolean }
+  | { kind: 'unavailable' };
+
+interface Entry {
+  rule: BindingRule;
+  freshUntil: number;
+}
+
+/** How long Redis keeps a cached binding; invalidation normally removes it sooner. */
+const REDIS_TTL_MS = 10 * 60 * 1000;
+/** How long a "changed" marker stops readers from re-caching an old value. */
+const INVALIDATION_MARKER_MS = 5000;
+
+const SET_UNLESS_INVALIDATED = `
+if redis.call('exists', KEYS[2]) == 0 then
+  redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0`;
+
+export interface BindingStoreOptions {
+  maxEntries: number;
+  ttlMs: number;
+}
+
+/**
+ * Binding lookups: in-process cache → Redis → PostgreSQL.
+ *
+ * - A hit in the in-process cache is synchronous (`peek`).
+ * - Concurrent misses for one key share one load.
+ * - A stale entry is served while it is refreshed in the background, and is
+ *   kept when neither Redis nor PostgreSQL can answer (PostgreSQL down).
+ * - Changes arrive as invalidations (Redis pub/sub and PostgreSQL NOTIFY);
+ *   a load that overlaps an invalidation does not cache its result.
+ */
+export class BindingStore {
+  private readonly entries = new Map<string, Entry>();
+  private readonly loads = new Map<string, Promise<LoadOutcome>>();
+  private readonly refreshing = new Set<string>();
+  private epoch = 0;
+
+  constructor(
+    private readonly repo: BindingRepository,
+    private readonly redis: Redis,
+    private readonly keys: RedisKeys,
+    private readonly metrics: MetricsService,
+    private readonly logger: Logger,
+    private readonly options: BindingStoreOptions,
+  ) {}
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  /** The cached rule, if any (stale ones too, refreshed in the background). */
+  peek(hashHex: string): BindingRule | undefined {
+    const e = this.entries.get(hashHex);
+    if (e === undefined) return undefined;
+    if (e.freshUntil < Date.now()) this.refresh(hashHex);
+    this.metrics.cacheLookup('memory');
+    return e.rule;
+  }
+
+  /**
+   * Finds the binding, or creates it from `first` (first use). Concurrent
+   * calls for one key share the work; only the caller whose call did the
+   * insert sees `created: true`.
+   */
+  load(hashHex: string, first: FirstUse): Promise<LoadOutcome> {
+    const running = this.loads.get(hashHex);
+    if (running !== undefined) {
+      return running.then((o) => (o.kind === 'found' && o.created ? { ...o, created: false } : o));
+    }
+    const p = this.doLoad(hashHex, first).finally(() => this.loads.delete(hashHex));
+    this.loads.set(hashHex, p);
+    return p;
+  }
+
+  /** Drops one cached binding (or all, for `*`) from this instance. */
+  invalidateLocal(hashHex: string): void {
+    this.epoch++;
+    if (hashHex === '*') this.entries.clear();
+    else this.entries.delete(hashHex);
+    this.metrics.cachedBindings.set(this.entries.size);
+  }
+
+  /**
+   * Removes a binding from the shared Redis cache and marks it changed so a
+   * racing reader does not put the old value back.
+   */
+  async evictShared(hashHex: string): Promise<void> {
+    await this.redis
+      .multi()
+      .del(this.keys.binding(hashHex))
+      .set(this.keys.bindingInvalidated(hashHex), '1', 'PX', INVALIDATION_MARKER_MS)
+      .exec();
+  }
+
+  private async doLoad(hashHex: string, first: FirstUse): Promise<LoadOutcome> {
+    const epoch = this.epoch;
+    const fromRedis = await this.readRedis(hashHex);
+    if (fromRedis !== null) {
+      this.metrics.cacheLookup('redis');
+      return { kind: 'found', rule: this.remember(hashHex, fromRedis, epoch), created: false };
+    }
+    try {
+      const existing = await this.repo.findRuleByHash(hashHex);
+      this.metrics.cacheLookup('postgres');
+      if (existing !== null) {
+        this.writeRedis(hashHex, existing);
+        return { kind: 'found', rule: this.remember(hashHex, toBindingRule(existing), epoch), created: false };
+      }
+      const { data, created } = await this.repo.bindFirstUse(hashHex, first);
+      this.writeRedis(hashHex, data);
+      return { kind: 'found', rule: this.remember(hashHex, toBindingRule(data), epoch), created };
+    } catch (err) {
+      this.metrics.cacheLookup('none');
+      const stale = this.entries.get(hashHex);
+      if (stale !== undefined) return { kind: 'found', rule: stale.rule, created: false };
+      this.logger.warn({ err: (err as Error).message }, 'binding store unavailable');
+      return { kind: 'unavailable' };
+    }
+  }
+
+  private refresh(hashHex: string): void {
+    if (this.refreshing.has(hashHex)) return;
+    this.refreshing.add(hashHex);
+    const epoch = this.epoch;
+    void (async () => {
+      try {
+        const fromRedis = await this.readRedis(hashHex);
+        if (fromRedis !== null) {
+          this.remember(hashHex, fromRedis, epoch);
+          return;
+        }
+        const data = await this.repo.findRuleByHash(hashHex);
+        if (data === null) {
+          if (epoch === this.epoch) this.entries.delete(hashHex);
+          return;
+        }
+        this.writeRedis(hashHex, data);
+        this.remember(hashHex, toBindingRule(data), epoch);
+      } catch {
+        // Keep serving the stale entry while the stores are away.
+        const e = this.entries.get(hashHex);
+        if (e !== undefined) e.freshUntil = Date.now() + Math.min(this.options.ttlMs, 5000);
+      } finally {
+        this.refreshing.delete(hashHex);
+      }
+    })();
+  }
+
+  private remember(hashHex: string, rule: BindingRule, epoch: number): BindingRule {
+    if (epoch !== this.epoch) return rule; // changed while we were loading
+    if (!this.entries.has(hashHex) && this.entries.size >= this.options.maxEntries) {
+      const oldest = this.entries.keys().next();
+      if (!oldest.done) this.entries.delete(oldest.value);
+    }
+    this.entries.set(hashHex, { rule, freshUntil: Date.now() + this.options.ttlMs });
+    this.metrics.cachedBindings.set(this.entries.size);
+    return rule;
+  }
+
+  private async readRedis(hashHex: string): Promise<BindingRule | null> {
+    if (this.redis.status !== 'ready') return null;
+    try {
+      const raw = await this.redis.get(this.keys.binding(hashHex));
+      if (raw === null) return null;
+      return toBindingRule(JSON.parse(raw) as BindingRuleData);
+    } catch {
+      return null;
+    }
+  }
+
+  private writeRedis(hashHex: string, data: BindingRuleData | BindingRule): void {
+    if (this.redis.status !== 'ready') return;
+    const payload = 'ruleType' in data ? toBindingRuleData(data) : data;
+    this.redis
+      .eval(
+        SET_UNLESS_INVALIDATED,
+        2,
+        this.keys.binding(hashHex),
+        this.keys.bindingInvalidated(hashHex),
+        JSON.stringify(payload),
+        REDIS_TTL_MS,
+      )
+      .catch(() => undefined);
+  }
+}

@@ -1,0 +1,87 @@
+import type { BindingStatus, RuleType } from '@keypin/shared';
+import type { DataSource } from 'typeorm';
+import type { BindingRuleData, FirstUse } from './binding.types';
+
+interface RuleRow {
+  id: string;
+  status: BindingStatus;
+  rule_type: RuleType;
+  allowed_ips: string[];
+  token_display: string;
+}
+
+export interface UsageUpdate {
+  id: number;
+  count: number;
+  lastIp: string;
+  lastAt: Date;
+}
+
+const RULE_COLUMNS = `id, status, rule_type, allowed_ips::text[] AS allowed_ips, token_display`;
+
+function toData(row: RuleRow): BindingRuleData {
+  return {
+    id: Number(row.id),
+    status: row.status,
+    rule_type: row.rule_type,
+    allowed_ips: row.allowed_ips,
+    token_display: row.token_display,
+  };
+}
+
+/** The bindings table, as the hot path needs it. Returns plain objects. */
+export class BindingRepository {
+  constructor(private readonly ds: DataSource) {}
+
+  async findRuleByHash(hashHex: string): Promise<BindingRuleData | null> {
+    const rows: RuleRow[] = await this.ds.query(
+      `SELECT ${RULE_COLUMNS} FROM bindings WHERE key_hash = decode($1, 'hex')`,
+      [hashHex],
+    );
+    return rows[0] ? toData(rows[0]) : null;
+  }
+
+  /**
+   * First use: inserts a `single` binding to the client's network unless the
+   * key is bound already. Exactly one concurrent caller, on any instance,
+   * gets `created: true`; every other gets the winner's binding.
+   */
+  async bindFirstUse(
+    hashHex: string,
+    first: FirstUse,
+    attempt = 1,
+  ): Promise<{ data: BindingRuleData; created: boolean }> {
+    const inserted: RuleRow[] = await this.ds.query(
+      `INSERT INTO bindings (key_hash, token_display, rule_type, allowed_ips, first_ip, first_used_at, created_at, updated_at)
+       VALUES (decode($1, 'hex'), $2, 'single', ARRAY[$3::cidr], $4::inet, $5, $5, $5)
+       ON CONFLICT (key_hash) DO NOTHING
+       RETURNING ${RULE_COLUMNS}`,
+      [hashHex, first.tokenDisplay, first.network, first.ip, first.at],
+    );
+    if (inserted[0]) return { data: toData(inserted[0]), created: true };
+    const winner = await this.findRuleByHash(hashHex);
+    if (winner) return { data: winner, created: false };
+    // The winner was removed between our insert and read: try again.
+    if (attempt >= 3) throw new Error('binding kept disappearing during first use');
+    return this.bindFirstUse(hashHex, first, attempt + 1);
+  }
+
+  /** Adds a batch of usage counts; last-used time and IP only move forward. */
+  async applyUsage(batch: readonly UsageUpdate[]): Promise<void> {
+    if (batch.length === 0) return;
+    await this.ds.query(
+      `UPDATE bindings b
+          SET request_count = b.request_count + u.count,
+              last_used_at = GREATEST(b.last_used_at, u.at),
+              last_ip = CASE WHEN b.last_used_at IS NULL OR u.at >= b.last_used_at THEN u.ip ELSE b.last_ip END
+         FROM unnest($1::bigint[], $2::bigint[], $3::inet[], $4::timestamptz[]) AS u(id, count, ip, at)
+        WHERE b.id = u.id`,
+      [
+        batch.map((u) => u.id),
+        batch.map((u) => u.count),
+        batch.map((u) => u.lastIp),
+        batch.map((u) => u.lastAt.toISOString()),
+      ],
+    );
+  }
+}

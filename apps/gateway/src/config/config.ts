@@ -1,0 +1,223 @@
+import { randomBytes } from 'node:crypto';
+import {
+  type Cidr,
+  ENFORCE_MODES,
+  FAILSAFE_MODES,
+  parseCidrList,
+  cidrErrorMessage,
+  TOKEN_NORMALIZE_VALUES,
+  type Settings,
+} from '@keypin/shared';
+import { z } from 'zod';
+
+/** A bad variable: the process prints `message` on one line and exits. */
+export class ConfigError extends Error {
+  constructor(
+    readonly variable: string,
+    detail: string,
+  ) {
+    super(`Invalid configuration: ${variable} ${detail}`);
+  }
+}
+
+export type Role = 'all' | 'gateway' | 'worker';
+
+/** A value that must never be logged: `String(secret)` is redacted. */
+export class Secret {
+  readonly #value: Buffer;
+  constructor(value: string | Buffer) {
+    this.#value = typeof value === 'string' ? Buffer.from(value, 'utf8') : value;
+  }
+  reveal(): Buffer {
+    return this.#value;
+  }
+  revealText(): string {
+    return this.#value.toString('utf8');
+  }
+  get byteLength(): number {
+    return this.#value.length;
+  }
+  toString(): string {
+    return '[secret]';
+  }
+  toJSON(): string {
+    return '[secret]';
+  }
+}
+
+export interface AppConfig {
+  production: boolean;
+  port: number;
+  host: string;
+  /** Null outside production when unset: the bundled demo upstream is started. */
+  downstreamUrl: URL | null;
+  databaseUrl: string;
+  redisUrl: string;
+  redisPrefix: string;
+  hmacSecret: Secret;
+  /** True when HMAC_SECRET was not given and a development value is in use. */
+  hmacSecretIsDevDefault: boolean;
+  adminUsername: string;
+  adminPassword: Secret | null;
+  adminJwtSecret: Secret;
+  adminJwtTtlSeconds: number;
+  adminDocs: boolean;
+  trustedProxies: Cidr[];
+  trustedProxiesText: string;
+  realIpHeader: 'x-real-ip' | 'x-forwarded-for';
+  role: Role;
+  /** Initial values of the run-time settings (the database may override them). */
+  settings: Settings;
+  alertWebhookSecret: Secret | null;
+  /** Lets webhooks go to loopback/private/link-local addresses (tests, internal receivers). */
+  alertWebhookAllowPrivate: boolean;
+  downstreamConnectTimeoutMs: number;
+  downstreamHeadersTimeoutMs: number;
+  downstreamBodyTimeoutMs: number;
+  shutdownGraceMs: number;
+  cacheMaxEntries: number;
+  cacheTtlMs: number;
+  logLevel: string;
+  spoolDir: string;
+}
+
+/** The development HMAC key used when HMAC_SECRET is unset outside production. */
+const DEV_HMAC_SECRET = 'keypin-development-hmac-secret-do-not-use-in-production';
+
+type Env = Record<string, string | undefined>;
+
+function read(env: Env, name: string): string | undefined {
+  const v = env[name];
+  return v === undefined || v.trim() === '' ? undefined : v.trim();
+}
+
+function int(env: Env, name: string, def: number, min: number, max: number): number {
+  const raw = read(env, name);
+  if (raw === undefined) return def;
+  if (!/^-?\d+$/.test(raw)) throw new ConfigError(name, `must be an integer, got "${raw}"`);
+  const n = Number(raw);
+  if (n < min || n > max) throw new ConfigError(name, `must be between ${min} and ${max}, got ${n}`);
+  return n;
+}
+
+function oneOf<T extends string>(env: Env, name: string, values: readonly T[], def: T): T {
+  const raw = read(env, name);
+  if (raw === undefined) return def;
+  const v = raw.toLowerCase() as T;
+  if (!values.includes(v)) throw new ConfigError(name, `must be one of ${values.join(', ')}, got "${raw}"`);
+  return v;
+}
+
+function bool(env: Env, name: string, def: boolean): boolean {
+  const raw = read(env, name);
+  if (raw === undefined) return def;
+  const v = raw.toLowerCase();
+  if (['true', '1', 'yes', 'on'].includes(v)) return true;
+  if (['false', '0', 'no', 'off'].includes(v)) return false;
+  throw new ConfigError(name, `must be true or false, got "${raw}"`);
+}
+
+function url(env: Env, name: string, protocols: string[]): URL | undefined {
+  const raw = read(env, name);
+  if (raw === undefined) return undefined;
+  const parsed = z.url().safeParse(raw);
+  if (!parsed.success) throw new ConfigError(name, `is not a valid URL`);
+  const u = new URL(raw);
+  if (!protocols.includes(u.protocol)) {
+    throw new ConfigError(name, `must use ${protocols.join(' or ')}, got ${u.protocol}`);
+  }
+  return u;
+}
+
+function secret(env: Env, name: string, production: boolean, minBytes: number): Secret | undefined {
+  const raw = env[name];
+  if (raw === undefined || raw === '') {
+    if (production) throw new ConfigError(name, `is required in production (at least ${minBytes} bytes)`);
+    return undefined;
+  }
+  const s = new Secret(raw);
+  if (production && s.byteLength < minBytes) {
+    throw new ConfigError(name, `must be at least ${minBytes} bytes in production, got ${s.byteLength}`);
+  }
+  return s;
+}
+
+/** Parses and validates the whole configuration; throws ConfigError naming the variable. */
+export function loadConfig(env: Env = process.env): AppConfig {
+  const production = read(env, 'NODE_ENV') === 'production';
+
+  const downstream = url(env, 'DOWNSTREAM_URL', ['http:', 'https:']);
+  if (production && !downstream) throw new ConfigError('DOWNSTREAM_URL', 'is required in production');
+
+  const databaseUrl = read(env, 'DATABASE_URL') ?? 'postgres://postgres@127.0.0.1:5432/keypin';
+  const dbUrl = url({ DATABASE_URL: databaseUrl }, 'DATABASE_URL', ['postgres:', 'postgresql:']);
+  if (!dbUrl || dbUrl.pathname.length <= 1) {
+    throw new ConfigError('DATABASE_URL', 'must name a database, e.g. postgres://user@host:5432/keypin');
+  }
+  const redisUrl = read(env, 'REDIS_URL') ?? 'redis://127.0.0.1:6379/0';
+  url({ REDIS_URL: redisUrl }, 'REDIS_URL', ['redis:', 'rediss:']);
+  const redisPrefix = env['REDIS_PREFIX'] ?? 'keypin:';
+  if (redisPrefix === '' || /\s/.test(redisPrefix)) {
+    throw new ConfigError('REDIS_PREFIX', 'must be a non-empty string without spaces');
+  }
+
+  const hmac = secret(env, 'HMAC_SECRET', production, 32);
+  const jwt = secret(env, 'ADMIN_JWT_SECRET', production, 32);
+  const adminPassword = env['ADMIN_PASSWORD'] ? new Secret(env['ADMIN_PASSWORD']) : null;
+  if (production && adminPassword && adminPassword.byteLength < 12) {
+    throw new ConfigError('ADMIN_PASSWORD', 'must be at least 12 characters in production');
+  }
+
+  const trustedText = env['TRUSTED_PROXIES'] ?? '127.0.0.1/32,::1/128';
+  const trusted = parseCidrList(trustedText);
+  if (!trusted.ok) throw new ConfigError('TRUSTED_PROXIES', cidrErrorMessage(trusted.entry, trusted.error));
+
+  const webhookUrl = url(env, 'ALERT_WEBHOOK_URL', ['http:', 'https:']);
+
+  const settings: Settings = {
+    failsafe_mode: oneOf(env, 'FAILSAFE_MODE', FAILSAFE_MODES, 'closed'),
+    enforce_mode: oneOf(env, 'ENFORCE_MODE', ENFORCE_MODES, 'enforce'),
+    alert_webhook_url: webhookUrl ? webhookUrl.toString() : null,
+    alert_threshold_count: int(env, 'ALERT_THRESHOLD_COUNT', 5, 1, 1_000_000),
+    alert_threshold_seconds: int(env, 'ALERT_THRESHOLD_SECONDS', 300, 1, 30 * 86400),
+    archive_days: int(env, 'ARCHIVE_DAYS', 90, 1, 36500),
+    bind_ipv4_prefix: int(env, 'BIND_IPV4_PREFIX', 32, 0, 32),
+    bind_ipv6_prefix: int(env, 'BIND_IPV6_PREFIX', 64, 0, 128),
+    auto_ban: bool(env, 'AUTO_BAN', false),
+    token_normalize: oneOf(env, 'TOKEN_NORMALIZE', TOKEN_NORMALIZE_VALUES, 'newapi'),
+  };
+
+  return {
+    production,
+    port: int(env, 'PORT', 8080, 0, 65535),
+    host: read(env, 'HOST') ?? '0.0.0.0',
+    downstreamUrl: downstream ?? null,
+    databaseUrl,
+    redisUrl,
+    redisPrefix,
+    hmacSecret: hmac ?? new Secret(DEV_HMAC_SECRET),
+    hmacSecretIsDevDefault: hmac === undefined,
+    adminUsername: read(env, 'ADMIN_USERNAME') ?? 'admin',
+    adminPassword,
+    adminJwtSecret: jwt ?? new Secret(randomBytes(32)),
+    adminJwtTtlSeconds: int(env, 'ADMIN_JWT_TTL_SECONDS', 3600, 60, 86400),
+    adminDocs: bool(env, 'ADMIN_DOCS', true),
+    trustedProxies: trusted.cidrs,
+    trustedProxiesText: trustedText,
+    realIpHeader: oneOf(env, 'REAL_IP_HEADER', ['x-real-ip', 'x-forwarded-for'] as const, 'x-real-ip'),
+    role: oneOf(env, 'ROLE', ['all', 'gateway', 'worker'] as const, 'all'),
+    settings,
+    alertWebhookSecret: secret(env, 'ALERT_WEBHOOK_SECRET', false, 0) ?? null,
+    alertWebhookAllowPrivate: bool(env, 'ALERT_WEBHOOK_ALLOW_PRIVATE', false),
+    downstreamConnectTimeoutMs: int(env, 'DOWNSTREAM_CONNECT_TIMEOUT_MS', 10_000, 100, 600_000),
+    downstreamHeadersTimeoutMs: int(env, 'DOWNSTREAM_HEADERS_TIMEOUT_MS', 300_000, 100, 3_600_000),
+    downstreamBodyTimeoutMs: int(env, 'DOWNSTREAM_BODY_TIMEOUT_MS', 300_000, 0, 3_600_000),
+    shutdownGraceMs: int(env, 'SHUTDOWN_GRACE_MS', 25_000, 0, 600_000),
+    cacheMaxEntries: int(env, 'CACHE_MAX_ENTRIES', 500_000, 100, 50_000_000),
+    cacheTtlMs: int(env, 'CACHE_TTL_SECONDS', 60, 1, 86400) * 1000,
+    logLevel: oneOf(env, 'LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, 'info'),
+    spoolDir: read(env, 'SPOOL_DIR') ?? 'spool',
+  };
+}
+
+export const APP_CONFIG = Symbol('APP_CONFIG');

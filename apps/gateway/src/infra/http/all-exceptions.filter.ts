@@ -1,0 +1,61 @@
+import { type ArgumentsHost, Catch, type ExceptionFilter, HttpException } from '@nestjs/common';
+import { type ErrorCode, errorBody, ERROR_CODES } from '@keypin/shared';
+import type { FastifyReply } from 'fastify';
+import type { Logger } from 'pino';
+
+/** A failure with a contract error code, thrown by any domain. */
+export class KeypinError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly extra?: Record<string, unknown>,
+  ) {
+    super(message);
+  }
+}
+
+const FALLBACK_CODES: Record<number, ErrorCode> = {
+  400: 'bad_request',
+  401: 'unauthorized',
+  403: 'forbidden',
+  404: 'not_found',
+  409: 'conflict',
+  413: 'payload_too_large',
+  422: 'validation_failed',
+  429: 'too_many_attempts',
+};
+
+/**
+ * Turns every error into the contract's body. Unknown errors become a
+ * logged 500 with nothing internal in the answer.
+ */
+@Catch()
+export class AllExceptionsFilter implements ExceptionFilter {
+  constructor(private readonly logger: Logger) {}
+
+  catch(exception: unknown, host: ArgumentsHost): void {
+    const reply = host.switchToHttp().getResponse<FastifyReply>();
+    let status = 500;
+    let body: object;
+    if (exception instanceof KeypinError) {
+      status = ERROR_CODES[exception.code];
+      body = { ...errorBody(exception.code, exception.message), ...(exception.extra ?? {}) };
+    } else if (exception instanceof HttpException) {
+      status = exception.getStatus();
+      const code = FALLBACK_CODES[status] ?? (status >= 500 ? 'internal_error' : 'bad_request');
+      const message = status === 404 ? 'Not found.' : exception.message;
+      body = errorBody(code, message);
+    } else {
+      const fst = exception as { statusCode?: number; code?: string; message?: string };
+      if (typeof fst.statusCode === 'number' && fst.statusCode >= 400 && fst.statusCode < 500) {
+        // Fastify's own client errors (bad JSON, body too large …).
+        status = fst.statusCode;
+        body = errorBody(FALLBACK_CODES[status] ?? 'bad_request', fst.message ?? 'Bad request.');
+      } else {
+        this.logger.error({ err: exception instanceof Error ? exception.stack : String(exception) }, 'unhandled error');
+        body = errorBody('internal_error', 'Internal error.');
+      }
+    }
+    void reply.status(status).header('cache-control', 'no-store').send(body);
+  }
+}

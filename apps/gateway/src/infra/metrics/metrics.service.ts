@@ -1,0 +1,119 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export type Decision =
+  | 'allowed'
+  | 'first_bind'
+  | 'intercepted'
+  | 'banned'
+  | 'unauthenticated'
+  | 'failsafe_open'
+  | 'failsafe_closed'
+  | 'bad_request';
+
+export const DECISIONS: readonly Decision[] = [
+  'allowed',
+  'first_bind',
+  'intercepted',
+  'banned',
+  'unauthenticated',
+  'failsafe_open',
+  'failsafe_closed',
+  'bad_request',
+];
+
+type CacheLayer = 'memory' | 'redis' | 'postgres';
+
+/**
+ * Prometheus metrics. Labelled children are bound once, so the hot path does
+ * an increment on a plain object, not a label lookup.
+ */
+export class MetricsService {
+  readonly registry = new Registry();
+
+  private readonly requests = new Counter({
+    name: 'keypin_requests_total',
+    help: 'Proxied requests by decision',
+    labelNames: ['decision'] as const,
+    registers: [this.registry],
+  });
+  private readonly decisionChildren = new Map<Decision, { inc(): void }>();
+
+  readonly decisionSeconds = new Histogram({
+    name: 'keypin_decision_duration_seconds',
+    help: 'Time from request arrival to the binding decision',
+    buckets: [0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1],
+    registers: [this.registry],
+  });
+
+  readonly downstreamSeconds = new Histogram({
+    name: 'keypin_downstream_response_seconds',
+    help: 'Time from forwarding to the downstream response headers',
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+    registers: [this.registry],
+  });
+
+  private readonly downstreamErrors = new Counter({
+    name: 'keypin_downstream_errors_total',
+    help: 'Downstream failures by kind',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+  });
+
+  private readonly cacheLookups = new Counter({
+    name: 'keypin_binding_cache_lookups_total',
+    help: 'Binding lookups by the layer that answered (memory hit, redis, postgres) or miss',
+    labelNames: ['layer'] as const,
+    registers: [this.registry],
+  });
+  private readonly cacheChildren = new Map<CacheLayer | 'none', { inc(): void }>();
+
+  readonly cacheHitRatio = new Gauge({
+    name: 'keypin_binding_cache_hit_ratio',
+    help: 'Share of binding lookups answered from the in-process cache',
+    registers: [this.registry],
+    collect: () => undefined,
+  });
+
+  readonly queueDepth = new Gauge({
+    name: 'keypin_queue_depth',
+    help: 'Items waiting to be written, by buffer',
+    labelNames: ['queue'] as const,
+    registers: [this.registry],
+  });
+
+  readonly cachedBindings = new Gauge({
+    name: 'keypin_cached_bindings',
+    help: 'Bindings held in the in-process cache',
+    registers: [this.registry],
+  });
+
+  private memoryHits = 0;
+  private lookups = 0;
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry, prefix: 'keypin_process_' });
+    for (const d of DECISIONS) this.decisionChildren.set(d, this.requests.labels(d));
+    for (const l of ['memory', 'redis', 'postgres', 'none'] as const) {
+      this.cacheChildren.set(l, this.cacheLookups.labels(l));
+    }
+  }
+
+  decision(d: Decision): void {
+    this.decisionChildren.get(d)!.inc();
+  }
+
+  cacheLookup(layer: CacheLayer | 'none'): void {
+    this.lookups++;
+    if (layer === 'memory') this.memoryHits++;
+    this.cacheChildren.get(layer)!.inc();
+  }
+
+  downstreamError(kind: 'unreachable' | 'timeout' | 'aborted' | 'reset'): void {
+    this.downstreamErrors.labels(kind).inc();
+  }
+
+  async render(): Promise<string> {
+    this.cacheHitRatio.set(this.lookups === 0 ? 0 : this.memoryHits / this.lookups);
+    return this.registry.metrics();
+  }
+}

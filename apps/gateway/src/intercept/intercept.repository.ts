@@ -1,0 +1,54 @@
+import type { DataSource } from 'typeorm';
+import type { InterceptEvent } from './intercept.types';
+
+/** Longest path / user agent kept in the log (the rest is cut). */
+const MAX_TEXT = 2048;
+
+export class InterceptRepository {
+  constructor(private readonly ds: DataSource) {}
+
+  /**
+   * Inserts a batch idempotently (the intercept id is the primary key) and
+   * adds the newly inserted ones to their bindings' intercept counts.
+   * Returns how many rows were new.
+   */
+  async insertBatch(events: readonly InterceptEvent[]): Promise<number> {
+    if (events.length === 0) return 0;
+    const rows: { n: string }[] = await this.ds.query(
+      `WITH ins AS (
+         INSERT INTO intercept_logs (id, binding_id, token_display, attempt_ip, allowed_ips, reason,
+                                     method, path, user_agent, enforced, intercepted_at)
+         SELECT e.id, e.binding_id, e.token_display, e.attempt_ip, e.allowed_ips::cidr[], e.reason::intercept_reason,
+                e.method, e.path, e.user_agent, e.enforced, e.at
+           FROM json_to_recordset($1::json) AS e(id uuid, binding_id bigint, token_display text, attempt_ip inet,
+                allowed_ips text[], reason text, method text, path text, user_agent text, enforced boolean,
+                at timestamptz)
+         ON CONFLICT (id) DO NOTHING
+         RETURNING binding_id
+       ), counted AS (
+         UPDATE bindings b SET intercept_count = b.intercept_count + c.n
+           FROM (SELECT binding_id, count(*) AS n FROM ins GROUP BY binding_id) c
+          WHERE b.id = c.binding_id
+       )
+       SELECT count(*)::text AS n FROM ins`,
+      [
+        JSON.stringify(
+          events.map((e) => ({
+            id: e.id,
+            binding_id: e.bindingId,
+            token_display: e.tokenDisplay,
+            attempt_ip: e.attemptIp,
+            allowed_ips: e.allowedIps,
+            reason: e.reason,
+            method: e.method.slice(0, 32),
+            path: e.path.slice(0, MAX_TEXT),
+            user_agent: e.userAgent === null ? null : e.userAgent.slice(0, MAX_TEXT),
+            enforced: e.enforced,
+            at: e.at.toISOString(),
+          })),
+        ),
+      ],
+    );
+    return Number(rows[0]?.n ?? 0);
+  }
+}

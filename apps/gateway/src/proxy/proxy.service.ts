@@ -1,0 +1,230 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import {
+  type ErrorCode,
+  formatCidr,
+  type IpAddress,
+  looksLikeDashedVendorKey,
+  maskKey,
+  networkOf,
+} from '@keypin/shared';
+import type { Logger } from 'pino';
+import { judge } from '../binding/binding-rules';
+import type { BindingStore, LoadOutcome } from '../binding/binding-store.service';
+import type { BindingRule } from '../binding/binding.types';
+import type { UsageRecorder } from '../binding/usage-recorder.service';
+import type { Decision, MetricsService } from '../infra/metrics/metrics.service';
+import type { InterceptSink } from '../intercept/intercept.types';
+import type { SettingsService } from '../settings/settings.service';
+import { resolveApiKey } from './api-key';
+import { type ClientIpPolicy, resolveClientIp } from './client-ip';
+import type { Forwarder } from './forwarder';
+import type { KeyHasher } from './key-hasher';
+import { queryKeys, type RequestHead, scanRequestHead } from './request-head';
+import { sendError, sendSocketError } from './responses';
+import type { WebSocketTunnel } from './websocket-tunnel';
+
+type Outcome =
+  | { forward: true; decision: Decision; head: RequestHead; clientIp: string }
+  | { forward: false; decision: Decision; code: ErrorCode; message: string; head: RequestHead | null };
+
+export interface ProxyDeps {
+  policy: ClientIpPolicy;
+  hasher: KeyHasher;
+  store: BindingStore;
+  settings: SettingsService;
+  usage: UsageRecorder;
+  intercepts: InterceptSink;
+  forwarder: Forwarder;
+  tunnel: WebSocketTunnel;
+  metrics: MetricsService;
+  logger: Logger;
+}
+
+/** True for paths KeyPin keeps for itself (never forwarded). */
+export function isReservedPath(url: string): boolean {
+  if (!url.startsWith('/admin')) return false;
+  const c = url.charCodeAt(6);
+  return Number.isNaN(c) || c === 47 /* / */ || c === 63 /* ? */ || c === 35; /* # */
+}
+
+/**
+ * The hot path: key → hash → client IP → decision → stream. Everything on a
+ * cache hit is synchronous; a miss awaits one (shared) store load.
+ */
+export class ProxyService {
+  private readonly ipHeader: string;
+  private warnedDashedKey = false;
+  /** Requests being forwarded right now (for graceful shutdown). */
+  private inFlight = 0;
+
+  constructor(private readonly d: ProxyDeps) {
+    this.ipHeader = d.policy.header;
+  }
+
+  get activeRequests(): number {
+    return this.inFlight;
+  }
+
+  handle(req: IncomingMessage, res: ServerResponse): void {
+    if (isReservedPath(req.url!)) {
+      sendError(res, 'not_found', `No admin route ${req.method} ${req.url?.split('?')[0]}.`);
+      return;
+    }
+    const started = performance.now();
+    const out = this.decide(req);
+    if (out instanceof Promise) {
+      out.then(
+        (o) => this.respond(o, req, res, started),
+        (err: Error) => {
+          this.d.logger.error({ err: err.message }, 'proxy decision failed');
+          sendError(res, 'internal_error', 'Internal error.', true);
+        },
+      );
+    } else {
+      this.respond(out, req, res, started);
+    }
+  }
+
+  handleUpgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
+    socket.on('error', () => socket.destroy());
+    if (isReservedPath(req.url!)) {
+      sendSocketError(socket, 'not_found', 'WebSocket upgrades are not served on admin paths.');
+      return;
+    }
+    const started = performance.now();
+    const act = (o: Outcome) => {
+      this.d.metrics.decisionSeconds.observe((performance.now() - started) / 1000);
+      this.d.metrics.decision(o.decision);
+      if (!o.forward) {
+        sendSocketError(socket, o.code, o.message);
+        return;
+      }
+      this.d.tunnel.tunnel(req, socket, head, this.downstreamHeaders(o.head, o.clientIp));
+    };
+    const out = this.decide(req);
+    if (out instanceof Promise) {
+      out.then(act, () => sendSocketError(socket, 'internal_error', 'Internal error.'));
+    } else {
+      act(out);
+    }
+  }
+
+  private respond(o: Outcome, req: IncomingMessage, res: ServerResponse, started: number): void {
+    this.d.metrics.decisionSeconds.observe((performance.now() - started) / 1000);
+    this.d.metrics.decision(o.decision);
+    if (!o.forward) {
+      sendError(res, o.code, o.message, o.head === null || o.head.hasBody);
+      return;
+    }
+    if (res.destroyed) return; // the client left while we were deciding
+    this.inFlight++;
+    res.once('close', () => this.inFlight--);
+    this.d.forwarder.forward(req, res, this.downstreamHeaders(o.head, o.clientIp), o.head.hasBody);
+  }
+
+  private downstreamHeaders(head: RequestHead, clientIp: string): string[] {
+    const h = head.forward;
+    h.push('x-real-ip', clientIp, 'x-forwarded-for', clientIp);
+    if (head.host !== undefined) h.push('x-forwarded-host', head.host);
+    return h;
+  }
+
+  private decide(req: IncomingMessage): Outcome | Promise<Outcome> {
+    const head = scanRequestHead(req.rawHeaders, this.ipHeader);
+    const ipr = resolveClientIp(req.socket.remoteAddress, head.ipHeaderLines, this.d.policy);
+    if (!ipr.ok) {
+      return { forward: false, decision: 'bad_request', code: 'bad_client_ip', message: ipr.message, head };
+    }
+    const settings = this.d.settings.current;
+    const candidates = head.keys;
+    for (const k of queryKeys(req.url!)) candidates.push({ source: 'query', value: k });
+    const key = resolveApiKey(candidates, head.duplicateKeyHeader, settings.token_normalize);
+    switch (key.kind) {
+      case 'none':
+        return { forward: true, decision: 'unauthenticated', head, clientIp: ipr.text };
+      case 'ambiguous':
+        return { forward: false, decision: 'bad_request', code: 'ambiguous_key', message: key.message, head };
+      case 'invalid':
+        return { forward: false, decision: 'bad_request', code: 'invalid_key', message: key.message, head };
+    }
+    if (!this.warnedDashedKey && settings.token_normalize === 'newapi' && looksLikeDashedVendorKey(key.raw)) {
+      this.warnedDashedKey = true;
+      this.d.logger.warn(
+        'a key with dashes inside (like sk-proj-… or sk-ant-…) was seen under TOKEN_NORMALIZE=newapi; ' +
+          'such keys are cut at the first dash: use TOKEN_NORMALIZE=none if the downstream issues them',
+      );
+    }
+    const hashHex = this.d.hasher.hashHex(key.canonical);
+    const cached = this.d.store.peek(hashHex);
+    if (cached !== undefined) return this.judged(cached, false, req, head, ipr.ip, ipr.text);
+
+    const prefix = ipr.ip.version === 4 ? settings.bind_ipv4_prefix : settings.bind_ipv6_prefix;
+    return this.d.store
+      .load(hashHex, {
+        tokenDisplay: maskKey(key.canonical),
+        network: formatCidr(networkOf(ipr.ip, prefix)),
+        ip: ipr.text,
+        at: new Date(),
+      })
+      .then((o: LoadOutcome): Outcome => {
+        if (o.kind === 'found') return this.judged(o.rule, o.created, req, head, ipr.ip, ipr.text);
+        if (this.d.settings.current.failsafe_mode === 'open') {
+          return { forward: true, decision: 'failsafe_open', head, clientIp: ipr.text };
+        }
+        return {
+          forward: false,
+          decision: 'failsafe_closed',
+          code: 'binding_store_unavailable',
+          message: 'KeyPin cannot check this key right now; try again shortly.',
+          head,
+        };
+      });
+  }
+
+  private judged(
+    rule: BindingRule,
+    created: boolean,
+    req: IncomingMessage,
+    head: RequestHead,
+    ip: IpAddress,
+    ipText: string,
+  ): Outcome {
+    const verdict = created ? 'allow' : judge(rule, ip);
+    if (verdict === 'allow') {
+      this.d.usage.record(rule.id, ipText, Date.now());
+      return { forward: true, decision: created ? 'first_bind' : 'allowed', head, clientIp: ipText };
+    }
+    const enforce = this.d.settings.current.enforce_mode === 'enforce';
+    this.d.intercepts.record({
+      id: randomUUID(),
+      bindingId: rule.id,
+      tokenDisplay: rule.tokenDisplay,
+      attemptIp: ipText,
+      allowedIps: rule.allowedIps,
+      reason: verdict,
+      method: req.method ?? 'GET',
+      path: (req.url ?? '/').split('?')[0]!,
+      userAgent: userAgentOf(req),
+      enforced: enforce,
+      at: new Date(),
+    });
+    const decision: Decision = verdict === 'key_banned' ? 'banned' : 'intercepted';
+    if (!enforce) return { forward: true, decision, head, clientIp: ipText };
+    return verdict === 'key_banned'
+      ? { forward: false, decision, code: 'key_banned', message: 'This API key has been banned.', head }
+      : {
+          forward: false,
+          decision,
+          code: 'ip_not_allowed',
+          message: `This API key is bound to another network; requests from ${ipText} are not allowed.`,
+          head,
+        };
+  }
+}
+
+function userAgentOf(req: IncomingMessage): string | null {
+  const ua = req.headers['user-agent'];
+  return typeof ua === 'string' ? ua : null;
+}

@@ -1,0 +1,36 @@
+import type { ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { type ErrorCode, errorBody, statusOf } from '@keypin/shared';
+import { STATUS_CODES } from 'node:http';
+
+/**
+ * Writes an error in the contract's shape. `closeAfter` asks the client to
+ * close the connection (used when a request body was not read).
+ */
+export function sendError(res: ServerResponse, code: ErrorCode, message: string, closeAfter = false): void {
+  if (res.headersSent || res.destroyed) return;
+  const body = JSON.stringify(errorBody(code, message));
+  const headers: Record<string, string | number> = {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(body),
+    'cache-control': 'no-store',
+  };
+  if (closeAfter) headers['connection'] = 'close';
+  res.writeHead(statusOf(code), headers);
+  res.end(body);
+}
+
+/** The same, written raw on a socket (WebSocket upgrades have no ServerResponse). */
+export function sendSocketError(socket: Socket, code: ErrorCode, message: string): void {
+  if (socket.destroyed) return;
+  const body = JSON.stringify(errorBody(code, message));
+  const status = statusOf(code);
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n` +
+      'Content-Type: application/json; charset=utf-8\r\n' +
+      `Content-Length: ${Buffer.byteLength(body)}\r\n` +
+      'Cache-Control: no-store\r\n' +
+      'Connection: close\r\n\r\n' +
+      body,
+  );
+}

@@ -1,0 +1,42 @@
+/**
+ * Every error KeyPin answers with, in the contract's shape:
+ * `{"error": {"message": "...", "type": "keypin_error", "code": "..."}}`.
+ */
+export const ERROR_CODES = {
+  ambiguous_key: 400,
+  invalid_key: 400,
+  bad_client_ip: 400,
+  bad_request: 400,
+  invalid_credentials: 401,
+  unauthorized: 401,
+  key_banned: 403,
+  ip_not_allowed: 403,
+  forbidden: 403,
+  not_found: 404,
+  already_bound: 409,
+  conflict: 409,
+  payload_too_large: 413,
+  validation_failed: 422,
+  too_many_attempts: 429,
+  internal_error: 500,
+  bad_gateway: 502,
+  binding_store_unavailable: 503,
+  not_ready: 503,
+  gateway_timeout: 504,
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export const ERROR_TYPE = 'keypin_error';
+
+export interface ErrorBody {
+  error: { message: string; type: typeof ERROR_TYPE; code: ErrorCode };
+}
+
+export function errorBody(code: ErrorCode, message: string): ErrorBody {
+  return { error: { message, type: ERROR_TYPE, code } };
+}
+
+export function statusOf(code: ErrorCode): number {
+  return ERROR_CODES[code];
+}

@@ -1,0 +1,4 @@
+export * from './errors';
+export * from './ip';
+export * from './key';
+export * from './settings';

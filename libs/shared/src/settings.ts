@@ -1,0 +1,104 @@
+/** The run-time settings object (CONTRACT.md 4, `GET /settings`). */
+
+export type FailsafeMode = 'closed' | 'open';
+export type EnforceMode = 'enforce' | 'monitor';
+
+export const FAILSAFE_MODES: readonly FailsafeMode[] = ['closed', 'open'];
+export const ENFORCE_MODES: readonly EnforceMode[] = ['enforce', 'monitor'];
+
+export interface Settings {
+  failsafe_mode: FailsafeMode;
+  enforce_mode: EnforceMode;
+  alert_webhook_url: string | null;
+  alert_threshold_count: number;
+  alert_threshold_seconds: number;
+  archive_days: number;
+  bind_ipv4_prefix: number;
+  bind_ipv6_prefix: number;
+  auto_ban: boolean;
+  token_normalize: 'newapi' | 'none';
+}
+
+export type RuleType = 'single' | 'multiple' | 'all';
+export const RULE_TYPES: readonly RuleType[] = ['single', 'multiple', 'all'];
+
+export type BindingStatus = 'active' | 'banned';
+export const BINDING_STATUSES: readonly BindingStatus[] = ['active', 'banned'];
+
+export type InterceptReason = 'ip_not_allowed' | 'key_banned';
+export const INTERCEPT_REASONS: readonly InterceptReason[] = ['ip_not_allowed', 'key_banned'];
+
+export type SettingsPatchResult =
+  | { ok: true; value: Partial<Settings> }
+  | { ok: false; field: string; message: string };
+
+const INT_LIMITS: Partial<Record<keyof Settings, [number, number]>> = {
+  alert_threshold_count: [1, 1_000_000],
+  alert_threshold_seconds: [1, 30 * 86400],
+  archive_days: [1, 36500],
+  bind_ipv4_prefix: [0, 32],
+  bind_ipv6_prefix: [0, 128],
+};
+
+const ENUMS: Partial<Record<keyof Settings, readonly string[]>> = {
+  failsafe_mode: FAILSAFE_MODES,
+  enforce_mode: ENFORCE_MODES,
+  token_normalize: ['newapi', 'none'],
+};
+
+export const SETTINGS_KEYS: readonly (keyof Settings)[] = [
+  'failsafe_mode',
+  'enforce_mode',
+  'alert_webhook_url',
+  'alert_threshold_count',
+  'alert_threshold_seconds',
+  'archive_days',
+  'bind_ipv4_prefix',
+  'bind_ipv6_prefix',
+  'auto_ban',
+  'token_normalize',
+];
+
+/**
+ * Validates a partial settings object (unknown fields refused). Used by the
+ * admin API, the console form, and when reading stored overrides.
+ */
+export function validateSettingsPatch(input: unknown): SettingsPatchResult {
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) {
+    return { ok: false, field: 'body', message: 'must be a JSON object' };
+  }
+  const out: Record<string, unknown> = {};
+  for (const [field, value] of Object.entries(input as Record<string, unknown>)) {
+    const key = field as keyof Settings;
+    if (!SETTINGS_KEYS.includes(key)) return { ok: false, field, message: 'is not a setting' };
+    const limits = INT_LIMITS[key];
+    const choices = ENUMS[key];
+    if (limits) {
+      if (typeof value !== 'number' || !Number.isInteger(value) || value < limits[0] || value > limits[1]) {
+        return { ok: false, field, message: `must be an integer from ${limits[0]} to ${limits[1]}` };
+      }
+    } else if (choices) {
+      if (typeof value !== 'string' || !choices.includes(value)) {
+        return { ok: false, field, message: `must be one of ${choices.join(', ')}` };
+      }
+    } else if (key === 'auto_ban') {
+      if (typeof value !== 'boolean') return { ok: false, field, message: 'must be true or false' };
+    } else if (key === 'alert_webhook_url') {
+      if (value !== null && !isHttpUrl(value)) {
+        return { ok: false, field, message: 'must be an http or https URL, or null' };
+      }
+    }
+    out[key] = value;
+  }
+  return { ok: true, value: out as Partial<Settings> };
+}
+
+function isHttpUrl(value: unknown): boolean {
+  if (typeof value !== 'string' || value.length > 2048) return false;
+  try {
+    const u = new URL(value);
+    return (u.protocol === 'http:' || u.protocol === 'https:') && u.hostname !== '';
+  } catch {
+    return false;
+  }
+}
