@@ -29,7 +29,6 @@ describe('first-use binding and enforcement', () => {
       `SELECT id, token_display, rule_type, allowed_ips::text[] AS allowed_ips, status, host(first_ip) AS first_ip,
               host(last_ip) AS last_ip, request_count FROM bindings ORDER BY id`,
     );
-  const bindingFor = async (tokenDisplay: string) => (await bindings()).filter((b) => b.token_display === tokenDisplay);
 
   beforeAll(async () => {
     await downstream.start();

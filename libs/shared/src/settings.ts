@@ -90,7 +90,7 @@ export function validateSettingsPatch(input: unknown): SettingsPatchResult {
     }
     out[key] = value;
   }
-  return { ok: true, value: out as Partial<Settings> };
+  return { ok: true, value: out };
 }
 
 function isHttpUrl(value: unknown): boolean {

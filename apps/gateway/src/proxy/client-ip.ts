@@ -32,7 +32,10 @@ export function resolveClientIp(
 
   const name = policy.header;
   if (headerLines.length === 0) {
-    return { ok: false, message: `The trusted proxy did not send ${name}.` };
+    return {
+      ok: false,
+      message: `Requests from a trusted proxy (${peer}) must carry the ${name} header; see TRUSTED_PROXIES.`,
+    };
   }
   if (headerLines.length > 1) {
     return { ok: false, message: `The ${name} header was sent more than once.` };

@@ -63,13 +63,13 @@ export class Forwarder {
   forward(req: IncomingMessage, res: ServerResponse, headers: string[], hasBody: boolean): void {
     const handler = new ResponseRelay(res, this.metrics, this.logger);
     const opts: Dispatcher.DispatchOptions = {
-      method: req.method!,
+      method: req.method as string,
       path: this.pathFor(req.url!),
       headers,
       body: hasBody ? req : null,
     };
     res.once('close', handler.onClientClose);
-    this.pool.dispatch(opts, handler as unknown as Dispatcher.DispatchHandler);
+    this.pool.dispatch(opts, handler);
   }
 
   async close(): Promise<void> {

@@ -1,5 +1,15 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { ProxyService } from './proxy.service';
+
+interface RawRequest {
+  raw: IncomingMessage;
+}
+interface RawReply {
+  hijack(): void;
+  raw: ServerResponse;
+}
 
 /**
  * Registers the proxy on the Fastify instance, outside Nest's per-route
@@ -10,18 +20,18 @@ import type { ProxyService } from './proxy.service';
  * the wildcard.
  */
 export async function registerProxy(fastify: FastifyInstance, proxy: ProxyService): Promise<void> {
-  await fastify.register(async (scope) => {
+  await fastify.register((scope, _opts, done) => {
     scope.removeAllContentTypeParsers();
-    scope.addContentTypeParser('*', (_req, _payload, done) => done(null));
-    const handler = (request: { raw: import('node:http').IncomingMessage }, reply: {
-      hijack(): void;
-      raw: import('node:http').ServerResponse;
-    }) => {
+    scope.addContentTypeParser('*', (_req, _payload, parsed) => parsed(null));
+    const handler = (request: RawRequest, reply: RawReply) => {
       reply.hijack();
       proxy.handle(request.raw, reply.raw);
     };
     scope.all('/', handler);
     scope.all('/*', handler);
+    done();
   });
-  fastify.server.on('upgrade', (req, socket, head) => proxy.handleUpgrade(req, socket as import('node:net').Socket, head));
+  fastify.server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) =>
+    proxy.handleUpgrade(req, socket, head),
+  );
 }

@@ -1,10 +1,10 @@
-import { Agent, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import { type Agent, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 
 export interface Reply {
   status: number;
   headers: IncomingHttpHeaders;
   body: string;
-  json<T = any>(): T; // eslint-disable-line @typescript-eslint/no-explicit-any
+  json<T = any>(): T;
 }
 
 export interface RequestOptions {
@@ -46,7 +46,7 @@ export function send(url: string, opts: RequestOptions = {}): Promise<Reply> {
           status: res.statusCode ?? 0,
           headers: res.headers,
           body,
-          json: () => JSON.parse(body),
+          json: <T>() => JSON.parse(body) as T,
         });
       });
       res.on('error', reject);

@@ -1,0 +1,141 @@
+import type { Redis } from 'ioredis';
+import pino from 'pino';
+import { describe, expect, it } from 'vitest';
+import { MetricsService } from '../infra/metrics/metrics.service';
+import { RedisKeys } from '../infra/redis/redis-keys';
+import type { BindingRepository } from './binding.repository';
+import { BindingStore } from './binding-store.service';
+import type { BindingRuleData, FirstUse } from './binding.types';
+
+/** An in-memory bindings table standing in for PostgreSQL. */
+class FakeRepo {
+  rows = new Map<string, BindingRuleData>();
+  reads = 0;
+  inserts = 0;
+  down = false;
+  gate: Promise<void> = Promise.resolve();
+  private nextId = 1;
+
+  async findRuleByHash(hash: string) {
+    await this.gate;
+    if (this.down) throw new Error('connection refused');
+    this.reads++;
+    return this.rows.get(hash) ?? null;
+  }
+  async bindFirstUse(hash: string, first: FirstUse) {
+    if (this.down) throw new Error('connection refused');
+    this.inserts++;
+    const existing = this.rows.get(hash);
+    if (existing) return { data: existing, created: false };
+    const data: BindingRuleData = {
+      id: this.nextId++,
+      status: 'active',
+      rule_type: 'single',
+      allowed_ips: [first.network],
+      token_display: first.tokenDisplay,
+    };
+    this.rows.set(hash, data);
+    return { data, created: true };
+  }
+}
+
+const offlineRedis = { status: 'end' } as unknown as Redis;
+const first: FirstUse = { tokenDisplay: 'ab\u2026cd', network: '10.0.0.1/32', ip: '10.0.0.1', at: new Date() };
+
+function setup(ttlMs = 60_000) {
+  const repo = new FakeRepo();
+  const sut = new BindingStore(
+    repo as unknown as BindingRepository,
+    offlineRedis,
+    new RedisKeys('t:'),
+    new MetricsService(),
+    pino({ level: 'silent' }),
+    { maxEntries: 3, ttlMs },
+  );
+  return { repo, sut };
+}
+
+describe('BindingStore', () => {
+  it('coalesces concurrent misses for one key into one load; only the first caller created it', async () => {
+    const { repo, sut } = setup();
+    let open!: () => void;
+    repo.gate = new Promise((r) => (open = r));
+    const calls = Array.from({ length: 20 }, () => sut.load('h1', first));
+    open();
+    const results = await Promise.all(calls);
+    expect(repo.reads).toBe(1);
+    expect(repo.inserts).toBe(1);
+    expect(results.filter((r) => r.kind === 'found' && r.created)).toHaveLength(1);
+    expect(sut.peek('h1')?.allowedIps).toEqual(['10.0.0.1/32']);
+  });
+
+  it('answers from the in-process cache after a load', async () => {
+    const { repo, sut } = setup();
+    await sut.load('h1', first);
+    const reads = repo.reads;
+    expect(sut.peek('h1')).toBeDefined();
+    expect(repo.reads).toBe(reads);
+  });
+
+  it('reports unavailable when nothing can answer for an unknown key', async () => {
+    const { repo, sut } = setup();
+    repo.down = true;
+    expect(await sut.load('h1', first)).toEqual({ kind: 'unavailable' });
+    expect(sut.peek('h1')).toBeUndefined();
+  });
+
+  it('keeps serving a stale entry while PostgreSQL is down', async () => {
+    const { repo, sut } = setup(1);
+    await sut.load('h1', first);
+    repo.down = true;
+    await new Promise((r) => setTimeout(r, 5));
+    expect(sut.peek('h1')?.status).toBe('active');
+    await new Promise((r) => setTimeout(r, 5));
+    expect(sut.peek('h1')?.status).toBe('active');
+  });
+
+  it('refreshes a stale entry in the background and drops a removed binding', async () => {
+    const { repo, sut } = setup(1);
+    await sut.load('h1', first);
+    repo.rows.get('h1')!.status = 'banned';
+    await new Promise((r) => setTimeout(r, 5));
+    expect(sut.peek('h1')?.status).toBe('active'); // stale answer, refresh started
+    await new Promise((r) => setTimeout(r, 5));
+    expect(sut.peek('h1')?.status).toBe('banned');
+    repo.rows.delete('h1');
+    await new Promise((r) => setTimeout(r, 5));
+    sut.peek('h1');
+    await new Promise((r) => setTimeout(r, 5));
+    expect(sut.peek('h1')).toBeUndefined();
+  });
+
+  it('does not cache a load that overlapped an invalidation', async () => {
+    const { repo, sut } = setup();
+    let open!: () => void;
+    repo.gate = new Promise((r) => (open = r));
+    const loading = sut.load('h1', first);
+    sut.invalidateLocal('h1');
+    open();
+    await loading;
+    expect(sut.peek('h1')).toBeUndefined();
+  });
+
+  it('invalidates one key or all of them', async () => {
+    const { sut } = setup();
+    await sut.load('h1', first);
+    await sut.load('h2', first);
+    sut.invalidateLocal('h1');
+    expect(sut.peek('h1')).toBeUndefined();
+    expect(sut.peek('h2')).toBeDefined();
+    sut.invalidateLocal('*');
+    expect(sut.size).toBe(0);
+  });
+
+  it('evicts the oldest entry past the size limit', async () => {
+    const { sut } = setup();
+    for (const h of ['h1', 'h2', 'h3', 'h4']) await sut.load(h, first);
+    expect(sut.size).toBe(3);
+    expect(sut.peek('h1')).toBeUndefined();
+    expect(sut.peek('h4')).toBeDefined();
+  });
+});
