@@ -41,7 +41,9 @@ export class InitialSchema1764000000000 implements MigrationInterface {
     await q.query(`CREATE INDEX bindings_last_used_at_idx ON bindings (coalesce(last_used_at, created_at))`);
     await q.query(`CREATE INDEX bindings_status_idx ON bindings (status)`);
     await q.query(`CREATE INDEX bindings_last_ip_idx ON bindings USING gist (last_ip inet_ops)`);
-    await q.query(`CREATE INDEX bindings_token_display_idx ON bindings (lower(token_display) text_pattern_ops)`);
+    await q.query(
+      `CREATE INDEX bindings_token_display_idx ON bindings (lower(token_display) text_pattern_ops)`,
+    );
 
     await q.query(`
       CREATE TABLE binding_archive (
@@ -94,7 +96,9 @@ export class InitialSchema1764000000000 implements MigrationInterface {
     await q.query(
       `CREATE INDEX intercept_logs_binding_at_idx ON intercept_logs (binding_id, intercepted_at DESC)`,
     );
-    await q.query(`CREATE INDEX intercept_logs_attempt_ip_idx ON intercept_logs USING gist (attempt_ip inet_ops)`);
+    await q.query(
+      `CREATE INDEX intercept_logs_attempt_ip_idx ON intercept_logs USING gist (attempt_ip inet_ops)`,
+    );
 
     await q.query(`
       CREATE FUNCTION keypin_binding_changed() RETURNS trigger LANGUAGE plpgsql AS $$

@@ -1,4 +1,13 @@
-import { AppBar, Box, Container, CssBaseline, ThemeProvider, Toolbar, Typography, createTheme } from '@mui/material';
+import {
+  AppBar,
+  Box,
+  Container,
+  CssBaseline,
+  ThemeProvider,
+  Toolbar,
+  Typography,
+  createTheme,
+} from '@mui/material';
 import { maskKey } from '@keypin/shared';
 
 const theme = createTheme({ colorSchemes: { light: true, dark: true } });

@@ -65,6 +65,7 @@ async function main(): Promise<void> {
     downstream,
     (url) => forwarder.pathFor(url),
     config.downstreamConnectTimeoutMs,
+    config.downstreamHeadersTimeoutMs,
     rt.metrics,
     logger,
   );
@@ -101,12 +102,18 @@ async function main(): Promise<void> {
   const address = fastify.server.address();
   const port = typeof address === 'object' && address !== null ? address.port : config.port;
   const shownHost = config.host === '0.0.0.0' ? '127.0.0.1' : config.host;
-  logger.info({ url: `http://${shownHost}:${port}`, role: config.role, downstream: downstream.origin }, 'listening');
+  logger.info(
+    { url: `http://${shownHost}:${port}`, role: config.role, downstream: downstream.origin },
+    'listening',
+  );
 
   onSignals(logger, async () => {
     // Stop accepting; let in-flight requests and streams finish until the deadline.
     const deadline = setTimeout(() => {
-      logger.warn({ open: proxy.activeRequests, tunnels: tunnel.size }, 'shutdown deadline reached: closing streams');
+      logger.warn(
+        { open: proxy.activeRequests, tunnels: tunnel.size },
+        'shutdown deadline reached: closing streams',
+      );
       fastify.server.closeAllConnections();
       tunnel.closeAll();
     }, config.shutdownGraceMs);

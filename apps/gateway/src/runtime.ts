@@ -15,6 +15,16 @@ import { InterceptRecorder } from './intercept/intercept-recorder.service';
 import { InterceptRepository } from './intercept/intercept.repository';
 import { ReadinessProbe } from './health/readiness';
 import { SettingsService } from './settings/settings.service';
+import type { Queue } from 'bullmq';
+import { AlertRepository } from './alert/alert.repository';
+import { AlertService } from './alert/alert.service';
+import { WebhookSender } from './alert/webhook-sender';
+import { WebhookProcessor } from './alert/webhook.processor';
+import { ArchiveService } from './archive/archive.service';
+import { createQueue, QUEUE } from './infra/queue/queues';
+import { InterceptSpool } from './intercept/intercept-spool';
+import { InterceptWriter } from './intercept/intercept-writer.service';
+import { BackgroundWorkers, enqueueWebhooks } from './worker/background-workers';
 
 /**
  * The composition root: builds every long-lived service once, in order,
@@ -35,6 +45,12 @@ export interface Runtime {
   usage: UsageRecorder;
   interceptRepo: InterceptRepository;
   intercepts: InterceptRecorder;
+  interceptWriter: InterceptWriter;
+  alertRepo: AlertRepository;
+  queues: { intercepts: Queue; webhooks: Queue; archive: Queue };
+  /** Present when this process runs the background jobs (ROLE all or worker). */
+  workers: BackgroundWorkers | null;
+  webhookSender: WebhookSender;
   changeFeed: ChangeFeed;
   readiness: ReadinessProbe;
 }
@@ -61,9 +77,74 @@ export async function createRuntime(config: AppConfig, logger: Logger): Promise<
   });
   const usage = new UsageRecorder(bindingRepo, logger);
   usage.start();
+
+  const queues = {
+    intercepts: createQueue(QUEUE.intercepts, config.redisUrl, keys, {
+      defaultJobOptions: {
+        attempts: 10,
+        backoff: { type: 'exponential', delay: 1000 },
+        removeOnComplete: true,
+        removeOnFail: { age: 7 * 86_400 },
+      },
+    }),
+    webhooks: createQueue(QUEUE.webhooks, config.redisUrl, keys),
+    archive: createQueue(QUEUE.archive, config.redisUrl, keys),
+  };
+  const alertRepo = new AlertRepository(dataSource);
+  const alerts = new AlertService(alertRepo, settings, logger);
   const interceptRepo = new InterceptRepository(dataSource);
-  const intercepts = new InterceptRecorder(interceptRepo, metrics, logger);
+  const interceptWriter = new InterceptWriter(
+    interceptRepo,
+    alerts,
+    { dispatch: (ids) => enqueueWebhooks(queues.webhooks, ids, config.webhookMaxAttempts) },
+    logger,
+  );
+  const spool = new InterceptSpool(config.spoolDir, logger);
+  const intercepts = new InterceptRecorder(
+    queues.intercepts,
+    interceptWriter,
+    interceptRepo,
+    spool,
+    metrics,
+    logger,
+    {
+      flushMs: 100,
+      confirmAfterMs: Math.min(3000, config.interceptRescueMs),
+      rescueAfterMs: config.interceptRescueMs,
+    },
+  );
   intercepts.start();
+
+  const webhookSender = new WebhookSender(config.alertWebhookAllowPrivate, config.webhookTimeoutMs);
+  let workers: BackgroundWorkers | null = null;
+  if (config.role !== 'gateway') {
+    const archive = new ArchiveService(dataSource, (hash) => store.evictShared(hash), logger);
+    const webhookSecret = config.alertWebhookSecret;
+    workers = new BackgroundWorkers(
+      {
+        redisUrl: config.redisUrl,
+        keys,
+        archiveIntervalMs: config.archiveIntervalMs,
+        webhookRetryBaseMs: config.webhookRetryBaseMs,
+        sweepIntervalMs: config.alertSweepMs,
+      },
+      interceptWriter,
+      new WebhookProcessor(
+        alertRepo,
+        webhookSender,
+        settings,
+        () => webhookSecret?.revealText() ?? null,
+        logger,
+      ),
+      queues.webhooks,
+      queues.archive,
+      archive,
+      alertRepo,
+      settings,
+      logger,
+    );
+    await workers.start();
+  }
 
   const changeFeed = new ChangeFeed(
     config.databaseUrl,
@@ -96,17 +177,29 @@ export async function createRuntime(config: AppConfig, logger: Logger): Promise<
     usage,
     interceptRepo,
     intercepts,
+    interceptWriter,
+    alertRepo,
+    queues,
+    workers,
+    webhookSender,
     changeFeed,
     readiness: new ReadinessProbe(dataSource, redis),
   };
 }
 
-/** Writes what is buffered and closes connections, newest first. */
+/**
+ * Shutdown after the HTTP side has stopped: flush what is buffered (the
+ * intercept and usage batches), let running jobs finish, then close
+ * connections.
+ */
 export async function closeRuntime(rt: Runtime): Promise<void> {
+  await rt.intercepts.stop();
+  await rt.usage.stop();
+  await rt.workers?.stop();
   await rt.changeFeed.stop();
   rt.settings.stop();
-  await rt.usage.stop();
-  await rt.intercepts.stop();
+  await Promise.all(Object.values(rt.queues).map((q) => q.close().catch(() => undefined)));
+  await rt.webhookSender.close().catch(() => undefined);
   rt.redis.disconnect();
   rt.subscriber.disconnect();
   await rt.dataSource.destroy();

@@ -75,11 +75,15 @@ describe('first-use binding and enforcement', () => {
 
   it('treats sk-abc-7, abc and "Bearer sk-abc" as one key (newapi canonical form)', async () => {
     const base = `canon${Date.now().toString(36)}`;
-    expect((await send(`${gw.url}/x`, { from: '127.0.0.4', headers: bearer(`sk-${base}-7`) })).status).toBe(200);
-    expect((await send(`${gw.url}/x`, { from: '127.0.0.4', headers: { authorization: base } })).status).toBe(200);
-    expect((await send(`${gw.url}/x`, { from: '127.0.0.4', headers: { 'x-api-key': ` sk-${base} ` } })).status).toBe(
+    expect((await send(`${gw.url}/x`, { from: '127.0.0.4', headers: bearer(`sk-${base}-7`) })).status).toBe(
       200,
     );
+    expect((await send(`${gw.url}/x`, { from: '127.0.0.4', headers: { authorization: base } })).status).toBe(
+      200,
+    );
+    expect(
+      (await send(`${gw.url}/x`, { from: '127.0.0.4', headers: { 'x-api-key': ` sk-${base} ` } })).status,
+    ).toBe(200);
     const refused = await send(`${gw.url}/x`, { from: '127.0.0.5', headers: bearer(`sk-${base}-99`) });
     expect(refused.status).toBe(403);
   });
@@ -163,7 +167,10 @@ describe('first-use binding and enforcement', () => {
   it('believes X-Real-IP from a trusted proxy (127.0.0.1), including IPv6 bound to its /64', async () => {
     const key = newKey();
     const from = '127.0.0.1';
-    const ok = await send(`${gw.url}/v1/models`, { from, headers: { ...bearer(key), 'x-real-ip': '2001:DB8:1:2::5' } });
+    const ok = await send(`${gw.url}/v1/models`, {
+      from,
+      headers: { ...bearer(key), 'x-real-ip': '2001:DB8:1:2::5' },
+    });
     expect(ok.status).toBe(200);
     expect(downstream.last().headers['x-real-ip']).toBe('2001:db8:1:2::5');
     const row = (await bindings()).find((b) => b.first_ip === '2001:db8:1:2::5');
@@ -173,7 +180,10 @@ describe('first-use binding and enforcement', () => {
       headers: { ...bearer(key), 'x-real-ip': '2001:0db8:0001:0002:ffff:0:0:1' },
     });
     expect(sameNet.status).toBe(200);
-    const otherNet = await send(`${gw.url}/v1/models`, { from, headers: { ...bearer(key), 'x-real-ip': '2001:db8:1:3::1' } });
+    const otherNet = await send(`${gw.url}/v1/models`, {
+      from,
+      headers: { ...bearer(key), 'x-real-ip': '2001:db8:1:3::1' },
+    });
     expect(otherNet.status).toBe(403);
     expect(otherNet.json().error.message).toContain('2001:db8:1:3::1');
   });
@@ -181,7 +191,13 @@ describe('first-use binding and enforcement', () => {
   it.each([
     ['missing', []],
     ['empty', [['x-real-ip', '']]],
-    ['repeated', [['x-real-ip', '10.0.0.1'], ['x-real-ip', '10.0.0.1']]],
+    [
+      'repeated',
+      [
+        ['x-real-ip', '10.0.0.1'],
+        ['x-real-ip', '10.0.0.1'],
+      ],
+    ],
     ['leading zero', [['x-real-ip', '010.0.0.1']]],
     ['hex', [['x-real-ip', '0x7f.1']]],
     ['integer', [['x-real-ip', '2130706433']]],
@@ -189,18 +205,26 @@ describe('first-use binding and enforcement', () => {
     ['zone id', [['x-real-ip', 'fe80::1%eth0']]],
     ['a list', [['x-real-ip', '10.0.0.1, 10.0.0.2']]],
     ['not an IP', [['x-real-ip', 'localhost']]],
-  ] as [string, [string, string][]][])('refuses a trusted proxy header that is %s with 400 bad_client_ip', async (_n, hdrs) => {
-    const seen = downstream.seen.length;
-    const r = await send(`${gw.url}/v1/models`, { from: '127.0.0.1', headers: [...hdrs, ['authorization', `Bearer ${newKey()}`]] });
-    expect(r.status).toBe(400);
-    expect(r.json().error).toMatchObject({ code: 'bad_client_ip', type: 'keypin_error' });
-    expect(downstream.seen.length).toBe(seen);
-  });
+  ] as [string, [string, string][]][])(
+    'refuses a trusted proxy header that is %s with 400 bad_client_ip',
+    async (_n, hdrs) => {
+      const seen = downstream.seen.length;
+      const r = await send(`${gw.url}/v1/models`, {
+        from: '127.0.0.1',
+        headers: [...hdrs, ['authorization', `Bearer ${newKey()}`]],
+      });
+      expect(r.status).toBe(400);
+      expect(r.json().error).toMatchObject({ code: 'bad_client_ip', type: 'keypin_error' });
+      expect(downstream.seen.length).toBe(seen);
+    },
+  );
 
   it('settles 50 concurrent first uses from 50 IPs on exactly one binding', async () => {
     const key = newKey();
     const ips = Array.from({ length: 50 }, (_, i) => `127.0.1.${i + 1}`);
-    const replies = await Promise.all(ips.map((from) => send(`${gw.url}/v1/models`, { from, headers: bearer(key) })));
+    const replies = await Promise.all(
+      ips.map((from) => send(`${gw.url}/v1/models`, { from, headers: bearer(key) })),
+    );
     const ok = replies.filter((r) => r.status === 200);
     const refused = replies.filter((r) => r.status === 403);
     expect(ok.length).toBe(1);
@@ -222,7 +246,11 @@ describe('first-use binding and enforcement', () => {
       expect(r.status).toBe(403);
     }
     const id = (await bindings()).find((b) => b.first_ip === '127.0.0.20')!.id;
-    await waitFor(async () => (await sql(stores.databaseUrl, 'SELECT 1 FROM intercept_logs WHERE binding_id = $1', [id])).length === 3);
+    await waitFor(
+      async () =>
+        (await sql(stores.databaseUrl, 'SELECT 1 FROM intercept_logs WHERE binding_id = $1', [id])).length ===
+        3,
+    );
     const logs = await sql<Record<string, unknown>>(
       stores.databaseUrl,
       `SELECT host(attempt_ip) AS ip, allowed_ips::text[] AS allowed, reason, method, path, user_agent, enforced
@@ -239,7 +267,11 @@ describe('first-use binding and enforcement', () => {
       user_agent: 'test-agent/1',
       enforced: true,
     });
-    const count = await sql<{ intercept_count: string }>(stores.databaseUrl, 'SELECT intercept_count FROM bindings WHERE id = $1', [id]);
+    const count = await sql<{ intercept_count: string }>(
+      stores.databaseUrl,
+      'SELECT intercept_count FROM bindings WHERE id = $1',
+      [id],
+    );
     expect(count[0]!.intercept_count).toBe('3');
   });
 
@@ -248,7 +280,10 @@ describe('first-use binding and enforcement', () => {
     for (let i = 0; i < 5; i++) {
       expect((await send(`${gw.url}/v1/x`, { from: '127.0.0.22', headers: bearer(key) })).status).toBe(200);
     }
-    await waitFor(async () => (await bindings()).some((b) => b.first_ip === '127.0.0.22' && b.request_count === '5'), 6000);
+    await waitFor(
+      async () => (await bindings()).some((b) => b.first_ip === '127.0.0.22' && b.request_count === '5'),
+      6000,
+    );
     const row = (await bindings()).find((b) => b.first_ip === '127.0.0.22')!;
     expect(row.last_ip).toBe('127.0.0.22');
   });
@@ -260,24 +295,40 @@ describe('first-use binding and enforcement', () => {
     const id = (await bindings()).find((b) => b.first_ip === '127.0.0.30')!.id;
 
     await sql(stores.databaseUrl, `UPDATE bindings SET status = 'banned' WHERE id = $1`, [id]);
-    const banMs = await waitFor(async () => (await send(url, { from: '127.0.0.30', headers: bearer(key) })).status === 403, 1000);
+    const banMs = await waitFor(
+      async () => (await send(url, { from: '127.0.0.30', headers: bearer(key) })).status === 403,
+      1000,
+    );
     const banned = await send(url, { from: '127.0.0.30', headers: bearer(key) });
     expect(banned.json().error.code).toBe('key_banned');
 
-    await sql(stores.databaseUrl, `UPDATE bindings SET status = 'active', rule_type = 'all', allowed_ips = '{}' WHERE id = $1`, [id]);
-    const allMs = await waitFor(async () => (await send(url, { from: '127.0.0.31', headers: bearer(key) })).status === 200, 1000);
+    await sql(
+      stores.databaseUrl,
+      `UPDATE bindings SET status = 'active', rule_type = 'all', allowed_ips = '{}' WHERE id = $1`,
+      [id],
+    );
+    const allMs = await waitFor(
+      async () => (await send(url, { from: '127.0.0.31', headers: bearer(key) })).status === 200,
+      1000,
+    );
 
     await sql(
       stores.databaseUrl,
       `UPDATE bindings SET rule_type = 'multiple', allowed_ips = '{127.0.0.32/32,127.0.0.33/32}' WHERE id = $1`,
       [id],
     );
-    await waitFor(async () => (await send(url, { from: '127.0.0.31', headers: bearer(key) })).status === 403, 1000);
+    await waitFor(
+      async () => (await send(url, { from: '127.0.0.31', headers: bearer(key) })).status === 403,
+      1000,
+    );
     expect((await send(url, { from: '127.0.0.33', headers: bearer(key) })).status).toBe(200);
 
     await sql(stores.databaseUrl, `DELETE FROM bindings WHERE id = $1`, [id]);
     // Unbound: the next use binds afresh, from wherever it comes.
-    await waitFor(async () => (await send(url, { from: '127.0.0.34', headers: bearer(key) })).status === 200, 1000);
+    await waitFor(
+      async () => (await send(url, { from: '127.0.0.34', headers: bearer(key) })).status === 200,
+      1000,
+    );
     expect((await send(url, { from: '127.0.0.33', headers: bearer(key) })).status).toBe(403);
     expect(banMs).toBeLessThan(1000);
     expect(allMs).toBeLessThan(1000);
@@ -289,16 +340,26 @@ describe('first-use binding and enforcement', () => {
     expect((await send(url, { from: '127.0.0.40', headers: bearer(key) })).status).toBe(200);
     await sql(stores.databaseUrl, `INSERT INTO settings (key, value) VALUES ('enforce_mode', '"monitor"')`);
     try {
-      await waitFor(async () => (await send(url, { from: '127.0.0.41', headers: bearer(key) })).status === 200, 1000);
+      await waitFor(
+        async () => (await send(url, { from: '127.0.0.41', headers: bearer(key) })).status === 200,
+        1000,
+      );
       const id = (await bindings()).find((b) => b.first_ip === '127.0.0.40')!.id;
       await waitFor(async () => {
-        const rows = await sql(stores.databaseUrl, 'SELECT 1 FROM intercept_logs WHERE binding_id = $1 AND NOT enforced', [id]);
+        const rows = await sql(
+          stores.databaseUrl,
+          'SELECT 1 FROM intercept_logs WHERE binding_id = $1 AND NOT enforced',
+          [id],
+        );
         return rows.length >= 1;
       });
     } finally {
       await sql(stores.databaseUrl, `DELETE FROM settings WHERE key = 'enforce_mode'`);
     }
-    await waitFor(async () => (await send(url, { from: '127.0.0.41', headers: bearer(key) })).status === 403, 1000);
+    await waitFor(
+      async () => (await send(url, { from: '127.0.0.41', headers: bearer(key) })).status === 403,
+      1000,
+    );
   });
 
   it('answers health, readiness and metrics', async () => {

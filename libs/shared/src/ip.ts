@@ -169,7 +169,7 @@ export function formatIp(ip: { version: IpVersion; bytes: Uint8Array }): string 
   // Longest run of zero words (length >= 2), first one on ties.
   let bestStart = -1;
   let bestLen = 0;
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     if (words[i] !== 0) {
       i++;
       continue;

@@ -29,8 +29,7 @@ export type InterceptReason = 'ip_not_allowed' | 'key_banned';
 export const INTERCEPT_REASONS: readonly InterceptReason[] = ['ip_not_allowed', 'key_banned'];
 
 export type SettingsPatchResult =
-  | { ok: true; value: Partial<Settings> }
-  | { ok: false; field: string; message: string };
+  { ok: true; value: Partial<Settings> } | { ok: false; field: string; message: string };
 
 const INT_LIMITS: Partial<Record<keyof Settings, [number, number]>> = {
   alert_threshold_count: [1, 1_000_000],

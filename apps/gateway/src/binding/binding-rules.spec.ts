@@ -22,7 +22,11 @@ describe('judge', () => {
     [{ allowed_ips: ['10.0.0.0/24'] }, '10.0.0.255', 'allow'],
     [{ allowed_ips: ['10.0.0.0/24'] }, '10.0.1.0', 'ip_not_allowed'],
     [{ rule_type: 'multiple', allowed_ips: ['10.0.0.0/24', '2001:db8::/64'] }, '2001:db8::9', 'allow'],
-    [{ rule_type: 'multiple', allowed_ips: ['10.0.0.0/24', '2001:db8::/64'] }, '2001:db8:0:1::9', 'ip_not_allowed'],
+    [
+      { rule_type: 'multiple', allowed_ips: ['10.0.0.0/24', '2001:db8::/64'] },
+      '2001:db8:0:1::9',
+      'ip_not_allowed',
+    ],
     [{ rule_type: 'all', allowed_ips: [] }, '198.51.100.1', 'allow'],
     [{ rule_type: 'all', allowed_ips: [], status: 'banned' }, '198.51.100.1', 'key_banned'],
     [{ status: 'banned' }, '203.0.113.7', 'key_banned'],

@@ -23,6 +23,7 @@ class FakeRepo {
     return this.rows.get(hash) ?? null;
   }
   async bindFirstUse(hash: string, first: FirstUse) {
+    await Promise.resolve();
     if (this.down) throw new Error('connection refused');
     this.inserts++;
     const existing = this.rows.get(hash);
@@ -40,7 +41,12 @@ class FakeRepo {
 }
 
 const offlineRedis = { status: 'end' } as unknown as Redis;
-const first: FirstUse = { tokenDisplay: 'ab\u2026cd', network: '10.0.0.1/32', ip: '10.0.0.1', at: new Date() };
+const first: FirstUse = {
+  tokenDisplay: 'ab\u2026cd',
+  network: '10.0.0.1/32',
+  ip: '10.0.0.1',
+  at: new Date(),
+};
 
 function setup(ttlMs = 60_000) {
   const repo = new FakeRepo();

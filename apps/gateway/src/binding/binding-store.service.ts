@@ -6,9 +6,7 @@ import type { BindingRepository } from './binding.repository';
 import { toBindingRule, toBindingRuleData } from './binding-rules';
 import type { BindingRule, BindingRuleData, FirstUse } from './binding.types';
 
-export type LoadOutcome =
-  | { kind: 'found'; rule: BindingRule; created: boolean }
-  | { kind: 'unavailable' };
+export type LoadOutcome = { kind: 'found'; rule: BindingRule; created: boolean } | { kind: 'unavailable' };
 
 interface Entry {
   rule: BindingRule;
@@ -117,7 +115,11 @@ export class BindingStore {
       this.metrics.cacheLookup('postgres');
       if (existing !== null) {
         this.writeRedis(hashHex, existing);
-        return { kind: 'found', rule: this.remember(hashHex, toBindingRule(existing), epoch), created: false };
+        return {
+          kind: 'found',
+          rule: this.remember(hashHex, toBindingRule(existing), epoch),
+          created: false,
+        };
       }
       const { data, created } = await this.repo.bindFirstUse(hashHex, first);
       this.writeRedis(hashHex, data);

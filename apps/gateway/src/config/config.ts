@@ -79,6 +79,14 @@ export interface AppConfig {
   cacheTtlMs: number;
   logLevel: string;
   spoolDir: string;
+  archiveIntervalMs: number;
+  webhookRetryBaseMs: number;
+  webhookMaxAttempts: number;
+  webhookTimeoutMs: number;
+  /** How often pending alerts whose delivery job may be lost are re-queued. */
+  alertSweepMs: number;
+  /** A queued intercept batch not in PostgreSQL after this long, whose job is gone, is written directly. */
+  interceptRescueMs: number;
 }
 
 /** The development HMAC key used when HMAC_SECRET is unset outside production. */
@@ -215,8 +223,19 @@ export function loadConfig(env: Env = process.env): AppConfig {
     shutdownGraceMs: int(env, 'SHUTDOWN_GRACE_MS', 25_000, 0, 600_000),
     cacheMaxEntries: int(env, 'CACHE_MAX_ENTRIES', 500_000, 100, 50_000_000),
     cacheTtlMs: int(env, 'CACHE_TTL_SECONDS', 60, 1, 86400) * 1000,
-    logLevel: oneOf(env, 'LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, 'info'),
+    logLevel: oneOf(
+      env,
+      'LOG_LEVEL',
+      ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const,
+      'info',
+    ),
     spoolDir: read(env, 'SPOOL_DIR') ?? 'spool',
+    archiveIntervalMs: int(env, 'ARCHIVE_INTERVAL_MS', 3_600_000, 100, 7 * 86_400_000),
+    webhookRetryBaseMs: int(env, 'WEBHOOK_RETRY_BASE_MS', 60_000, 10, 3_600_000),
+    webhookMaxAttempts: int(env, 'WEBHOOK_MAX_ATTEMPTS', 8, 5, 50),
+    webhookTimeoutMs: int(env, 'WEBHOOK_TIMEOUT_MS', 10_000, 100, 60_000),
+    alertSweepMs: int(env, 'ALERT_SWEEP_MS', 30_000, 100, 3_600_000),
+    interceptRescueMs: int(env, 'INTERCEPT_RESCUE_MS', 15_000, 500, 3_600_000),
   };
 }
 

@@ -31,6 +31,9 @@ export class ReadinessProbe {
       withTimeout(this.ds.query('SELECT 1'), 2000),
       withTimeout(this.redis.ping(), 2000),
     ]);
-    return { postgres: pg.status === 'fulfilled' ? 'ok' : 'down', redis: rd.status === 'fulfilled' ? 'ok' : 'down' };
+    return {
+      postgres: pg.status === 'fulfilled' ? 'ok' : 'down',
+      redis: rd.status === 'fulfilled' ? 'ok' : 'down',
+    };
   }
 }

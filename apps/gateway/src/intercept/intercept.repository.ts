@@ -51,4 +51,14 @@ export class InterceptRepository {
     );
     return Number(rows[0]?.n ?? 0);
   }
+
+  /** Which of these intercept ids are stored. */
+  async existingIds(ids: readonly string[]): Promise<Set<string>> {
+    if (ids.length === 0) return new Set();
+    const rows: { id: string }[] = await this.ds.query(
+      'SELECT id FROM intercept_logs WHERE id = ANY($1::uuid[])',
+      [ids],
+    );
+    return new Set(rows.map((r) => r.id));
+  }
 }

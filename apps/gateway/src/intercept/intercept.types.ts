@@ -21,3 +21,14 @@ export interface InterceptEvent {
 export interface InterceptSink {
   record(event: InterceptEvent): void;
 }
+
+/** The JSON form in queue jobs and spool files. */
+export type InterceptWire = Omit<InterceptEvent, 'at'> & { at: string };
+
+export function toWire(e: InterceptEvent): InterceptWire {
+  return { ...e, at: e.at.toISOString() };
+}
+
+export function fromWire(w: InterceptWire): InterceptEvent {
+  return { ...w, at: new Date(w.at) };
+}

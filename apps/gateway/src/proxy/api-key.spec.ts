@@ -10,12 +10,18 @@ describe('resolveApiKey', () => {
   });
 
   it('accepts the same canonical key from several sources', () => {
-    const sut = resolveApiKey([c('authorization', 'sk-abc-1'), c('x-api-key', 'abc'), c('query', ' sk-abc ')], null, 'newapi');
+    const sut = resolveApiKey(
+      [c('authorization', 'sk-abc-1'), c('x-api-key', 'abc'), c('query', ' sk-abc ')],
+      null,
+      'newapi',
+    );
     expect(sut).toMatchObject({ kind: 'key', canonical: 'abc' });
   });
 
   it('refuses two different canonical keys', () => {
-    expect(resolveApiKey([c('authorization', 'sk-abc'), c('x-api-key', 'sk-def')], null, 'newapi').kind).toBe('ambiguous');
+    expect(resolveApiKey([c('authorization', 'sk-abc'), c('x-api-key', 'sk-def')], null, 'newapi').kind).toBe(
+      'ambiguous',
+    );
   });
 
   it('compares canonical forms under the selected mode', () => {
@@ -25,14 +31,18 @@ describe('resolveApiKey', () => {
   });
 
   it('refuses a key header sent twice, even with equal values', () => {
-    expect(resolveApiKey([c('authorization', 'a'), c('authorization', 'a')], 'authorization', 'newapi')).toMatchObject({
+    expect(
+      resolveApiKey([c('authorization', 'a'), c('authorization', 'a')], 'authorization', 'newapi'),
+    ).toMatchObject({
       kind: 'ambiguous',
       message: expect.stringContaining('authorization'),
     });
   });
 
   it('treats empty keys as absent', () => {
-    expect(resolveApiKey([c('authorization', 'sk-'), c('x-api-key', '   ')], null, 'newapi')).toEqual({ kind: 'none' });
+    expect(resolveApiKey([c('authorization', 'sk-'), c('x-api-key', '   ')], null, 'newapi')).toEqual({
+      kind: 'none',
+    });
     expect(resolveApiKey([c('authorization', 'sk-'), c('x-api-key', 'k')], null, 'newapi')).toMatchObject({
       kind: 'key',
       canonical: 'k',
@@ -40,7 +50,9 @@ describe('resolveApiKey', () => {
   });
 
   it('refuses overlong keys without hashing them', () => {
-    expect(resolveApiKey([c('x-api-key', 'a'.repeat(MAX_KEY_LENGTH + 1))], null, 'none').kind).toBe('invalid');
+    expect(resolveApiKey([c('x-api-key', 'a'.repeat(MAX_KEY_LENGTH + 1))], null, 'none').kind).toBe(
+      'invalid',
+    );
     expect(resolveApiKey([c('x-api-key', 'a'.repeat(MAX_KEY_LENGTH))], null, 'none').kind).toBe('key');
   });
 });

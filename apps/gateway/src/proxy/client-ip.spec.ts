@@ -50,9 +50,12 @@ describe('resolveClientIp', () => {
     expect(resolveClientIp('10.0.0.1', [value], xff)).toMatchObject({ ok: true, text: ip });
   });
 
-  it.each([['1.1.1.1, , 10.0.0.5'], ['203.0.113.9, 010.0.0.5'], ['']])('x-forwarded-for %j → refused', (value) => {
-    expect(resolveClientIp('10.0.0.1', [value], xff).ok).toBe(false);
-  });
+  it.each([['1.1.1.1, , 10.0.0.5'], ['203.0.113.9, 010.0.0.5'], ['']])(
+    'x-forwarded-for %j → refused',
+    (value) => {
+      expect(resolveClientIp('10.0.0.1', [value], xff).ok).toBe(false);
+    },
+  );
 
   it('refuses x-forwarded-for on two lines from a trusted peer', () => {
     expect(resolveClientIp('10.0.0.1', ['1.1.1.1', '2.2.2.2'], xff).ok).toBe(false);

@@ -1,8 +1,6 @@
 import { anyCidrContains, type Cidr, formatIp, type IpAddress, parseIp } from '@keypin/shared';
 
-export type ClientIpResult =
-  | { ok: true; ip: IpAddress; text: string }
-  | { ok: false; message: string };
+export type ClientIpResult = { ok: true; ip: IpAddress; text: string } | { ok: false; message: string };
 
 export interface ClientIpPolicy {
   trusted: readonly Cidr[];

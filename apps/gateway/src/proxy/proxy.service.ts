@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { type IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import {
   type ErrorCode,
@@ -21,7 +21,13 @@ import { resolveApiKey } from './api-key';
 import { type ClientIpPolicy, resolveClientIp } from './client-ip';
 import type { Forwarder } from './forwarder';
 import type { KeyHasher } from './key-hasher';
-import { queryKeys, type RequestHead, scanRequestHead } from './request-head';
+import {
+  hasRequestBody,
+  isWebSocketUpgrade,
+  queryKeys,
+  type RequestHead,
+  scanRequestHead,
+} from './request-head';
 import { sendError, sendSocketError } from './responses';
 import type { WebSocketTunnel } from './websocket-tunnel';
 
@@ -89,6 +95,21 @@ export class ProxyService {
 
   handleUpgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
     socket.on('error', () => socket.destroy());
+    if (!isWebSocketUpgrade(req.rawHeaders)) {
+      // Not a WebSocket (e.g. `Upgrade: h2c`): `Upgrade` is hop-by-hop, so
+      // serve it as the ordinary request it is, on a response we attach to
+      // the socket ourselves (Node already detached its parser).
+      if (head.length > 0 || hasRequestBody(req.rawHeaders)) {
+        sendSocketError(socket, 'bad_request', 'Only WebSocket upgrades are supported.');
+        return;
+      }
+      const res = new ServerResponse(req);
+      res.shouldKeepAlive = false;
+      res.assignSocket(socket);
+      res.once('finish', () => socket.end());
+      this.handle(req, res);
+      return;
+    }
     if (isReservedPath(req.url!)) {
       sendSocketError(socket, 'not_found', 'WebSocket upgrades are not served on admin paths.');
       return;

@@ -25,12 +25,18 @@ describe('scanRequestHead', () => {
   it('collects every key source and keeps key headers for the downstream', () => {
     const sut = scanRequestHead(
       [
-        'Authorization', 'Bearer a1',
-        'X-Api-Key', 'a2',
-        'api-key', 'a3',
-        'x-goog-api-key', 'a4',
-        'MJ-API-SECRET', 'a5',
-        'Sec-WebSocket-Protocol', 'chat, openai-insecure-api-key.a6',
+        'Authorization',
+        'Bearer a1',
+        'X-Api-Key',
+        'a2',
+        'api-key',
+        'a3',
+        'x-goog-api-key',
+        'a4',
+        'MJ-API-SECRET',
+        'a5',
+        'Sec-WebSocket-Protocol',
+        'chat, openai-insecure-api-key.a6',
       ],
       'x-real-ip',
     );
@@ -61,22 +67,38 @@ describe('scanRequestHead', () => {
   it('drops hop-by-hop headers, those named in Connection, and client IP claims', () => {
     const sut = scanRequestHead(
       [
-        'Host', 'gw.example',
-        'Connection', 'keep-alive, X-Hop',
-        'X-Hop', 'secret',
-        'Keep-Alive', 'timeout=5',
-        'Proxy-Connection', 'keep-alive',
-        'TE', 'trailers',
-        'Trailer', 'x',
-        'Transfer-Encoding', 'chunked',
-        'Upgrade', 'h2c',
-        'Expect', '100-continue',
-        'X-Real-IP', '6.6.6.6',
-        'X-Forwarded-For', '6.6.6.6',
-        'Forwarded', 'for=6.6.6.6',
-        'Proxy-Authorization', 'Basic x',
-        'Content-Type', 'application/json',
-        'X-Custom', 'kept',
+        'Host',
+        'gw.example',
+        'Connection',
+        'keep-alive, X-Hop',
+        'X-Hop',
+        'secret',
+        'Keep-Alive',
+        'timeout=5',
+        'Proxy-Connection',
+        'keep-alive',
+        'TE',
+        'trailers',
+        'Trailer',
+        'x',
+        'Transfer-Encoding',
+        'chunked',
+        'Upgrade',
+        'h2c',
+        'Expect',
+        '100-continue',
+        'X-Real-IP',
+        '6.6.6.6',
+        'X-Forwarded-For',
+        '6.6.6.6',
+        'Forwarded',
+        'for=6.6.6.6',
+        'Proxy-Authorization',
+        'Basic x',
+        'Content-Type',
+        'application/json',
+        'X-Custom',
+        'kept',
       ],
       'x-real-ip',
     );
@@ -114,7 +136,9 @@ describe('scanRequestHead', () => {
   });
 
   it('recognises a WebSocket upgrade only with Connection: upgrade', () => {
-    expect(scanRequestHead(['Connection', 'Upgrade', 'Upgrade', 'websocket'], 'x-real-ip').websocket).toBe(true);
+    expect(scanRequestHead(['Connection', 'Upgrade', 'Upgrade', 'websocket'], 'x-real-ip').websocket).toBe(
+      true,
+    );
     expect(scanRequestHead(['Upgrade', 'websocket'], 'x-real-ip').websocket).toBe(false);
   });
 });

@@ -184,3 +184,23 @@ export function queryKeys(url: string): string[] {
   if (q === -1 || url.indexOf('key=', q) === -1) return [];
   return new URLSearchParams(url.slice(q + 1)).getAll('key');
 }
+
+/** True when the raw headers ask for a WebSocket upgrade (`Upgrade: websocket` + `Connection: upgrade`). */
+export function isWebSocketUpgrade(rawHeaders: readonly string[]): boolean {
+  let upgrade = false;
+  let connection = false;
+  for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!.toLowerCase();
+    if (name === 'upgrade') upgrade = rawHeaders[i + 1]!.trim().toLowerCase() === 'websocket';
+    else if (name === 'connection') connection ||= tokens(rawHeaders[i + 1]!).includes('upgrade');
+  }
+  return upgrade && connection;
+}
+
+export function hasRequestBody(rawHeaders: readonly string[]): boolean {
+  for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!.toLowerCase();
+    if (name === 'transfer-encoding' || (name === 'content-length' && rawHeaders[i + 1] !== '0')) return true;
+  }
+  return false;
+}

@@ -20,6 +20,7 @@ export class WebSocketTunnel {
     private readonly downstream: URL,
     private readonly pathFor: (url: string) => string,
     private readonly connectTimeoutMs: number,
+    private readonly responseTimeoutMs: number,
     private readonly metrics: MetricsService,
     private readonly logger: Logger,
   ) {
@@ -32,42 +33,58 @@ export class WebSocketTunnel {
     const upstream: Socket = this.tls
       ? tlsConnect({ host, port: this.port, servername: host })
       : netConnect({ host, port: this.port });
-    let connected = false;
     let responded = false;
-    const timer = setTimeout(() => upstream.destroy(new Error('connect timeout')), this.connectTimeoutMs);
+    let failed = false;
+    const fail = (code: 'bad_gateway' | 'gateway_timeout', why: string) => {
+      if (failed) return;
+      failed = true;
+      this.metrics.downstreamError(code === 'bad_gateway' ? 'unreachable' : 'timeout');
+      this.logger.warn({ why }, 'websocket downstream failed');
+      sendSocketError(
+        client,
+        code,
+        code === 'bad_gateway'
+          ? 'The upstream could not be reached.'
+          : 'The upstream did not answer in time.',
+      );
+      upstream.destroy();
+    };
+    let timer = setTimeout(() => fail('bad_gateway', 'connect timeout'), this.connectTimeoutMs);
 
     const lines = [`${req.method} ${this.pathFor(req.url!)} HTTP/1.1`, `Host: ${this.downstream.host}`];
     for (let i = 0; i + 1 < headers.length; i += 2) lines.push(`${headers[i]}: ${headers[i + 1]}`);
     lines.push('Connection: Upgrade', 'Upgrade: websocket', '', '');
 
     upstream.once(this.tls ? 'secureConnect' : 'connect', () => {
-      connected = true;
       clearTimeout(timer);
+      // Until the downstream answers, a silent peer is a timeout, not a hang.
+      timer = setTimeout(() => fail('gateway_timeout', 'no answer to the upgrade'), this.responseTimeoutMs);
       upstream.setNoDelay(true);
       upstream.write(lines.join('\r\n'));
       if (head.length > 0) upstream.write(head);
-      upstream.pipe(client);
+      upstream.pipe(client, { end: false });
       client.pipe(upstream);
     });
     upstream.once('data', () => {
       responded = true;
+      clearTimeout(timer);
     });
     upstream.on('error', (err) => {
       clearTimeout(timer);
-      if (!connected || !responded) {
-        this.metrics.downstreamError('unreachable');
-        this.logger.warn({ err: err.message }, 'websocket downstream failed');
-        sendSocketError(client, 'bad_gateway', 'The upstream could not be reached.');
-      } else {
-        client.destroy();
-      }
+      if (!responded) fail('bad_gateway', err.message);
+      else client.destroy();
+    });
+    upstream.on('close', () => {
+      clearTimeout(timer);
+      this.open.delete(upstream);
+      if (!responded) fail('bad_gateway', 'closed without answering');
+      else client.end();
     });
     client.on('error', () => upstream.destroy());
-    upstream.on('close', () => {
-      this.open.delete(upstream);
-      if (responded) client.destroy();
+    client.on('close', () => {
+      clearTimeout(timer);
+      upstream.destroy();
     });
-    client.on('close', () => upstream.destroy());
     this.open.add(upstream);
   }
 

@@ -52,7 +52,10 @@ export class SettingsService {
           const rows: Row[] = await this.ds.query('SELECT key, value FROM settings');
           this.value = this.merge(rows);
         } catch (err) {
-          this.logger.debug({ err: (err as Error).message }, 'settings reload failed; keeping current values');
+          this.logger.debug(
+            { err: (err as Error).message },
+            'settings reload failed; keeping current values',
+          );
         }
       } while (this.reloadAgain);
     })().finally(() => {

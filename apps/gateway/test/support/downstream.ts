@@ -47,7 +47,12 @@ export class FakeDownstream {
       }
       req.on('data', (c: Buffer) => (seen.bodyBytes += c.length));
       req.on('end', () => {
-        const body = JSON.stringify({ ok: true, method: req.method, url: req.url, bodyBytes: seen.bodyBytes });
+        const body = JSON.stringify({
+          ok: true,
+          method: req.method,
+          url: req.url,
+          bodyBytes: seen.bodyBytes,
+        });
         res.writeHead(200, { 'content-type': 'application/json', 'x-downstream': 'fake' });
         res.end(body);
       });

@@ -100,7 +100,11 @@ export async function startGateway(env: TestEnv, timeoutMs = 30_000): Promise<Ga
 }
 
 /** Polls `fn` until it returns true or the time runs out; returns elapsed ms. */
-export async function waitFor(fn: () => boolean | Promise<boolean>, timeoutMs = 5000, stepMs = 10): Promise<number> {
+export async function waitFor(
+  fn: () => boolean | Promise<boolean>,
+  timeoutMs = 5000,
+  stepMs = 10,
+): Promise<number> {
   const start = Date.now();
   for (;;) {
     if (await fn()) return Date.now() - start;

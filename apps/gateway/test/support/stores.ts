@@ -12,7 +12,11 @@ export function freshStores(label: string): { databaseUrl: string; dbName: strin
   return { dbName, databaseUrl: `${PG_BASE}/${dbName}`, redisPrefix: `keypin-test-${id}:` };
 }
 
-export async function sql<T = Record<string, unknown>>(databaseUrl: string, text: string, params: unknown[] = []): Promise<T[]> {
+export async function sql<T = Record<string, unknown>>(
+  databaseUrl: string,
+  text: string,
+  params: unknown[] = [],
+): Promise<T[]> {
   const c = new Client({ connectionString: databaseUrl });
   await c.connect();
   try {

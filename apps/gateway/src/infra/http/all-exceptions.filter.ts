@@ -52,7 +52,10 @@ export class AllExceptionsFilter implements ExceptionFilter {
         status = fst.statusCode;
         body = errorBody(FALLBACK_CODES[status] ?? 'bad_request', fst.message ?? 'Bad request.');
       } else {
-        this.logger.error({ err: exception instanceof Error ? exception.stack : String(exception) }, 'unhandled error');
+        this.logger.error(
+          { err: exception instanceof Error ? exception.stack : String(exception) },
+          'unhandled error',
+        );
         body = errorBody('internal_error', 'Internal error.');
       }
     }

@@ -1,0 +1,168 @@
+import type { DataSource, EntityManager } from 'typeorm';
+import type { OpenAlert, WindowItem } from './alert-window';
+
+export interface AlertRecord {
+  id: string;
+  binding_id: number;
+  token_display: string;
+  allowed_ips: string[];
+  attempt_ips: string[];
+  count: number;
+  window_seconds: number;
+  first_at: Date;
+  last_at: Date;
+  occurred_at: Date;
+  auto_banned: boolean;
+  delivery_status: 'pending' | 'delivered' | 'failed';
+  attempts: number;
+  last_error: string | null;
+  last_attempt_at: Date | null;
+  delivered_at: Date | null;
+}
+
+export interface NewAlert {
+  id: string;
+  bindingId: number;
+  tokenDisplay: string;
+  allowedIps: readonly string[];
+  attemptIps: string[];
+  count: number;
+  windowSeconds: number;
+  firstAt: Date;
+  lastAt: Date;
+  windowEnd: Date;
+  autoBanned: boolean;
+  itemIds: string[];
+}
+
+const ALERT_LOCK_NAMESPACE = 728_461_531;
+
+const ALERT_COLUMNS = `id, binding_id::int AS binding_id, token_display, allowed_ips::text[] AS allowed_ips,
+  array(SELECT host(x) FROM unnest(attempt_ips) x) AS attempt_ips, count, window_seconds, first_at, last_at,
+  occurred_at, auto_banned, delivery_status, attempts, last_error, last_attempt_at, delivered_at`;
+
+/** Alerts and the alert side of intercept rows. */
+export class AlertRepository {
+  constructor(private readonly ds: DataSource) {}
+
+  /** Runs `fn` in a transaction holding this binding's alert lock (one evaluator at a time, any instance). */
+  withBindingLock<T>(bindingId: number, fn: (tx: EntityManager) => Promise<T>): Promise<T> {
+    return this.ds.transaction(async (tx) => {
+      await tx.query('SELECT pg_advisory_xact_lock($1, $2)', [
+        ALERT_LOCK_NAMESPACE,
+        bindingId % 2_147_483_647,
+      ]);
+      return fn(tx);
+    });
+  }
+
+  async lastAlert(tx: EntityManager, bindingId: number): Promise<OpenAlert | null> {
+    const rows: { id: string; window_end: Date }[] = await tx.query(
+      'SELECT id, window_end FROM alerts WHERE binding_id = $1 ORDER BY window_end DESC LIMIT 1',
+      [bindingId],
+    );
+    const r = rows[0];
+    return r ? { id: r.id, windowEnd: new Date(r.window_end).getTime() } : null;
+  }
+
+  /** Not-yet-alerted intercepts of a binding from `since` on, oldest first, with the latest snapshot data. */
+  async unalerted(
+    tx: EntityManager,
+    bindingId: number,
+    since: Date,
+  ): Promise<{ items: WindowItem[]; tokenDisplay: string; allowedIps: string[] }> {
+    const rows: { id: string; at: Date; ip: string; token_display: string; allowed_ips: string[] }[] =
+      await tx.query(
+        `SELECT id, intercepted_at AS at, host(attempt_ip) AS ip, token_display, allowed_ips::text[] AS allowed_ips
+         FROM intercept_logs
+        WHERE binding_id = $1 AND NOT alerted AND intercepted_at >= $2
+        ORDER BY intercepted_at, id
+        LIMIT 20000`,
+        [bindingId, since],
+      );
+    const last = rows[rows.length - 1];
+    return {
+      items: rows.map((r) => ({ id: r.id, at: new Date(r.at).getTime(), ip: r.ip })),
+      tokenDisplay: last?.token_display ?? '',
+      allowedIps: last?.allowed_ips ?? [],
+    };
+  }
+
+  async markAlerted(tx: EntityManager, alertId: string, interceptIds: string[]): Promise<void> {
+    if (interceptIds.length === 0) return;
+    await tx.query('UPDATE intercept_logs SET alerted = true, alert_id = $1 WHERE id = ANY($2::uuid[])', [
+      alertId,
+      interceptIds,
+    ]);
+  }
+
+  async insert(tx: EntityManager, a: NewAlert): Promise<boolean> {
+    const rows: unknown[] = await tx.query(
+      `INSERT INTO alerts (id, binding_id, token_display, allowed_ips, attempt_ips, count, window_seconds,
+                           first_at, last_at, window_end, auto_banned)
+       VALUES ($1, $2, $3, $4::cidr[], $5::inet[], $6, $7, $8, $9, $10, $11)
+       ON CONFLICT (binding_id, first_at) DO NOTHING
+       RETURNING id`,
+      [
+        a.id,
+        a.bindingId,
+        a.tokenDisplay,
+        a.allowedIps,
+        a.attemptIps,
+        a.count,
+        a.windowSeconds,
+        a.firstAt,
+        a.lastAt,
+        a.windowEnd,
+        a.autoBanned,
+      ],
+    );
+    return rows.length > 0;
+  }
+
+  /** Bans the binding (the change trigger tells every instance). Returns true when it was not banned yet. */
+  async ban(tx: EntityManager, bindingId: number): Promise<boolean> {
+    const rows: unknown[] = await tx.query(
+      `UPDATE bindings SET status = 'banned', updated_at = now() WHERE id = $1 AND status <> 'banned' RETURNING id`,
+      [bindingId],
+    );
+    return rows.length > 0;
+  }
+
+  async get(id: string): Promise<AlertRecord | null> {
+    const rows: AlertRecord[] = await this.ds.query(`SELECT ${ALERT_COLUMNS} FROM alerts WHERE id = $1`, [
+      id,
+    ]);
+    return rows[0] ?? null;
+  }
+
+  /** Alerts still waiting for delivery (for the sweeper that re-queues them). */
+  async pendingIds(olderThan: Date, limit = 500): Promise<string[]> {
+    const rows: { id: string }[] = await this.ds.query(
+      `SELECT id FROM alerts WHERE delivery_status = 'pending' AND occurred_at < $1 ORDER BY occurred_at LIMIT $2`,
+      [olderThan, limit],
+    );
+    return rows.map((r) => r.id);
+  }
+
+  async recordAttempt(
+    id: string,
+    outcome: { status: 'pending' | 'delivered' | 'failed'; error: string | null },
+  ): Promise<void> {
+    await this.ds.query(
+      `UPDATE alerts SET attempts = attempts + 1, last_attempt_at = now(), delivery_status = $2::alert_delivery_status,
+              last_error = $3::text,
+              delivered_at = CASE WHEN $2::text = 'delivered' THEN now() ELSE delivered_at END
+        WHERE id = $1`,
+      [id, outcome.status, outcome.error],
+    );
+  }
+
+  /** Marks an alert failed without an attempt (e.g. no webhook URL configured). */
+  async markFailed(id: string, error: string): Promise<void> {
+    await this.ds.query(`UPDATE alerts SET delivery_status = 'failed', last_error = $2::text WHERE id = $1`, [
+      id,
+      error,
+    ]);
+  }
+}

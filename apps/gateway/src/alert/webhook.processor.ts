@@ -1,0 +1,72 @@
+import { type Job, UnrecoverableError } from 'bullmq';
+import type { Logger } from 'pino';
+import type { SettingsService } from '../settings/settings.service';
+import type { AlertRecord, AlertRepository } from './alert.repository';
+import type { WebhookPayload, WebhookSender } from './webhook-sender';
+
+export interface WebhookJob {
+  alertId: string;
+}
+
+export function payloadOf(a: AlertRecord): WebhookPayload {
+  return {
+    type: 'keypin.intercept_threshold',
+    id: a.id,
+    occurred_at: new Date(a.occurred_at).toISOString(),
+    binding_id: Number(a.binding_id),
+    token_display: a.token_display,
+    allowed_ips: a.allowed_ips,
+    attempt_ips: a.attempt_ips,
+    count: a.count,
+    window_seconds: a.window_seconds,
+    first_at: new Date(a.first_at).toISOString(),
+    last_at: new Date(a.last_at).toISOString(),
+  };
+}
+
+/** Exponential backoff with ±20% jitter: base, 2×base, 4×base … */
+export function backoffDelay(attemptsMade: number, baseMs: number, random = Math.random): number {
+  return Math.round(baseMs * 2 ** Math.max(0, attemptsMade - 1) * (0.8 + 0.4 * random()));
+}
+
+/**
+ * Delivers one alert. The body is rebuilt from the stored alert, so every
+ * attempt sends the same bytes with the same `webhook-id`. Each attempt's
+ * outcome is recorded; 4xx other than 408/429 is final.
+ */
+export class WebhookProcessor {
+  constructor(
+    private readonly alerts: AlertRepository,
+    private readonly sender: WebhookSender,
+    private readonly settings: SettingsService,
+    private readonly secret: () => string | null,
+    private readonly logger: Logger,
+  ) {}
+
+  async process(job: Job<WebhookJob>): Promise<void> {
+    const alert = await this.alerts.get(job.data.alertId);
+    if (alert === null || alert.delivery_status !== 'pending') return;
+    const url = this.settings.current.alert_webhook_url;
+    if (url === null) {
+      await this.alerts.markFailed(alert.id, 'no webhook URL is configured (ALERT_WEBHOOK_URL)');
+      return;
+    }
+    const body = JSON.stringify(payloadOf(alert));
+    const result = await this.sender.send(url, alert.id, body, this.secret());
+    const maxAttempts = job.opts.attempts ?? 1;
+    const final = job.attemptsMade + 1 >= maxAttempts;
+    if (result.ok) {
+      await this.alerts.recordAttempt(alert.id, { status: 'delivered', error: null });
+      this.logger.info({ alert: alert.id, status: result.status }, 'alert webhook delivered');
+      return;
+    }
+    const status = !result.retry || final ? 'failed' : 'pending';
+    await this.alerts.recordAttempt(alert.id, { status, error: result.error });
+    this.logger.warn(
+      { alert: alert.id, error: result.error, attempt: job.attemptsMade + 1 },
+      'alert webhook failed',
+    );
+    if (!result.retry) throw new UnrecoverableError(result.error);
+    throw new Error(result.error);
+  }
+}
