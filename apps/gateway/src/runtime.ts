@@ -143,7 +143,7 @@ export async function createRuntime(config: AppConfig, logger: Logger): Promise<
       settings,
       logger,
     );
-    await workers.start();
+    workers.start();
   }
 
   const changeFeed = new ChangeFeed(

@@ -40,7 +40,7 @@ class FakeRepo {
   }
 }
 
-const offlineRedis = { status: 'end' } as unknown as Redis;
+const offlineRedis = { status: 'end', on: () => undefined } as unknown as Redis;
 const first: FirstUse = {
   tokenDisplay: 'ab\u2026cd',
   network: '10.0.0.1/32',

@@ -44,6 +44,9 @@ export class BindingStore {
   private readonly entries = new Map<string, Entry>();
   private readonly loads = new Map<string, Promise<LoadOutcome>>();
   private readonly refreshing = new Set<string>();
+  /** Shared-cache removals that failed while Redis was away: replayed before Redis is trusted again. */
+  private readonly pendingEvictions = new Set<string>();
+  private redisTrusted = true;
   private epoch = 0;
 
   constructor(
@@ -53,7 +56,12 @@ export class BindingStore {
     private readonly metrics: MetricsService,
     private readonly logger: Logger,
     private readonly options: BindingStoreOptions,
-  ) {}
+  ) {
+    redis.on('close', () => {
+      this.redisTrusted = false;
+    });
+    redis.on('ready', () => void this.recoverRedis());
+  }
 
   get size(): number {
     return this.entries.size;
@@ -96,11 +104,31 @@ export class BindingStore {
    * racing reader does not put the old value back.
    */
   async evictShared(hashHex: string): Promise<void> {
-    await this.redis
-      .multi()
-      .del(this.keys.binding(hashHex))
-      .set(this.keys.bindingInvalidated(hashHex), '1', 'PX', INVALIDATION_MARKER_MS)
-      .exec();
+    try {
+      await this.redis
+        .multi()
+        .del(this.keys.binding(hashHex))
+        .set(this.keys.bindingInvalidated(hashHex), '1', 'PX', INVALIDATION_MARKER_MS)
+        .exec();
+    } catch (err) {
+      // Redis may come back with the old value (a snapshot, a partition):
+      // remember the removal and do it before reading Redis again.
+      this.pendingEvictions.add(hashHex);
+      throw err;
+    }
+  }
+
+  /** After Redis reconnects: replay missed removals, then trust it again. */
+  private async recoverRedis(): Promise<void> {
+    try {
+      for (const hash of [...this.pendingEvictions]) {
+        await this.evictShared(hash);
+        this.pendingEvictions.delete(hash);
+      }
+      this.redisTrusted = true;
+    } catch {
+      // Lost the connection again; the next 'ready' retries.
+    }
   }
 
   private async doLoad(hashHex: string, first: FirstUse): Promise<LoadOutcome> {
@@ -173,7 +201,7 @@ export class BindingStore {
   }
 
   private async readRedis(hashHex: string): Promise<BindingRule | null> {
-    if (this.redis.status !== 'ready') return null;
+    if (!this.redisTrusted || this.redis.status !== 'ready') return null;
     try {
       const raw = await this.redis.get(this.keys.binding(hashHex));
       if (raw === null) return null;
@@ -184,7 +212,7 @@ export class BindingStore {
   }
 
   private writeRedis(hashHex: string, data: BindingRuleData | BindingRule): void {
-    if (this.redis.status !== 'ready') return;
+    if (!this.redisTrusted || this.redis.status !== 'ready') return;
     const payload = 'ruleType' in data ? toBindingRuleData(data) : data;
     this.redis
       .eval(

@@ -39,7 +39,7 @@ export class BackgroundWorkers {
     private readonly logger: Logger,
   ) {}
 
-  async start(): Promise<void> {
+  start(): void {
     const common = { connection: workerConnection(this.opts.redisUrl), prefix: this.opts.keys.bullPrefix };
     this.workers.push(
       new Worker<{ events: InterceptWire[] }>(
@@ -73,7 +73,9 @@ export class BackgroundWorkers {
           this.logger.warn({ queue: w.name, job: job?.id, err: err.message }, 'job failed');
       });
     }
-    await this.scheduleArchive();
+    // Not awaited: BullMQ waits for a ready connection, which while Redis is
+    // down would hold up the whole start.
+    void this.scheduleArchive();
     this.sweepTimer = setInterval(() => void this.sweep(), this.opts.sweepIntervalMs);
     this.sweepTimer.unref();
   }

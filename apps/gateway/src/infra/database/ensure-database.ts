@@ -14,8 +14,10 @@ export async function ensureDatabase(databaseUrl: string): Promise<void> {
       try {
         await client.query(`CREATE DATABASE "${name.replace(/"/g, '""')}"`);
       } catch (err) {
-        // Another instance created it first.
-        if ((err as { code?: string }).code !== '42P04') throw err;
+        // Another instance created it first: 42P04 once it exists, 23505 when
+        // both CREATE DATABASE statements ran at the same moment.
+        const code = (err as { code?: string }).code;
+        if (code !== '42P04' && code !== '23505') throw err;
       }
     }
   } finally {
