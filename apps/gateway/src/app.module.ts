@@ -1,4 +1,6 @@
 import { type DynamicModule, Module } from '@nestjs/common';
+import { AdminModule } from './admin/admin.module';
+import type { AdminContext } from './admin/admin-context';
 import { APP_FILTER } from '@nestjs/core';
 import { HealthController } from './health/health.controller';
 import { ReadinessProbe } from './health/readiness';
@@ -9,10 +11,11 @@ import { RUNTIME } from './runtime.token';
 
 @Module({})
 export class AppModule {
-  static forRuntime(rt: Runtime): DynamicModule {
+  static forRuntime(rt: Runtime, admin: AdminContext): DynamicModule {
     return {
       module: AppModule,
       global: true,
+      imports: [AdminModule.forContext(admin)],
       controllers: [HealthController],
       providers: [
         { provide: RUNTIME, useValue: rt },

@@ -12,6 +12,8 @@ import { registerProxy } from './proxy/proxy.plugin';
 import { ProxyService } from './proxy/proxy.service';
 import { WebSocketTunnel } from './proxy/websocket-tunnel';
 import { closeRuntime, createRuntime } from './runtime';
+import { createAdminContext } from './admin/admin.module';
+import { setupApiDocs } from './admin/api-docs';
 
 async function main(): Promise<void> {
   let config: AppConfig;
@@ -92,11 +94,24 @@ async function main(): Promise<void> {
     requestTimeout: 0,
     forceCloseConnections: 'idle',
   });
-  const app = await NestFactory.create<NestFastifyApplication>(AppModule.forRuntime(rt), adapter, {
+  const admin = createAdminContext(rt);
+  const boot = await admin.auth.bootstrap(config.adminUsername, config.adminPassword?.revealText() ?? null);
+  if (boot.generated !== null) {
+    // Printed once, on the console only: the password is not stored anywhere in clear.
+    process.stdout.write(
+      `\n  KeyPin bootstrap admin created\n    username: ${config.adminUsername}\n    password: ${boot.generated}\n` +
+        `  (shown once; change it in the console or set ADMIN_PASSWORD)\n\n`,
+    );
+  } else if (boot.created) {
+    logger.info({ username: config.adminUsername }, 'bootstrap admin created from ADMIN_PASSWORD');
+  }
+
+  const app = await NestFactory.create<NestFastifyApplication>(AppModule.forRuntime(rt, admin), adapter, {
     logger: new NestPinoLogger(logger),
     bufferLogs: false,
   });
   const fastify = app.getHttpAdapter().getInstance();
+  if (config.adminDocs) setupApiDocs(app);
   await registerProxy(fastify, proxy);
   await app.listen({ port: config.port, host: config.host });
   const address = fastify.server.address();

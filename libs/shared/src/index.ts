@@ -1,4 +1,6 @@
+export * from './api';
 export * from './errors';
 export * from './ip';
 export * from './key';
+export * from './networks';
 export * from './settings';

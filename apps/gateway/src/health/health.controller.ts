@@ -1,9 +1,14 @@
 import { Controller, Get, Header, HttpCode, Inject, Res } from '@nestjs/common';
 import type { FastifyReply } from 'fastify';
 import { errorBody } from '@keypin/shared';
+import { ApiExcludeController } from '@nestjs/swagger';
+import { Public } from '../admin/common/roles';
 import { MetricsService } from '../infra/metrics/metrics.service';
 import { ReadinessProbe } from './readiness';
 
+/** Health, readiness and metrics: no token (nginx keeps /metrics internal). */
+@Public()
+@ApiExcludeController()
 @Controller()
 export class HealthController {
   constructor(

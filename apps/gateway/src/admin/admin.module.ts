@@ -1,0 +1,47 @@
+import { type DynamicModule, type Type, Module } from '@nestjs/common';
+import { APP_GUARD, APP_PIPE } from '@nestjs/core';
+import type { Runtime } from '../runtime';
+import { AdminContext } from './admin-context';
+import { AuditController } from './audit/audit.controller';
+import { AuditService } from './audit/audit.service';
+import { AdminAuthGuard } from './auth/auth.guard';
+import { AuthController } from './auth/auth.controller';
+import { AuthService } from './auth/auth.service';
+import { LockoutService } from './auth/lockout.service';
+import { createValidationPipe } from './common/validation';
+import { UsersController } from './users/users.controller';
+import { UsersRepository } from './users/users.repository';
+
+/** Every admin API controller; the OpenAPI document covers exactly these. */
+export const ADMIN_CONTROLLERS: Type[] = [AuthController, UsersController, AuditController];
+
+export function createAdminContext(rt: Runtime): AdminContext {
+  const users = new UsersRepository(rt.dataSource);
+  const lockout = new LockoutService(rt.dataSource, rt.redis, rt.keys);
+  const auth = new AuthService(
+    users,
+    lockout,
+    rt.config.adminJwtSecret.reveal(),
+    rt.config.adminJwtTtlSeconds,
+    rt.logger,
+  );
+  return new AdminContext(rt, auth, users, new AuditService(rt.dataSource), {
+    trusted: rt.config.trustedProxies,
+    header: rt.config.realIpHeader,
+  });
+}
+
+@Module({})
+export class AdminModule {
+  static forContext(ctx: AdminContext): DynamicModule {
+    return {
+      module: AdminModule,
+      controllers: ADMIN_CONTROLLERS,
+      providers: [
+        { provide: AdminContext, useValue: ctx },
+        { provide: APP_GUARD, useClass: AdminAuthGuard },
+        { provide: APP_PIPE, useFactory: createValidationPipe },
+      ],
+    };
+  }
+}

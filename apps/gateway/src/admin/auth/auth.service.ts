@@ -1,0 +1,101 @@
+import { JwtService } from '@nestjs/jwt';
+import type { LoginResponse, Role } from '@keypin/shared';
+import type { Logger } from 'pino';
+import { KeypinError } from '../../infra/http/all-exceptions.filter';
+import type { Caller } from '../common/roles';
+import type { UsersRepository } from '../users/users.repository';
+import type { LockoutService } from './lockout.service';
+import { DUMMY_HASH, generatePassword, hashPassword, verifyPassword } from './password';
+
+export const JWT_ISSUER = 'keypin';
+export const JWT_AUDIENCE = 'keypin-admin';
+const ALGORITHM = 'HS256';
+
+interface TokenClaims {
+  sub: string;
+  usr: string;
+  role: Role;
+  /** Session version: a password change bumps it and ends older sessions. */
+  sv: number;
+}
+
+/** Logins, tokens and who a token belongs to. */
+export class AuthService {
+  private readonly jwt: JwtService;
+
+  constructor(
+    private readonly users: UsersRepository,
+    private readonly lockout: LockoutService,
+    secret: Buffer,
+    private readonly ttlSeconds: number,
+    private readonly logger: Logger,
+  ) {
+    this.jwt = new JwtService({
+      secret,
+      signOptions: {
+        algorithm: ALGORITHM,
+        issuer: JWT_ISSUER,
+        audience: JWT_AUDIENCE,
+        expiresIn: ttlSeconds,
+      },
+      verifyOptions: { algorithms: [ALGORITHM], issuer: JWT_ISSUER, audience: JWT_AUDIENCE },
+    });
+  }
+
+  async login(username: string, password: string, ip: string): Promise<LoginResponse> {
+    const lockedMs = await this.lockout.lockedFor(username, ip);
+    if (lockedMs > 0) {
+      const retryAfter = Math.ceil(lockedMs / 1000);
+      throw new KeypinError(
+        'too_many_attempts',
+        `Too many failed logins; try again in ${Math.ceil(retryAfter / 60)} minute(s).`,
+        { retry_after: retryAfter },
+      );
+    }
+    const user = await this.users.findByUsername(username);
+    const ok = await verifyPassword(password, user?.password_hash ?? DUMMY_HASH);
+    if (!user || !ok) {
+      await this.lockout.recordFailure(username, ip);
+      this.logger.warn({ ip }, 'admin login failed');
+      throw new KeypinError('invalid_credentials', 'Wrong username or password.');
+    }
+    await this.lockout.clear(username, ip);
+    const claims: TokenClaims = {
+      sub: String(user.id),
+      usr: user.username,
+      role: user.role,
+      sv: user.session_version,
+    };
+    const token = await this.jwt.signAsync(claims);
+    this.logger.info({ user: user.username, ip }, 'admin logged in');
+    return { access_token: token, token_type: 'Bearer', expires_in: this.ttlSeconds, role: user.role };
+  }
+
+  /** The caller a bearer token stands for, or a 401. The user must still exist with the same session. */
+  async authenticate(token: string, ip: string | null): Promise<Caller> {
+    let claims: TokenClaims;
+    try {
+      claims = await this.jwt.verifyAsync<TokenClaims>(token);
+    } catch {
+      throw new KeypinError('unauthorized', 'The session is invalid or has expired; log in again.');
+    }
+    const user = await this.users.findById(Number(claims.sub));
+    if (!user || user.session_version !== claims.sv) {
+      throw new KeypinError('unauthorized', 'The session has ended; log in again.');
+    }
+    return { userId: user.id, username: user.username, role: user.role, ip };
+  }
+
+  /**
+   * Creates the bootstrap admin when no admin exists. Returns the generated
+   * password when ADMIN_PASSWORD was not given (printed once by the caller).
+   */
+  async bootstrap(
+    username: string,
+    password: string | null,
+  ): Promise<{ created: boolean; generated: string | null }> {
+    const generated = password === null ? generatePassword() : null;
+    const created = await this.users.createFirstAdmin(username, await hashPassword(password ?? generated!));
+    return { created, generated: created ? generated : null };
+  }
+}
