@@ -41,9 +41,8 @@ export class UsersRepository {
       `SELECT ${COLUMNS}, count(*) OVER () AS total FROM admin_users ORDER BY id LIMIT $1 OFFSET $2`,
       [limit, offset],
     );
-    const total = rows[0] ? Number(rows[0].total) : 0;
-      ? Number(rows[0].total)
-      : Number((await this.ds.query(`SELECT count(*) AS n FROM admin_users`))[0].n);
+    // An empty page past the end still reports the real total.
+    const total = rows[0] ? Number(rows[0].total) : offset > 0 ? await this.count() : 0;
     return { items: rows.map(toUser), total };
   }
 
@@ -74,6 +73,11 @@ export class UsersRepository {
       [id],
     );
     return rows[0] ? toUser(rows[0]) : null;
+  }
+
+  async count(): Promise<number> {
+    const rows: { n: string }[] = await this.ds.query(`SELECT count(*) AS n FROM admin_users`);
+    return Number(rows[0]?.n ?? 0);
   }
 
   async countAdmins(): Promise<number> {
