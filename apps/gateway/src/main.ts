@@ -77,6 +77,7 @@ async function main(): Promise<void> {
     store: rt.store,
     settings: rt.settings,
     usage: rt.usage,
+    stats: rt.stats,
     intercepts: rt.intercepts,
     forwarder,
     tunnel,

@@ -4,6 +4,7 @@ import type { DataSource } from 'typeorm';
 import { BindingRepository } from './binding/binding.repository';
 import { BindingStore } from './binding/binding-store.service';
 import { UsageRecorder } from './binding/usage-recorder.service';
+import { DailyStats } from './binding/daily-stats.service';
 import type { AppConfig } from './config/config';
 import { ChangeFeed } from './infra/change-feed/change-feed.service';
 import { createDataSource, runMigrations } from './infra/database/data-source';
@@ -43,6 +44,7 @@ export interface Runtime {
   bindingRepo: BindingRepository;
   store: BindingStore;
   usage: UsageRecorder;
+  stats: DailyStats;
   interceptRepo: InterceptRepository;
   intercepts: InterceptRecorder;
   interceptWriter: InterceptWriter;
@@ -77,6 +79,8 @@ export async function createRuntime(config: AppConfig, logger: Logger): Promise<
   });
   const usage = new UsageRecorder(bindingRepo, logger);
   usage.start();
+  const stats = new DailyStats(dataSource, logger);
+  stats.start();
 
   const queues = {
     intercepts: createQueue(QUEUE.intercepts, config.redisUrl, keys, {
@@ -175,6 +179,7 @@ export async function createRuntime(config: AppConfig, logger: Logger): Promise<
     bindingRepo,
     store,
     usage,
+    stats,
     interceptRepo,
     intercepts,
     interceptWriter,
@@ -195,6 +200,7 @@ export async function createRuntime(config: AppConfig, logger: Logger): Promise<
 export async function closeRuntime(rt: Runtime): Promise<void> {
   await rt.intercepts.stop();
   await rt.usage.stop();
+  await rt.stats.stop();
   await rt.workers?.stop();
   await rt.changeFeed.stop();
   rt.settings.stop();

@@ -10,10 +10,24 @@ import { AuthService } from './auth/auth.service';
 import { LockoutService } from './auth/lockout.service';
 import { createValidationPipe } from './common/validation';
 import { UsersController } from './users/users.controller';
+import { AlertsController } from './alerts/alerts.controller';
+import { BindingsController } from './bindings/bindings.controller';
+import { DashboardController } from './dashboard/dashboard.controller';
+import { LogsController } from './logs/logs.controller';
+import { SettingsController } from './settings/settings.controller';
 import { UsersRepository } from './users/users.repository';
 
 /** Every admin API controller; the OpenAPI document covers exactly these. */
-export const ADMIN_CONTROLLERS: Type[] = [AuthController, UsersController, AuditController];
+export const ADMIN_CONTROLLERS: Type[] = [
+  AuthController,
+  DashboardController,
+  BindingsController,
+  LogsController,
+  AlertsController,
+  SettingsController,
+  UsersController,
+  AuditController,
+];
 
 export function createAdminContext(rt: Runtime): AdminContext {
   const users = new UsersRepository(rt.dataSource);

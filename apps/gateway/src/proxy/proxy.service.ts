@@ -14,6 +14,7 @@ import { judge } from '../binding/binding-rules';
 import type { BindingStore, LoadOutcome } from '../binding/binding-store.service';
 import type { BindingRule } from '../binding/binding.types';
 import type { UsageRecorder } from '../binding/usage-recorder.service';
+import type { DailyStats } from '../binding/daily-stats.service';
 import type { Decision, MetricsService } from '../infra/metrics/metrics.service';
 import type { InterceptSink } from '../intercept/intercept.types';
 import type { SettingsService } from '../settings/settings.service';
@@ -41,6 +42,7 @@ export interface ProxyDeps {
   store: BindingStore;
   settings: SettingsService;
   usage: UsageRecorder;
+  stats: DailyStats;
   intercepts: InterceptSink;
   forwarder: Forwarder;
   tunnel: WebSocketTunnel;
@@ -118,6 +120,7 @@ export class ProxyService {
     const act = (o: Outcome) => {
       this.d.metrics.decisionSeconds.observe((performance.now() - started) / 1000);
       this.d.metrics.decision(o.decision);
+      this.d.stats.count(o.decision);
       if (!o.forward) {
         sendSocketError(socket, o.code, o.message);
         return;
@@ -135,6 +138,7 @@ export class ProxyService {
   private respond(o: Outcome, req: IncomingMessage, res: ServerResponse, started: number): void {
     this.d.metrics.decisionSeconds.observe((performance.now() - started) / 1000);
     this.d.metrics.decision(o.decision);
+    this.d.stats.count(o.decision);
     if (!o.forward) {
       sendError(res, o.code, o.message, o.head === null || o.head.hasBody);
       return;
