@@ -16,6 +16,7 @@ import { InterceptRecorder } from './intercept/intercept-recorder.service';
 import { InterceptRepository } from './intercept/intercept.repository';
 import { ReadinessProbe } from './health/readiness';
 import { SettingsService } from './settings/settings.service';
+import { SecretBox } from './settings/secret-box';
 import type { Queue } from 'bullmq';
 import { AlertRepository } from './alert/alert.repository';
 import { AlertService } from './alert/alert.service';
@@ -41,6 +42,7 @@ export interface Runtime {
   keys: RedisKeys;
   metrics: MetricsService;
   settings: SettingsService;
+  secretBox: SecretBox;
   bindingRepo: BindingRepository;
   store: BindingStore;
   usage: UsageRecorder;
@@ -69,7 +71,11 @@ export async function createRuntime(config: AppConfig, logger: Logger): Promise<
   const subscriber = createSubscriberClient(config.redisUrl, logger, 'subscriber');
   const metrics = new MetricsService();
 
-  const settings = new SettingsService(dataSource, config.settings, logger);
+  const secretBox = new SecretBox(config.hmacSecret.reveal());
+  const settings = new SettingsService(dataSource, config.settings, logger, {
+    envSecret: config.alertWebhookSecret?.revealText() ?? null,
+    open: (sealed) => secretBox.open(sealed),
+  });
   await settings.start();
 
   const bindingRepo = new BindingRepository(dataSource);
@@ -123,7 +129,6 @@ export async function createRuntime(config: AppConfig, logger: Logger): Promise<
   let workers: BackgroundWorkers | null = null;
   if (config.role !== 'gateway') {
     const archive = new ArchiveService(dataSource, (hash) => store.evictShared(hash), logger);
-    const webhookSecret = config.alertWebhookSecret;
     workers = new BackgroundWorkers(
       {
         redisUrl: config.redisUrl,
@@ -133,13 +138,7 @@ export async function createRuntime(config: AppConfig, logger: Logger): Promise<
         sweepIntervalMs: config.alertSweepMs,
       },
       interceptWriter,
-      new WebhookProcessor(
-        alertRepo,
-        webhookSender,
-        settings,
-        () => webhookSecret?.revealText() ?? null,
-        logger,
-      ),
+      new WebhookProcessor(alertRepo, webhookSender, settings, () => settings.webhookSecret(), logger),
       queues.webhooks,
       queues.archive,
       archive,
@@ -176,6 +175,7 @@ export async function createRuntime(config: AppConfig, logger: Logger): Promise<
     keys,
     metrics,
     settings,
+    secretBox,
     bindingRepo,
     store,
     usage,

@@ -1,0 +1,908 @@
+#!/usr/bin/env node
+// `npm run bench`: the same workload sent directly to a fast upstream, through
+// nginx proxy_pass with an IP allowlist, and through the KeyPin gateway, in one
+// run on one machine. See bench/README.md for what is measured and how.
+//
+//   node bench/run.mjs [--quick] [--targets direct,nginx,keypin] [--no-memory]
+//
+// Exits non-zero when any run saw a status it should not have (a non-2xx on
+// allowed traffic, anything but 403 on KeyPin's blocked traffic), or when a
+// target could not be started.
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { closedLoop, makeClient, openLoop, runWrk, sseFirstEvent } from './lib/load.mjs';
+import {
+  freePort,
+  killAll,
+  logTail,
+  rssBytes,
+  sampleRss,
+  startChild,
+  stopChild,
+  versionOf,
+  waitFor,
+  pidsNamed,
+  waitQuiet,
+} from './lib/procs.mjs';
+import { int, mib, ms, prettyJson, ratio, signedMs, table } from './lib/report.mjs';
+
+const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
+const ROOT = resolve(BENCH_DIR, '..');
+const GATEWAY_MAIN = join(ROOT, 'dist/gateway/apps/gateway/src/main.js');
+const NGINX = '/usr/sbin/nginx';
+
+// ------------------------------------------------------------------ options
+
+const argv = process.argv.slice(2);
+const flag = (name) => argv.includes(`--${name}`);
+const option = (name, def) => {
+  const hit = argv.find((a) => a.startsWith(`--${name}=`));
+  if (hit) return hit.slice(name.length + 3);
+  const i = argv.indexOf(`--${name}`);
+  return i !== -1 && argv[i + 1] && !argv[i + 1].startsWith('--') ? argv[i + 1] : def;
+};
+if (flag('help')) {
+  console.log('usage: node bench/run.mjs [--quick] [--targets direct,nginx,keypin] [--no-memory]');
+  process.exit(0);
+}
+const QUICK = flag('quick');
+const TARGETS = option('targets', 'direct,nginx,keypin')
+  .split(',')
+  .map((s) => s.trim())
+  .filter(Boolean);
+for (const t of TARGETS) {
+  if (!['direct', 'nginx', 'keypin'].includes(t)) {
+    console.error(`unknown target "${t}" (direct, nginx, keypin)`);
+    process.exit(2);
+  }
+}
+const MEMORY_PHASE = !flag('no-memory') && TARGETS.includes('keypin');
+
+const P = {
+  wrkConnections: 32,
+  wrkDurationS: QUICK ? 3 : 10,
+  wrkWarmupS: QUICK ? 1 : 2,
+  c1Warmup: 300,
+  c1Count: QUICK ? 1000 : 3000,
+  c32Concurrency: 32,
+  c32LoadShare: 0.5,
+  c32WarmupS: 1,
+  c32DurationS: QUICK ? 2 : 5,
+  sseCount: QUICK ? 100 : 300,
+  sseWarmup: 20,
+  memKeys: QUICK ? 10_000 : 100_000,
+  memConcurrency: 64,
+  memCapS: 120,
+};
+
+// Keys are fresh per run (the bench database is kept between runs), and have
+// no '-' so that TOKEN_NORMALIZE=newapi keeps them whole.
+const RUN_TAG = randomBytes(4).toString('hex');
+const ALLOWED_KEY = `sk-benchallowed${RUN_TAG}`;
+const BLOCKED_KEY = `sk-benchblocked${RUN_TAG}`;
+const OTHER_IP = '127.0.0.2';
+
+const SPEC = {
+  allowed: { method: 'GET', path: '/v1/models', headers: { authorization: `Bearer ${ALLOWED_KEY}` } },
+  blocked: { method: 'GET', path: '/v1/models', headers: { authorization: `Bearer ${BLOCKED_KEY}` } },
+};
+const SSE_SPEC = {
+  path: '/v1/chat/completions',
+  headers: { authorization: `Bearer ${ALLOWED_KEY}`, 'content-type': 'application/json' },
+  body: JSON.stringify({
+    model: 'bench-model-a',
+    stream: true,
+    messages: [{ role: 'user', content: 'ping' }],
+  }),
+};
+const WORKLOADS = ['allowed', 'blocked'];
+
+/** What a run must see: 2xx everywhere, except 403 for KeyPin's blocked traffic. */
+const expectation = (workload, target) =>
+  workload === 'blocked' && target === 'keypin'
+    ? { kind: '403', ok: (s) => Number(s) === 403 }
+    : { kind: '2xx', ok: (s) => s >= 200 && s < 300 };
+
+// ------------------------------------------------------------------ bookkeeping
+
+const startedAt = performance.now();
+const failures = [];
+const notes = [];
+function fail(msg) {
+  failures.push(msg);
+  console.error(`  ✗ FAIL: ${msg}`);
+}
+function note(msg) {
+  notes.push(msg);
+  console.log(`  ! ${msg}`);
+}
+function step(msg) {
+  const t = ((performance.now() - startedAt) / 1000).toFixed(0).padStart(4);
+  console.log(`[${t}s] ${msg}`);
+}
+/** Checks a map of status → count against the expectation; returns the count of wrong ones. */
+function checkStatuses(what, statuses, workload, target, errors = 0) {
+  const exp = expectation(workload, target);
+  const wrong = Object.entries(statuses)
+    .filter(([s]) => !exp.ok(Number(s)))
+    .reduce((a, [, n]) => a + n, 0);
+  if (wrong > 0 || errors > 0) {
+    fail(
+      `${what}: expected every response ${exp.kind}, got statuses ${JSON.stringify(statuses)}` +
+        (errors ? ` and ${errors} transport errors` : ''),
+    );
+  }
+  return wrong;
+}
+
+async function metricsText(base) {
+  try {
+    const res = await fetch(`${base}/metrics`);
+    return res.ok ? await res.text() : null;
+  } catch {
+    return null;
+  }
+}
+/** Sums every sample whose series line matches `re` (histogram buckets excluded). */
+function sumMetric(text, re) {
+  if (!text) return null;
+  let sum = null;
+  for (const line of text.split('\n')) {
+    if (line.startsWith('#') || /_bucket[{ ]/.test(line) || !re.test(line)) continue;
+    const v = Number(line.trim().split(/\s+/).pop());
+    if (Number.isFinite(v)) sum = (sum ?? 0) + v;
+  }
+  return sum;
+}
+
+// ------------------------------------------------------------------ targets
+
+async function startUpstream() {
+  const child = startChild('upstream', process.execPath, [join(BENCH_DIR, 'upstream.mjs'), '--port', '0'], {
+    stdin: 'pipe', // closes when the runner dies, and the upstream then exits
+  });
+  const port = await new Promise((resolvePort, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error('bench upstream did not start in 10s')), 10_000);
+    child.stdout.on('data', (d) => {
+      out += d;
+      const m = /READY (\d+)/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolvePort(Number(m[1]));
+      }
+    });
+    child.stderr.on('data', (d) => process.stderr.write(`upstream: ${d}`));
+    child.once('exit', (code) => reject(new Error(`bench upstream exited with ${code}`)));
+  });
+  return { name: 'direct', url: `http://127.0.0.1:${port}`, port, child };
+}
+
+function ensureNginx() {
+  if (existsSync(NGINX)) return;
+  note(`${NGINX} is missing: running apt-get install -y nginx-light`);
+  const r = spawnSync('apt-get', ['install', '-y', 'nginx-light'], { stdio: 'inherit' });
+  if (r.status !== 0 || !existsSync(NGINX)) throw new Error('could not install nginx-light');
+}
+
+async function startNginx(tmp, upstreamPort) {
+  ensureNginx();
+  const prefix = join(tmp, 'nginx');
+  mkdirSync(prefix, { recursive: true });
+  const port = await freePort();
+  const conf = readFileSync(join(BENCH_DIR, 'nginx.bench.conf.template'), 'utf8')
+    .replaceAll('{{PREFIX}}', prefix)
+    .replaceAll('{{LISTEN_PORT}}', String(port))
+    .replaceAll('{{UPSTREAM_PORT}}', String(upstreamPort));
+  const confPath = join(prefix, 'nginx.conf');
+  writeFileSync(confPath, conf);
+  const args = ['-p', prefix, '-e', join(prefix, 'error.log'), '-c', confPath, '-g', 'daemon off;'];
+  const child = startChild('nginx', NGINX, args, { logFile: join(tmp, 'nginx.out.log') });
+  const url = `http://127.0.0.1:${port}`;
+  await waitFor(
+    'nginx to answer',
+    async () => (await fetch(`${url}/v1/models`, { headers: SPEC.allowed.headers })).status === 200,
+    { child, timeoutMs: 10_000, everyMs: 100 },
+  );
+  return { name: 'nginx', url, port, child, confPath };
+}
+
+function ensureGatewayBuild() {
+  if (existsSync(GATEWAY_MAIN)) return;
+  step(`${GATEWAY_MAIN} is missing: building (npx nx run-many -t build)`);
+  const r = spawnSync('npx', ['nx', 'run-many', '-t', 'build'], { cwd: ROOT, stdio: 'inherit' });
+  if (r.status !== 0 || !existsSync(GATEWAY_MAIN)) throw new Error('the build did not produce the gateway');
+}
+
+async function startKeypin(tmp, upstreamPort) {
+  ensureGatewayBuild();
+  const port = await freePort();
+  const env = {
+    ...process.env,
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    DOWNSTREAM_URL: `http://127.0.0.1:${upstreamPort}`,
+    DATABASE_URL: process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/keypin_bench',
+    REDIS_URL: process.env.BENCH_REDIS_URL ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379/0',
+    REDIS_PREFIX: `keypin-bench-${RUN_TAG}:`,
+    LOG_LEVEL: 'warn',
+    NODE_ENV: 'development',
+    ROLE: 'all',
+    // The bench's clients talk to the gateway directly from 127.0.0.1 (and
+    // 127.0.0.2), not through a proxy: the default TRUSTED_PROXIES would make
+    // the gateway insist on an X-Real-IP header from 127.0.0.1.
+    TRUSTED_PROXIES: '::1/128',
+    ENFORCE_MODE: 'enforce',
+    FAILSAFE_MODE: 'closed',
+    TOKEN_NORMALIZE: 'newapi',
+    BIND_IPV4_PREFIX: '32',
+    AUTO_BAN: 'false',
+    // Keep the 100k bindings of the memory phase in the in-process cache
+    // for the whole phase; a quick stop at the end.
+    CACHE_TTL_SECONDS: '900',
+    SHUTDOWN_GRACE_MS: '3000',
+  };
+  const child = startChild('keypin', process.execPath, [GATEWAY_MAIN], {
+    cwd: ROOT,
+    env,
+    logFile: join(tmp, 'keypin.log'),
+  });
+  const url = `http://127.0.0.1:${port}`;
+  const t0 = performance.now();
+  await waitFor('KeyPin GET /ready → 200', async () => (await fetch(`${url}/ready`)).status === 200, {
+    child,
+    timeoutMs: 60_000,
+    everyMs: 250,
+  });
+  const readyS = (performance.now() - t0) / 1000;
+  const shownEnv = Object.fromEntries(
+    [
+      'PORT',
+      'HOST',
+      'DOWNSTREAM_URL',
+      'DATABASE_URL',
+      'REDIS_PREFIX',
+      'LOG_LEVEL',
+      'NODE_ENV',
+      'ROLE',
+      'TRUSTED_PROXIES',
+      'CACHE_TTL_SECONDS',
+    ].map((k) => [k, env[k]]),
+  );
+  return {
+    name: 'keypin',
+    url,
+    port,
+    child,
+    pid: child.pid,
+    readyS,
+    env: shownEnv,
+    log: join(tmp, 'keypin.log'),
+  };
+}
+
+// ------------------------------------------------------------------ phases
+
+async function prepare(targets) {
+  for (const t of targets) {
+    const c = makeClient(t.url);
+    try {
+      const a = await c.send(SPEC.allowed);
+      if (a.status !== 200)
+        throw new Error(`${t.name}: allowed warm-up request got ${a.status}: ${a.body.slice(0, 300)}`);
+      if (t.name !== 'keypin') {
+        const b = await c.send(SPEC.blocked);
+        if (b.status !== 200) throw new Error(`${t.name}: blocked-key request got ${b.status}`);
+        continue;
+      }
+      // Pin the blocked key to another address, then check it is refused here.
+      const other = makeClient(t.url, { localAddress: OTHER_IP });
+      try {
+        const pin = await other.send(SPEC.blocked);
+        if (pin.status !== 200) {
+          throw new Error(
+            `keypin: first use of the blocked key from ${OTHER_IP} got ${pin.status}: ${pin.body.slice(0, 300)}`,
+          );
+        }
+      } finally {
+        other.close();
+      }
+      const b = await c.send(SPEC.blocked);
+      if (b.status !== 403 || !b.body.includes('ip_not_allowed')) {
+        throw new Error(
+          `keypin: the key pinned to ${OTHER_IP} got ${b.status} from 127.0.0.1: ${b.body.slice(0, 300)}`,
+        );
+      }
+      const again = await c.send(SPEC.allowed);
+      if (again.status !== 200)
+        throw new Error(`keypin: the allowed key got ${again.status} on its second use`);
+    } finally {
+      c.close();
+    }
+  }
+}
+
+/**
+ * Before each measured run: waits until the bench's own processes (the
+ * targets, the upstream, PostgreSQL and Redis) are idle, and records how long
+ * that took and how busy the rest of the machine was.
+ */
+const settles = [];
+let settleBudgetS = 120;
+let benchPids = () => [];
+async function settle(before) {
+  const r = await waitQuiet(benchPids, { timeoutMs: Math.max(3, Math.min(20, settleBudgetS)) * 1000 });
+  settleBudgetS -= r.waitedS;
+  const busyPct = Math.round(r.machineBusy * 100);
+  settles.push({
+    before,
+    waitedS: Math.round(r.waitedS * 10) / 10,
+    settled: r.settled,
+    machineBusyPct: busyPct,
+  });
+  if (r.waitedS > 2)
+    console.log(`        (waited ${r.waitedS.toFixed(1)}s for the bench's processes to go idle)`);
+  if (!r.settled) note(`before ${before}, the bench's processes still used ${r.cores.toFixed(2)} cores`);
+  if (busyPct >= 25)
+    note(`before ${before}, the machine was ${busyPct}% busy with other work: figures may be noisy`);
+  return r;
+}
+
+async function wrkWarmup(targets, tmp) {
+  for (const t of targets) {
+    step(`wrk warm-up ${P.wrkWarmupS}s → ${t.name}`);
+    await runWrk(`${t.url}${SPEC.allowed.path}`, SPEC.allowed, {
+      connections: P.wrkConnections,
+      durationS: P.wrkWarmupS,
+      tmpDir: tmp,
+      name: `${t.name}-warmup`,
+    });
+  }
+}
+
+/** wrk against every target; for KeyPin's allowed run, its RSS is sampled meanwhile. */
+async function throughput(targets, workload, tmp, rss) {
+  const out = {};
+  for (const t of targets) {
+    const what = `wrk ${workload} → ${t.name}`;
+    await settle(what);
+    step(`${what} (-t1 -c${P.wrkConnections} -d${P.wrkDurationS}s)`);
+    const keypinBlocked = t.name === 'keypin' && workload === 'blocked';
+    const before = t.name === 'keypin' ? await metricsText(t.url) : null;
+    const sampler = t.name === 'keypin' && workload === 'allowed' ? sampleRss(t.pid) : null;
+    const r = await runWrk(
+      `${t.url}${SPEC[workload].path}`,
+      { ...SPEC[workload], marker: keypinBlocked ? 'ip_not_allowed' : undefined },
+      {
+        connections: P.wrkConnections,
+        durationS: P.wrkDurationS,
+        tmpDir: tmp,
+        name: `${t.name}-${workload}`,
+      },
+    );
+    if (sampler) rss.duringAllowedLoad = sampler.stop();
+    const sockErrors = Object.values(r.socketErrors).reduce((a, b) => a + b, 0);
+    const counted = Object.values(r.statuses).reduce((a, b) => a + b, 0);
+    checkStatuses(what, r.statuses, workload, t.name, sockErrors);
+    if (counted !== r.requests)
+      fail(`${what}: the Lua counter saw ${counted} responses, wrk reports ${r.requests}`);
+    if (keypinBlocked) {
+      if (r.non2xx3xx !== r.requests)
+        fail(`${what}: wrk saw ${r.non2xx3xx} non-2xx of ${r.requests}, expected all`);
+      if (r.marked !== r.requests) fail(`${what}: ${r.marked} of ${r.requests} bodies said ip_not_allowed`);
+      const after = await metricsText(t.url);
+      const re = /decision="intercepted"/;
+      const b0 = sumMetric(before, re);
+      const b1 = sumMetric(after, re);
+      r.metricsInterceptedDelta = b0 !== null && b1 !== null ? b1 - b0 : null;
+      if (r.metricsInterceptedDelta === null)
+        note('KeyPin /metrics has no decision="intercepted" series to cross-check');
+      else if (r.metricsInterceptedDelta < r.requests) {
+        note(`KeyPin /metrics counted ${r.metricsInterceptedDelta} intercepted requests, wrk ${r.requests}`);
+      }
+    } else if (r.non2xx3xx !== 0) {
+      fail(`${what}: wrk reports ${r.non2xx3xx} non-2xx/3xx responses`);
+    }
+    console.log(`        ${int(r.rps)} req/s, statuses ${JSON.stringify(r.statuses)}`);
+    out[t.name] = r;
+  }
+  return out;
+}
+
+/** An open-loop run means little if this process could not send at the scheduled rate. */
+function clientKeptUp(what, r) {
+  if (r.achievedRatePerS !== null && r.achievedRatePerS < 0.9 * r.targetRatePerS) {
+    note(
+      `${what}: the client sent ${int(r.achievedRatePerS)}/s of the ${int(r.targetRatePerS)}/s scheduled ` +
+        '(the target fell behind, or this client did)',
+    );
+  }
+}
+
+/** Sequential warm-up of every target; returns the c=1 interval the schedule should use. */
+async function c1Warmup(targets, workload) {
+  const warm = {};
+  for (const t of targets) {
+    const c = makeClient(t.url);
+    try {
+      warm[t.name] = await closedLoop(c, SPEC[workload], P.c1Warmup);
+      checkStatuses(`c=1 warm-up ${workload} → ${t.name}`, warm[t.name].statuses, workload, t.name);
+    } finally {
+      c.close();
+    }
+  }
+  // One schedule for every target, light enough that c=1 measures a request
+  // rather than a queue: twice the slowest warm-up p90, at least 2 ms.
+  const slowest = Math.max(...targets.map((t) => warm[t.name].p90Ms));
+  return Math.min(10, Math.max(2, Math.ceil(slowest * 2 * 10) / 10));
+}
+
+async function latencyC1(targets, workload, intervalMs) {
+  const out = {};
+  for (const t of targets) {
+    const what = `latency c=1 ${workload} → ${t.name}`;
+    await settle(what);
+    step(`${what}: ${P.c1Count} requests, one every ${intervalMs} ms`);
+    const c = makeClient(t.url);
+    try {
+      const r = await openLoop(c, SPEC[workload], { count: P.c1Count, intervalMs, concurrency: 1 });
+      checkStatuses(what, r.statuses, workload, t.name, r.errors);
+      out[t.name] = r;
+      console.log(
+        `        p50 ${ms(r.p50Ms)}  p90 ${ms(r.p90Ms)}  p99 ${ms(r.p99Ms)} ms (service time p50 ${ms(r.serviceMs.p50Ms)}), ` +
+          `${r.heldUp} held up by a slow predecessor`,
+      );
+      clientKeptUp(what, r);
+    } finally {
+      c.close();
+    }
+  }
+  return out;
+}
+
+async function latencyC32(targets, workload, rate) {
+  const out = { ratePerS: rate };
+  const intervalMs = 1000 / rate;
+  for (const t of targets) {
+    const what = `latency c=${P.c32Concurrency} ${workload} → ${t.name}`;
+    await settle(what);
+    step(`${what}: open loop at ${rate} req/s for ${P.c32DurationS}s`);
+    const c = makeClient(t.url, { concurrency: P.c32Concurrency });
+    try {
+      const shape = { intervalMs, concurrency: P.c32Concurrency };
+      await openLoop(c, SPEC[workload], { ...shape, count: Math.round(rate * P.c32WarmupS) });
+      const r = await openLoop(c, SPEC[workload], { ...shape, count: Math.round(rate * P.c32DurationS) });
+      checkStatuses(what, r.statuses, workload, t.name, r.errors);
+      out[t.name] = r;
+      console.log(
+        `        p50 ${ms(r.p50Ms)}  p90 ${ms(r.p90Ms)}  p99 ${ms(r.p99Ms)} ms; sent ${int(r.achievedRatePerS)}/s, ` +
+          `${r.heldUp} held up by busy slots, client lag p99 ${ms(r.clientLagMs.p99Ms)} ms`,
+      );
+      clientKeptUp(what, r);
+    } finally {
+      c.close();
+    }
+  }
+  return out;
+}
+
+async function sse(targets) {
+  const out = { count: P.sseCount, warmup: P.sseWarmup };
+  for (const t of targets) {
+    const what = `SSE time to first event → ${t.name}`;
+    await settle(what);
+    step(`${what}: ${P.sseCount} sequential streams`);
+    const r = await sseFirstEvent(t.url, { ...SSE_SPEC, n: P.sseCount, warmup: P.sseWarmup });
+    if (r.bad > 0) {
+      fail(
+        `SSE → ${t.name}: ${r.bad} streams were not 200 text/event-stream ending in [DONE] (${JSON.stringify(r.statuses)})`,
+      );
+    }
+    out[t.name] = r;
+    console.log(`        first event p50 ${ms(r.firstEvent.p50Ms)}  p99 ${ms(r.firstEvent.p99Ms)} ms`);
+  }
+  return out;
+}
+
+/** Optional gauges from the gateway's /metrics (names are not part of the contract). */
+async function gatewayGauges(keypin) {
+  const text = await metricsText(keypin.url);
+  return {
+    cachedBindings: sumMetric(text, /^\w*cached_bindings\b/),
+    heapUsedBytes: sumMetric(text, /^\w*nodejs_heap_size_used_bytes\b/),
+  };
+}
+
+async function memoryPhase(keypin) {
+  const gaugesBefore = await gatewayGauges(keypin);
+  const before = rssBytes(keypin.pid);
+  step(`memory: binding ${int(P.memKeys)} new keys (${P.memConcurrency} concurrent keep-alive requests)`);
+  const c = makeClient(keypin.url, { concurrency: P.memConcurrency });
+  const statuses = {};
+  let errors = 0;
+  let firstError;
+  let next = 0;
+  let done = 0;
+  const t0 = performance.now();
+  const deadline = t0 + P.memCapS * 1000;
+  const progress = setInterval(() => {
+    console.log(`        ${int(done)} keys bound, RSS ${mib(rssBytes(keypin.pid))}`);
+  }, 10_000);
+  const worker = async () => {
+    while (next < P.memKeys && performance.now() < deadline) {
+      const i = next++;
+      try {
+        const r = await c.send({
+          method: 'GET',
+          path: '/v1/models',
+          headers: { authorization: `Bearer sk-bench${RUN_TAG}k${i}` },
+        });
+        statuses[r.status] = (statuses[r.status] ?? 0) + 1;
+      } catch (err) {
+        errors++;
+        firstError ??= err.message;
+      }
+      done++;
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: P.memConcurrency }, worker));
+  } finally {
+    clearInterval(progress);
+    c.close();
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  const after = rssBytes(keypin.pid);
+  await sleep(3000);
+  const settled = rssBytes(keypin.pid);
+  const bound = statuses[200] ?? 0;
+  checkStatuses('memory phase (first use of new keys)', statuses, 'allowed', 'keypin', errors);
+  if (done < P.memKeys) {
+    note(`memory phase stopped at the ${P.memCapS}s cap after ${int(done)} of ${int(P.memKeys)} keys`);
+  }
+  const metrics = await metricsText(keypin.url);
+  const firstBinds = sumMetric(metrics, /decision="first_bind"/);
+  const gaugesAfter = await gatewayGauges(keypin);
+  return {
+    keysRequested: P.memKeys,
+    keysSent: done,
+    keysBound: bound,
+    statuses,
+    errors,
+    firstError,
+    seconds,
+    keysPerS: done / seconds,
+    rssBeforeBytes: before,
+    rssAfterBytes: after,
+    rssAfter3sBytes: settled,
+    rssGrowthPerKeyBytes:
+      before !== null && settled !== null && bound > 0 ? (settled - before) / bound : null,
+    metricsFirstBindTotal: firstBinds,
+    metricsBefore: gaugesBefore,
+    metricsAfter: gaugesAfter,
+  };
+}
+
+// ------------------------------------------------------------------ report
+
+function added(results, workload, target, field) {
+  const x = results[workload]?.[target]?.[field];
+  const d = results[workload]?.direct?.[field];
+  return x === undefined || d === undefined || x === null || d === null ? null : x - d;
+}
+
+function computeRatios(r) {
+  const w = r.throughput?.wrk;
+  const get = (workload, t) => w?.[workload]?.[t]?.rps ?? null;
+  const div = (a, b) => (a === null || b === null || b === 0 ? null : a / b);
+  const sseAdd = (t, f) => {
+    const x = r.sse?.[t]?.firstEvent?.[f];
+    const d = r.sse?.direct?.firstEvent?.[f];
+    return x == null || d == null ? null : x - d;
+  };
+  return {
+    keypinOverNginxRps: {
+      allowed: div(get('allowed', 'keypin'), get('allowed', 'nginx')),
+      blocked: div(get('blocked', 'keypin'), get('blocked', 'nginx')),
+    },
+    keypinOverDirectRps: { allowed: div(get('allowed', 'keypin'), get('allowed', 'direct')) },
+    nginxOverDirectRps: { allowed: div(get('allowed', 'nginx'), get('allowed', 'direct')) },
+    keypinBlockedOverAllowedRps: div(get('blocked', 'keypin'), get('allowed', 'keypin')),
+    addedMs: Object.fromEntries(
+      ['c1', 'c32'].map((c) => [
+        c,
+        Object.fromEntries(
+          WORKLOADS.map((wl) => [
+            wl,
+            Object.fromEntries(
+              ['nginx', 'keypin'].map((t) => [
+                t,
+                {
+                  p50: added(r.latency?.[c] ?? {}, wl, t, 'p50Ms'),
+                  p99: added(r.latency?.[c] ?? {}, wl, t, 'p99Ms'),
+                },
+              ]),
+            ),
+          ]),
+        ),
+      ]),
+    ),
+    sseFirstEventAddedMs: Object.fromEntries(
+      ['nginx', 'keypin'].map((t) => [t, { p50: sseAdd(t, 'p50Ms'), p99: sseAdd(t, 'p99Ms') }]),
+    ),
+  };
+}
+
+function printReport(r) {
+  const names = r.targets;
+  const head = (first) => [first, ...names];
+  const w = r.throughput?.wrk;
+  const parts = [];
+  parts.push(
+    `\nKeyPin bench — ${r.date}\n${r.machine.cpuModel} × ${r.machine.cores} cores, ${r.machine.memoryGiB} GiB, ` +
+      `node ${r.machine.node}, ${r.machine.nginx ?? 'nginx ?'}, ${r.machine.wrk ?? 'wrk ?'}` +
+      (QUICK ? '\n(--quick: shorter runs, figures are rough)' : ''),
+  );
+  if (w) {
+    parts.push(
+      table(
+        `Throughput, requests/s (wrk -t1 -c${P.wrkConnections} -d${P.wrkDurationS}s, GET /v1/models)`,
+        head(''),
+        [
+          ['allowed key', ...names.map((t) => int(w.allowed?.[t]?.rps))],
+          ['blocked key (KeyPin: all 403)', ...names.map((t) => int(w.blocked?.[t]?.rps))],
+        ],
+      ),
+    );
+  }
+  for (const c of ['c1', 'c32']) {
+    const L = r.latency?.[c];
+    if (!L) continue;
+    const title =
+      c === 'c1'
+        ? `Latency at concurrency 1, ms (open loop, one request every ${L.intervalMs} ms, ${L.count} requests)`
+        : `Latency at concurrency ${L.concurrency}, ms (open loop at ${Math.round(L.loadShare * 100)}% of ${L.rateFrom}'s wrk rate: ` +
+          `allowed ${L.allowed?.ratePerS ?? '—'}/s, blocked ${L.blocked?.ratePerS ?? '—'}/s)`;
+    const rows = [];
+    for (const wl of WORKLOADS) {
+      for (const f of ['p50Ms', 'p90Ms', 'p99Ms'])
+        rows.push([`${wl} ${f.slice(0, 3)}`, ...names.map((t) => ms(L[wl]?.[t]?.[f]))]);
+    }
+    parts.push(table(title, head(''), rows));
+  }
+  if (r.sse) {
+    parts.push(
+      table(
+        `SSE time to first event, ms (${r.sse.count} sequential POST /v1/chat/completions stream:true)`,
+        head(''),
+        [
+          ['first event p50', ...names.map((t) => ms(r.sse[t]?.firstEvent.p50Ms))],
+          ['first event p99', ...names.map((t) => ms(r.sse[t]?.firstEvent.p99Ms))],
+          ['whole stream p50', ...names.map((t) => ms(r.sse[t]?.wholeStream.p50Ms))],
+        ],
+      ),
+    );
+  }
+  const R = r.ratios;
+  const addRows = [];
+  for (const c of ['c1', 'c32']) {
+    for (const wl of WORKLOADS) {
+      const a = R.addedMs[c][wl];
+      addRows.push([
+        `${c === 'c1' ? 'c=1' : 'c=32'} ${wl}`,
+        signedMs(a.nginx.p50),
+        signedMs(a.nginx.p99),
+        signedMs(a.keypin.p50),
+        signedMs(a.keypin.p99),
+      ]);
+    }
+  }
+  addRows.push([
+    'SSE first event',
+    signedMs(R.sseFirstEventAddedMs.nginx.p50),
+    signedMs(R.sseFirstEventAddedMs.nginx.p99),
+    signedMs(R.sseFirstEventAddedMs.keypin.p50),
+    signedMs(R.sseFirstEventAddedMs.keypin.p99),
+  ]);
+  parts.push(
+    table(
+      'Added latency over direct, ms',
+      ['', 'nginx p50', 'nginx p99', 'KeyPin p50', 'KeyPin p99'],
+      addRows,
+    ),
+  );
+  parts.push(
+    table(
+      'Ratios',
+      ['', 'value'],
+      [
+        ['KeyPin / nginx req/s, allowed', ratio(R.keypinOverNginxRps.allowed)],
+        ['KeyPin / nginx req/s, blocked', ratio(R.keypinOverNginxRps.blocked)],
+        ['KeyPin / direct req/s, allowed', ratio(R.keypinOverDirectRps.allowed)],
+        ['nginx / direct req/s, allowed', ratio(R.nginxOverDirectRps.allowed)],
+        ['KeyPin blocked / allowed req/s', ratio(R.keypinBlockedOverAllowedRps)],
+        [
+          'KeyPin added p50 / p99 at c=1, allowed (ms)',
+          `${signedMs(R.addedMs.c1.allowed.keypin.p50)} / ${signedMs(R.addedMs.c1.allowed.keypin.p99)}`,
+        ],
+        [
+          'nginx added p50 / p99 at c=1, allowed (ms)',
+          `${signedMs(R.addedMs.c1.allowed.nginx.p50)} / ${signedMs(R.addedMs.c1.allowed.nginx.p99)}`,
+        ],
+        ['KeyPin added SSE first event p50 (ms)', signedMs(R.sseFirstEventAddedMs.keypin.p50)],
+      ],
+    ),
+  );
+  const m = r.memory;
+  if (m) {
+    const rows = [
+      ['after start (idle)', mib(m.rssIdleBytes)],
+      [
+        'during allowed wrk load, mean / max',
+        `${mib(m.duringAllowedLoad?.meanBytes)} / ${mib(m.duringAllowedLoad?.maxBytes)}`,
+      ],
+    ];
+    if (m.bindings) {
+      const b = m.bindings;
+      rows.push(
+        [`before binding ${int(b.keysRequested)} keys`, mib(b.rssBeforeBytes)],
+        [
+          `after ${int(b.keysBound)} keys bound (${b.seconds.toFixed(1)} s, ${int(b.keysPerS)} keys/s)`,
+          mib(b.rssAfterBytes),
+        ],
+        ['3 s later', mib(b.rssAfter3sBytes)],
+        [
+          'RSS growth per bound key (rough: GC decides)',
+          b.rssGrowthPerKeyBytes === null || b.rssGrowthPerKeyBytes < 0
+            ? '—'
+            : `${int(b.rssGrowthPerKeyBytes)} B`,
+        ],
+      );
+      if (b.metricsAfter.cachedBindings !== null) {
+        rows.push([
+          'bindings in the in-process cache (/metrics), before → after',
+          `${int(b.metricsBefore.cachedBindings)} → ${int(b.metricsAfter.cachedBindings)}`,
+        ]);
+      }
+      if (b.metricsAfter.heapUsedBytes !== null) {
+        rows.push([
+          'JS heap used (/metrics), before → after',
+          `${mib(b.metricsBefore.heapUsedBytes)} → ${mib(b.metricsAfter.heapUsedBytes)}`,
+        ]);
+      }
+    }
+    parts.push(table('KeyPin gateway memory (RSS from /proc/<pid>/status)', ['', ''], rows));
+  }
+  if (r.notes.length) parts.push(`\nNotes\n${r.notes.map((n) => `  - ${n}`).join('\n')}`);
+  console.log(parts.join('\n'));
+}
+
+// ------------------------------------------------------------------ main
+
+async function main() {
+  const tmp = mkdtempSync(join(os.tmpdir(), 'keypin-bench-'));
+  chmodSync(tmp, 0o755); // nginx workers drop to an unprivileged user
+  const results = {
+    date: new Date().toISOString(),
+    machine: {
+      cpuModel: os.cpus()[0]?.model ?? 'unknown',
+      cores: os.cpus().length,
+      memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+      os: `${os.type()} ${os.release()}`,
+      node: process.version,
+      nginx: versionOf(existsSync(NGINX) ? NGINX : 'nginx', ['-v']),
+      wrk: versionOf('wrk', ['-v'])?.replace(/\s+Copyright.*$/, '') ?? null,
+    },
+    quick: QUICK,
+    parameters: P,
+    targets: [],
+    keys: { allowed: ALLOWED_KEY, blocked: `${BLOCKED_KEY} (pinned to ${OTHER_IP})` },
+  };
+  const targets = [];
+  const started = [];
+  let keypin = null;
+  try {
+    step(`starting targets: ${TARGETS.join(', ')} (scratch dir ${tmp})`);
+    const upstream = await startUpstream();
+    started.push(upstream);
+    if (TARGETS.includes('direct')) targets.push(upstream);
+    if (TARGETS.includes('nginx')) {
+      const nginx = await startNginx(tmp, upstream.port);
+      started.push(nginx);
+      targets.push(nginx);
+    }
+    if (TARGETS.includes('keypin')) {
+      try {
+        keypin = await startKeypin(tmp, upstream.port);
+        started.push(keypin);
+        targets.push(keypin);
+        step(`KeyPin ready in ${keypin.readyS.toFixed(1)}s (pid ${keypin.pid}, log ${keypin.log})`);
+        results.keypin = { env: keypin.env, readyS: keypin.readyS, rssIdleBytes: rssBytes(keypin.pid) };
+      } catch (err) {
+        fail(`KeyPin could not be started: ${err.message}`);
+      }
+    }
+    if (targets.length === 0) throw new Error('no target to measure');
+    const own = started.map((t) => t.child.pid);
+    benchPids = () => [...own, ...pidsNamed(['nginx', 'postgres', 'redis-server'])];
+    results.targets = targets.map((t) => t.name);
+
+    step('pinning keys and checking every target answers');
+    await prepare(targets);
+
+    await settle('the first run');
+    await wrkWarmup(targets, tmp);
+    const rss = {};
+    results.throughput = { wrk: {} };
+    results.latency = {
+      c1: { count: P.c1Count, warmup: P.c1Warmup },
+      c32: { concurrency: P.c32Concurrency, loadShare: P.c32LoadShare, durationS: P.c32DurationS },
+    };
+    // Allowed traffic first, then blocked: a blocked run leaves the gateway
+    // writing intercepts for a while, which must not land on allowed figures.
+    for (const workload of WORKLOADS) {
+      console.log(`\n== ${workload} traffic`);
+      const wrk = await throughput(targets, workload, tmp, rss);
+      results.throughput.wrk[workload] = wrk;
+      if (workload === 'allowed') results.latency.c1.intervalMs = await c1Warmup(targets, 'allowed');
+      else await c1Warmup(targets, workload);
+      results.latency.c1[workload] = await latencyC1(targets, workload, results.latency.c1.intervalMs);
+      const base = wrk.keypin ? 'keypin' : targets.at(-1).name;
+      results.latency.c32.rateFrom = base;
+      const rate = Math.max(100, Math.round(wrk[base].rps * P.c32LoadShare));
+      results.latency.c32[workload] = await latencyC32(targets, workload, rate);
+      if (workload === 'allowed') results.sse = await sse(targets);
+    }
+    if (keypin) {
+      results.memory = {
+        rssIdleBytes: results.keypin.rssIdleBytes,
+        duringAllowedLoad: rss.duringAllowedLoad ?? null,
+      };
+      if (MEMORY_PHASE) {
+        console.log('\n== memory');
+        await settle('the memory phase');
+        results.memory.bindings = await memoryPhase(keypin);
+      }
+    }
+  } catch (err) {
+    fail(err.stack ?? String(err));
+  } finally {
+    results.settleWaits = settles;
+    results.ratios = computeRatios(results);
+    results.failures = failures;
+    results.notes = notes;
+    results.elapsedS = Math.round((performance.now() - startedAt) / 100) / 10;
+    if (results.throughput) {
+      try {
+        printReport(results);
+      } catch (err) {
+        fail(`could not print the report: ${err.stack}`);
+      }
+    }
+    const dir = join(BENCH_DIR, 'results');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'latest.json'), prettyJson(results));
+    console.log(`\nresults written to bench/results/latest.json (${results.elapsedS} s in all)`);
+    step('stopping children');
+    if (keypin && failures.length)
+      console.error(`\nlast lines of the KeyPin log:\n${logTail(keypin.child, 20)}`);
+    await Promise.all(started.map((t) => stopChild(t.child, 8000)));
+    killAll('SIGKILL');
+    if (failures.length === 0) rmSync(tmp, { recursive: true, force: true });
+    else console.error(`scratch files kept in ${tmp}`);
+  }
+  if (failures.length) {
+    console.error(
+      `\nFAILED (${failures.length}):\n${failures.map((f) => `  - ${f.split('\n')[0]}`).join('\n')}`,
+    );
+    process.exit(1);
+  }
+}
+
+await main();
