@@ -3,6 +3,7 @@ import { Pool } from 'undici';
 import type { Dispatcher } from 'undici';
 import type { Logger } from 'pino';
 import type { MetricsService } from '../infra/metrics/metrics.service';
+import { RateLimitedLog } from '../infra/rate-limited-log';
 import { sendError } from './responses';
 
 export interface ForwarderOptions {
@@ -33,6 +34,7 @@ export class Forwarder {
   readonly pool: Pool;
   private readonly basePath: string;
   readonly origin: string;
+  private readonly failureLog: RateLimitedLog;
 
   constructor(
     readonly downstream: URL,
@@ -41,6 +43,7 @@ export class Forwarder {
     private readonly logger: Logger,
   ) {
     this.origin = downstream.origin;
+    this.failureLog = new RateLimitedLog(logger, 'downstream request failed');
     this.basePath = downstream.pathname.replace(/\/+$/, '');
     this.pool = new Pool(this.origin, {
       connect: { timeout: options.connectTimeoutMs },
@@ -61,7 +64,7 @@ export class Forwarder {
    * carrying KeyPin's X-Real-IP / X-Forwarded-For).
    */
   forward(req: IncomingMessage, res: ServerResponse, headers: string[], hasBody: boolean): void {
-    const handler = new ResponseRelay(res, this.metrics, this.logger);
+    const handler = new ResponseRelay(res, this.metrics, this.failureLog);
     const opts: Dispatcher.DispatchOptions = {
       method: req.method as string,
       path: this.pathFor(req.url!),
@@ -77,6 +80,10 @@ export class Forwarder {
   }
 }
 
+function uncork(res: ServerResponse): void {
+  res.uncork();
+}
+
 /** Relays one downstream response to the client (undici's handler protocol). */
 class ResponseRelay {
   private abortDownstream: ((err?: Error) => void) | null = null;
@@ -88,7 +95,7 @@ class ResponseRelay {
   constructor(
     private readonly res: ServerResponse,
     private readonly metrics: MetricsService,
-    private readonly logger: Logger,
+    private readonly failureLog: RateLimitedLog,
   ) {}
 
   readonly onClientClose = (): void => {
@@ -112,10 +119,14 @@ class ResponseRelay {
     this.resume = resume;
     this.metrics.downstreamSeconds.observe((performance.now() - this.started) / 1000);
     const headers = filterResponseHeaders(rawHeaders);
+    // Cork until the end of this tick: a body that arrived with the head
+    // (the common case) leaves in the same write as the head; a stream's
+    // head (SSE) still goes out at once, before its first event.
+    this.res.cork();
     if (statusText) this.res.writeHead(statusCode, statusText, headers);
     else this.res.writeHead(statusCode, headers);
-    // Push the head out now: an SSE client must see it before the first event.
     this.res.flushHeaders();
+    process.nextTick(uncork, this.res);
     return true;
   }
 
@@ -146,7 +157,7 @@ class ResponseRelay {
       sendError(this.res, 'gateway_timeout', 'The upstream did not answer in time.', true);
     } else {
       this.metrics.downstreamError('unreachable');
-      this.logger.warn({ err: err.message, code: err.code }, 'downstream request failed');
+      this.failureLog.warn({ err: err.message, code: err.code });
       sendError(this.res, 'bad_gateway', 'The upstream could not be reached.', true);
     }
   }

@@ -1,0 +1,64 @@
+import {
+  canonicalKey,
+  formatCidr,
+  formatIp,
+  MASK,
+  parseCidr,
+  parseIp,
+  type TokenNormalize,
+} from '@keypin/shared';
+
+/** Longest search text accepted (the longest key the proxy accepts). */
+export const MAX_SEARCH_LENGTH = 4096;
+
+/**
+ * What a `GET /bindings?search=` string asks for:
+ * - `ip`: bindings whose networks contain the address, or whose first or
+ *   last IP it is (canonical address text);
+ * - `network`: bindings whose networks overlap the CIDR, or whose first or
+ *   last IP lies inside it (canonical CIDR text);
+ * - `key`: a case-insensitive substring of the masked key (`like`, a ready
+ *   LIKE pattern with `\` as escape), or a full raw key (`hashHex`, the
+ *   HMAC of its canonical form; null when nothing canonical is left).
+ */
+export type BindingSearch =
+  | { kind: 'ip'; ip: string }
+  | { kind: 'network'; cidr: string }
+  | { kind: 'key'; like: string; hashHex: string | null };
+
+/** Escapes LIKE's wildcards so the text matches literally. */
+export function escapeLike(text: string): string {
+  return text.replace(/[\\%_]/g, (c) => `\\${c}`);
+}
+
+/** A pasted `Authorization` value (`Bearer sk-…`) counts as the key it carries. */
+const BEARER = /^bearer\s+/i;
+
+/**
+ * Reads a search string. Returns null for an empty one. `hash` turns a
+ * canonical key into its stored hash; the raw text is not kept in the result.
+ */
+export function parseBindingSearch(
+  raw: string,
+  mode: TokenNormalize,
+  hash: (canonical: string) => string,
+): BindingSearch | null {
+  const text = raw.trim();
+  if (text === '') return null;
+
+  const ip = parseIp(text);
+  if (ip !== null) return { kind: 'ip', ip: formatIp(ip) };
+  if (text.includes('/')) {
+    const cidr = parseCidr(text);
+    if (cidr.ok) return { kind: 'network', cidr: formatCidr(cidr.cidr) };
+  }
+
+  // The console shows masks with "…"; people type "...".
+  const masked = text.replace(/\.\.\./g, MASK).toLowerCase();
+  const canonical = canonicalKey(text.replace(BEARER, ''), mode);
+  return {
+    kind: 'key',
+    like: `%${escapeLike(masked)}%`,
+    hashHex: canonical === '' ? null : hash(canonical),
+  };
+}

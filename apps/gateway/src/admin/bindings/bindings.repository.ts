@@ -1,0 +1,204 @@
+import {
+  type Binding,
+  type BindingStatus,
+  canonicalIp,
+  formatCidr,
+  parseCidr,
+  type RuleType,
+} from '@keypin/shared';
+import type { DataSource } from 'typeorm';
+import type { BindingSearch } from './binding-search';
+
+/** Anything that runs SQL: the data source, or a transaction's manager. */
+export interface SqlRunner {
+  query(sql: string, params?: unknown[]): Promise<unknown>;
+}
+
+/** A binding as the admin API shows it, plus its key hash (never shown; used to invalidate caches). */
+export interface BindingRecord {
+  binding: Binding;
+  hashHex: string;
+}
+
+export interface BindingFilter {
+  search: BindingSearch | null;
+  status: BindingStatus | null;
+  ruleType: RuleType | null;
+}
+
+interface Row {
+  id: string;
+  hash_hex: string;
+  token_display: string;
+  rule_type: RuleType;
+  allowed_ips: string[];
+  status: BindingStatus;
+  first_ip: string | null;
+  first_used_at: Date | null;
+  last_ip: string | null;
+  last_used_at: Date | null;
+  request_count: string;
+  intercept_count: string;
+  note: string | null;
+  created_at: Date;
+  updated_at: Date;
+}
+
+/** Every column the API shows, in the shape `toRecord` reads (works on `bindings` and on a RETURNING list). */
+const COLUMNS = `id, encode(key_hash, 'hex') AS hash_hex, token_display, rule_type,
+  allowed_ips::text[] AS allowed_ips, status, host(first_ip) AS first_ip, first_used_at,
+  host(last_ip) AS last_ip, last_used_at, request_count, intercept_count, note, created_at, updated_at`;
+
+const iso = (d: Date | string | null): string | null => (d === null ? null : new Date(d).toISOString());
+
+/** PostgreSQL's text for an address or network, in the project's canonical spelling. */
+const ipText = (s: string | null): string | null => (s === null ? null : (canonicalIp(s) ?? s));
+const cidrText = (s: string): string => {
+  const c = parseCidr(s);
+  return c.ok ? formatCidr(c.cidr) : s;
+};
+
+function toRecord(r: Row): BindingRecord {
+  return {
+    hashHex: r.hash_hex,
+    binding: {
+      id: Number(r.id),
+      token_display: r.token_display,
+      rule_type: r.rule_type,
+      allowed_ips: r.allowed_ips.map(cidrText),
+      status: r.status,
+      first_ip: ipText(r.first_ip),
+      first_used_at: iso(r.first_used_at),
+      last_ip: ipText(r.last_ip),
+      last_used_at: iso(r.last_used_at),
+      request_count: Number(r.request_count),
+      intercept_count: Number(r.intercept_count),
+      note: r.note,
+      created_at: iso(r.created_at)!,
+      updated_at: iso(r.updated_at)!,
+    },
+  };
+}
+
+/** The WHERE clause and parameters for a list filter (parameters numbered from 1). */
+export function filterSql(f: BindingFilter): { where: string; params: unknown[] } {
+  const conds: string[] = [];
+  const params: unknown[] = [];
+  const p = (v: unknown) => {
+    params.push(v);
+    return `$${params.length}`;
+  };
+  if (f.status !== null) conds.push(`status = ${p(f.status)}::binding_status`);
+  if (f.ruleType !== null) conds.push(`rule_type = ${p(f.ruleType)}::binding_rule`);
+  const s = f.search;
+  if (s?.kind === 'ip') {
+    const ip = p(s.ip);
+    conds.push(
+      `(EXISTS (SELECT 1 FROM unnest(allowed_ips) AS n WHERE n >>= ${ip}::inet)` +
+        ` OR last_ip = ${ip}::inet OR first_ip = ${ip}::inet)`,
+    );
+  } else if (s?.kind === 'network') {
+    const net = p(s.cidr);
+    conds.push(
+      `(EXISTS (SELECT 1 FROM unnest(allowed_ips) AS n WHERE n && ${net}::cidr)` +
+        ` OR last_ip <<= ${net}::cidr OR first_ip <<= ${net}::cidr)`,
+    );
+  } else if (s?.kind === 'key') {
+    const like = `lower(token_display) LIKE ${p(s.like)} ESCAPE '\\'`;
+    conds.push(s.hashHex === null ? like : `(${like} OR key_hash = decode(${p(s.hashHex)}, 'hex'))`);
+  }
+  return { where: conds.length > 0 ? `WHERE ${conds.join(' AND ')}` : '', params };
+}
+
+/**
+ * The bindings table as the admin API sees it (the hot path has its own,
+ * smaller repository). Plain SQL, plain objects; each change method takes
+ * the transaction it belongs to.
+ */
+export class BindingsRepository {
+  constructor(private readonly ds: DataSource) {}
+
+  async list(f: BindingFilter, limit: number, offset: number): Promise<{ items: Binding[]; total: number }> {
+    const { where, params } = filterSql(f);
+    const n = params.length;
+    const rows = (await this.ds.query(
+      `SELECT ${COLUMNS}, count(*) OVER () AS total FROM bindings ${where}
+        ORDER BY id DESC LIMIT $${n + 1} OFFSET $${n + 2}`,
+      [...params, limit, offset],
+    )) as (Row & { total: string })[];
+    let total = rows[0] ? Number(rows[0].total) : 0;
+    if (!rows[0] && offset > 0) {
+      // An empty page past the end still reports the real total.
+      const c = (await this.ds.query(`SELECT count(*) AS n FROM bindings ${where}`, params)) as {
+        n: string;
+      }[];
+      total = Number(c[0]?.n ?? 0);
+    }
+    return { items: rows.map((r) => toRecord(r).binding), total };
+  }
+
+  async findById(id: number): Promise<Binding | null> {
+    const rows = (await this.ds.query(`SELECT ${COLUMNS} FROM bindings WHERE id = $1`, [id])) as Row[];
+    return rows[0] ? toRecord(rows[0]).binding : null;
+  }
+
+  /** Reads a binding and locks its row until the transaction ends. */
+  async lock(tx: SqlRunner, id: number): Promise<BindingRecord | null> {
+    const rows = (await tx.query(`SELECT ${COLUMNS} FROM bindings WHERE id = $1 FOR UPDATE`, [id])) as Row[];
+    return rows[0] ? toRecord(rows[0]) : null;
+  }
+
+  /** Pre-binds a key; null when the key hash is bound already. */
+  async create(
+    tx: SqlRunner,
+    b: { hashHex: string; tokenDisplay: string; ruleType: RuleType; networks: string[]; note: string | null },
+  ): Promise<BindingRecord | null> {
+    const rows = (await tx.query(
+      `INSERT INTO bindings (key_hash, token_display, rule_type, allowed_ips, note)
+       VALUES (decode($1, 'hex'), $2, $3::binding_rule, $4::cidr[], $5)
+       ON CONFLICT (key_hash) DO NOTHING
+       RETURNING ${COLUMNS}`,
+      [b.hashHex, b.tokenDisplay, b.ruleType, b.networks, b.note],
+    )) as Row[];
+    return rows[0] ? toRecord(rows[0]) : null;
+  }
+
+  async setNetworks(
+    tx: SqlRunner,
+    id: number,
+    ruleType: RuleType,
+    networks: string[],
+  ): Promise<BindingRecord | null> {
+    const rows = (await tx.query(
+      `UPDATE bindings SET rule_type = $2::binding_rule, allowed_ips = $3::cidr[], updated_at = now()
+        WHERE id = $1 RETURNING ${COLUMNS}`,
+      [id, ruleType, networks],
+    )) as Row[];
+    return rows[0] ? toRecord(rows[0]) : null;
+  }
+
+  async setStatus(tx: SqlRunner, id: number, status: BindingStatus): Promise<BindingRecord | null> {
+    const rows = (await tx.query(
+      `UPDATE bindings SET status = $2::binding_status, updated_at = now() WHERE id = $1 RETURNING ${COLUMNS}`,
+      [id, status],
+    )) as Row[];
+    return rows[0] ? toRecord(rows[0]) : null;
+  }
+
+  /** Deletes a binding, keeping a copy in `binding_archive`; answers the removed binding. */
+  async remove(tx: SqlRunner, id: number, reason: string): Promise<BindingRecord | null> {
+    const rows = (await tx.query(
+      `WITH gone AS (DELETE FROM bindings WHERE id = $1 RETURNING *),
+            kept AS (
+              INSERT INTO binding_archive (id, key_hash, token_display, rule_type, allowed_ips, status, first_ip,
+                                           first_used_at, last_ip, last_used_at, request_count, intercept_count,
+                                           note, created_at, updated_at, archive_reason)
+              SELECT id, key_hash, token_display, rule_type, allowed_ips, status, first_ip, first_used_at, last_ip,
+                     last_used_at, request_count, intercept_count, note, created_at, updated_at, $2
+                FROM gone)
+       SELECT ${COLUMNS} FROM gone`,
+      [id, reason],
+    )) as Row[];
+    return rows[0] ? toRecord(rows[0]) : null;
+  }
+}
