@@ -1,4 +1,5 @@
 import type { DataSource, EntityManager } from 'typeorm';
+import { queryRows } from '../infra/database/rows';
 import type { OpenAlert, WindowItem } from './alert-window';
 
 export interface AlertRecord {
@@ -122,7 +123,8 @@ export class AlertRepository {
 
   /** Bans the binding (the change trigger tells every instance). Returns true when it was not banned yet. */
   async ban(tx: EntityManager, bindingId: number): Promise<boolean> {
-    const rows: unknown[] = await tx.query(
+    const rows = await queryRows(
+      tx,
       `UPDATE bindings SET status = 'banned', updated_at = now() WHERE id = $1 AND status <> 'banned' RETURNING id`,
       [bindingId],
     );

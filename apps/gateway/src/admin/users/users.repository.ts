@@ -1,5 +1,6 @@
 import type { AdminUser, Role } from '@keypin/shared';
 import type { DataSource } from 'typeorm';
+import { queryRows } from '../../infra/database/rows';
 
 export interface UserRecord extends AdminUser {
   password_hash: string;
@@ -68,7 +69,8 @@ export class UsersRepository {
   }
 
   async delete(id: number): Promise<UserRecord | null> {
-    const rows: UserRecord[] = await this.ds.query(
+    const rows = await queryRows<UserRecord>(
+      this.ds,
       `DELETE FROM admin_users WHERE id = $1 RETURNING ${COLUMNS}`,
       [id],
     );
@@ -89,7 +91,8 @@ export class UsersRepository {
 
   /** New password; bumping the session version ends every session of that user. */
   async setPassword(id: number, passwordHash: string): Promise<UserRecord | null> {
-    const rows: UserRecord[] = await this.ds.query(
+    const rows = await queryRows<UserRecord>(
+      this.ds,
       `UPDATE admin_users SET password_hash = $2, session_version = session_version + 1, updated_at = now()
         WHERE id = $1 RETURNING ${COLUMNS}`,
       [id, passwordHash],
