@@ -14,6 +14,7 @@ import { WebSocketTunnel } from './proxy/websocket-tunnel';
 import { closeRuntime, createRuntime } from './runtime';
 import { createAdminContext } from './admin/admin.module';
 import { setupApiDocs } from './admin/api-docs';
+import { registerConsole } from './admin/console';
 
 async function main(): Promise<void> {
   let config: AppConfig;
@@ -113,6 +114,8 @@ async function main(): Promise<void> {
   });
   const fastify = app.getHttpAdapter().getInstance();
   if (config.adminDocs) setupApiDocs(app);
+  if (!(await registerConsole(fastify)))
+    logger.warn('the admin console is not built: /admin/ui/ is not served');
   await registerProxy(fastify, proxy);
   await app.listen({ port: config.port, host: config.host });
   const address = fastify.server.address();

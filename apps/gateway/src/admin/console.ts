@@ -1,0 +1,51 @@
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import fastifyStatic from '@fastify/static';
+import { errorBody } from '@keypin/shared';
+import type { FastifyInstance } from 'fastify';
+
+interface SendFile {
+  sendFile(file: string, root: string): unknown;
+}
+
+/** Where the built console is: ADMIN_UI_DIR, else `apps/admin-ui/dist` of this checkout. */
+export function consoleDir(): string {
+  return process.env['ADMIN_UI_DIR'] ?? resolve(__dirname, '../../../../../../apps/admin-ui/dist');
+}
+
+/**
+ * Serves the built admin console at /admin/ui/ (a single-page app: unknown
+ * paths under it get index.html). Registered before the proxy so these
+ * routes win over its catch-all.
+ */
+export async function registerConsole(fastify: FastifyInstance, dir = consoleDir()): Promise<boolean> {
+  if (!existsSync(resolve(dir, 'index.html'))) return false;
+  await fastify.register(async (scope) => {
+    await scope.register(fastifyStatic, {
+      root: dir,
+      prefix: '/admin/ui/',
+      decorateReply: true,
+      wildcard: false,
+      index: ['index.html'],
+      // @fastify/static 10 hands the Fastify reply here.
+      setHeaders: (reply: { header(name: string, value: string): unknown }, path: string) => {
+        reply.header('x-content-type-options', 'nosniff');
+        reply.header(
+          'cache-control',
+          path.includes('/assets/') ? 'public, max-age=31536000, immutable' : 'no-cache',
+        );
+      },
+    });
+    scope.get('/admin/ui', (_req, reply) => reply.redirect('/admin/ui/', 308));
+    // Client-side routes get the app; a missing file (a path with an
+    // extension, e.g. an old asset) is a plain 404.
+    scope.get('/admin/ui/*', (req, reply) => {
+      if (/\.[A-Za-z0-9]{1,8}$/.test(req.url.split('?')[0]!)) {
+        return reply.code(404).send(errorBody('not_found', 'No such file.'));
+      }
+      // `sendFile` comes from @fastify/static's decoration.
+      return (reply.header('cache-control', 'no-cache') as unknown as SendFile).sendFile('index.html', dir);
+    });
+  });
+  return true;
+}
