@@ -40,6 +40,8 @@ export class ArchiveService {
       if (rows.length < CHUNK) break;
     }
     if (total > 0) this.logger.info({ archived: total, days }, 'unused bindings archived');
+    // Login failures older than a day count for nothing (the lockout window is 15 minutes).
+    await this.ds.query(`DELETE FROM login_failures WHERE at < now() - interval '1 day'`);
     return total;
   }
 }

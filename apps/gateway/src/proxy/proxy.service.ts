@@ -231,7 +231,7 @@ export class ProxyService {
       reason: verdict,
       method: req.method ?? 'GET',
       path: (req.url ?? '/').split('?')[0]!,
-      userAgent: userAgentOf(req),
+      userAgent: head.userAgent,
       enforced: enforce,
       at: new Date(),
     });
@@ -247,9 +247,4 @@ export class ProxyService {
           head,
         };
   }
-}
-
-function userAgentOf(req: IncomingMessage): string | null {
-  const ua = req.headers['user-agent'];
-  return typeof ua === 'string' ? ua : null;
 }

@@ -112,6 +112,13 @@ describe('scanRequestHead', () => {
     expect(sut.websocket).toBe(false);
   });
 
+  it('notes the user agent and keeps it for the downstream', () => {
+    const sut = scanRequestHead(['User-Agent', 'openai-python/1.0'], 'x-real-ip');
+    expect(sut.userAgent).toBe('openai-python/1.0');
+    expect(sut.forward).toEqual(['User-Agent', 'openai-python/1.0']);
+    expect(scanRequestHead([], 'x-real-ip').userAgent).toBeNull();
+  });
+
   it('keeps key headers even when Connection names them', () => {
     const sut = scanRequestHead(['Connection', 'authorization', 'Authorization', 'Bearer k'], 'x-real-ip');
     expect(pairs(sut.forward)).toEqual([['Authorization', 'Bearer k']]);

@@ -36,6 +36,7 @@ export interface RequestHead {
   /** The request has a body (non-zero Content-Length or Transfer-Encoding). */
   hasBody: boolean;
   host: string | undefined;
+  userAgent: string | null;
 }
 
 /** Headers that never cross a proxy (RFC 9110 7.6.1), plus those KeyPin sets itself. */
@@ -87,6 +88,7 @@ export function scanRequestHead(rawHeaders: readonly string[], ipHeader: string)
   let wsProtocols: string | undefined;
   let host: string | undefined;
   let hasBody = false;
+  let userAgent: string | null = null;
 
   for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
     const rawName = rawHeaders[i]!;
@@ -117,6 +119,7 @@ export function scanRequestHead(rawHeaders: readonly string[], ipHeader: string)
       continue;
     }
     if (name === 'content-length' && value !== '0') hasBody = true;
+    else if (name === 'user-agent') userAgent = value;
     if (name === 'sec-websocket-protocol') {
       wsProtocols = wsProtocols === undefined ? value : `${wsProtocols},${value}`;
     }
@@ -150,7 +153,7 @@ export function scanRequestHead(rawHeaders: readonly string[], ipHeader: string)
     upgradeValue.trim().toLowerCase() === 'websocket' &&
     connectionTokens.includes('upgrade');
 
-  return { keys, duplicateKeyHeader, ipHeaderLines, forward: result, websocket, hasBody, host };
+  return { keys, duplicateKeyHeader, ipHeaderLines, forward: result, websocket, hasBody, host, userAgent };
 }
 
 function keyBit(source: KeySource): number {

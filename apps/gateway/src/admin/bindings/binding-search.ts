@@ -3,6 +3,7 @@ import {
   formatCidr,
   formatIp,
   MASK,
+  maskKey,
   parseCidr,
   parseIp,
   type TokenNormalize,
@@ -18,13 +19,18 @@ export const MAX_SEARCH_LENGTH = 4096;
  * - `network`: bindings whose networks overlap the CIDR, or whose first or
  *   last IP lies inside it (canonical CIDR text);
  * - `key`: a case-insensitive substring of the masked key (`like`, a ready
- *   LIKE pattern with `\` as escape), or a full raw key (`hashHex`, the
- *   HMAC of its canonical form; null when nothing canonical is left).
+ *   LIKE pattern with `\` as escape; null when the text is longer than any
+ *   mask, so a pasted raw key never reaches the database in clear), or a
+ *   full raw key (`hashHex`, the HMAC of its canonical form; null when
+ *   nothing canonical is left).
  */
 export type BindingSearch =
   | { kind: 'ip'; ip: string }
   | { kind: 'network'; cidr: string }
-  | { kind: 'key'; like: string; hashHex: string | null };
+  | { kind: 'key'; like: string | null; hashHex: string | null };
+
+/** The longest masked key there is (`abcd…wxyz`). */
+export const MAX_MASK_LENGTH = maskKey('x'.repeat(64)).length;
 
 /** Escapes LIKE's wildcards so the text matches literally. */
 export function escapeLike(text: string): string {
@@ -58,7 +64,7 @@ export function parseBindingSearch(
   const canonical = canonicalKey(text.replace(BEARER, ''), mode);
   return {
     kind: 'key',
-    like: `%${escapeLike(masked)}%`,
+    like: masked.length > MAX_MASK_LENGTH ? null : `%${escapeLike(masked)}%`,
     hashHex: canonical === '' ? null : hash(canonical),
   };
 }

@@ -1,10 +1,151 @@
-import { Controller, Inject } from '@nestjs/common';
-import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
+import { Body, Controller, Get, HttpCode, Inject, Param, Post, Put, Query } from '@nestjs/common';
+import {
+  ApiBearerAuth,
+  ApiCreatedResponse,
+  ApiOkResponse,
+  ApiOperation,
+  ApiParam,
+  ApiQuery,
+  ApiTags,
+} from '@nestjs/swagger';
+import { type Binding, BINDING_STATUSES, type Page, RULE_TYPES } from '@keypin/shared';
+import { KeyHasher } from '../../proxy/key-hasher';
 import { AdminContext } from '../admin-context';
+import { CurrentCaller } from '../common/caller.decorator';
+import { pageOf, parsePaging } from '../common/paging';
+import type { Caller } from '../common/roles';
+import { invalid } from '../common/validation';
+import { MAX_SEARCH_LENGTH } from './binding-search';
+import { type BindingFilter, BindingsRepository } from './bindings.repository';
+import { BindingsService } from './bindings.service';
+import { BindingIdDto, BindingPageView, BindingView, CreateBindingDto, UpdateBindingIpDto } from './dto';
+
+const LIST_PARAMS = new Set(['search', 'status', 'rule_type', 'page', 'page_size']);
+
+function parseId(raw: string): number {
+  if (!/^[1-9]\d{0,14}$/.test(raw)) throw invalid('id', 'must be a positive integer');
+  return Number(raw);
+}
+
+/** One optional query parameter: absent or empty → null; repeated → 422. */
+function one(query: Record<string, unknown>, field: string): string | null {
+  const v = query[field];
+  if (v === undefined || v === '') return null;
+  if (typeof v !== 'string') throw invalid(field, 'must be given once');
+  return v;
+}
+
+function oneOf<T extends string>(
+  query: Record<string, unknown>,
+  field: string,
+  values: readonly T[],
+): T | null {
+  const v = one(query, field);
+  if (v === null) return null;
+  if (!(values as readonly string[]).includes(v)) throw invalid(field, `must be one of ${values.join(', ')}`);
+  return v as T;
+}
 
 @ApiTags('bindings')
 @ApiBearerAuth()
 @Controller('admin/api')
 export class BindingsController {
-  constructor(@Inject(AdminContext) private readonly ctx: AdminContext) {}
+  private readonly bindings: BindingsService;
+
+  constructor(@Inject(AdminContext) private readonly ctx: AdminContext) {
+    const rt = ctx.rt;
+    const hasher = new KeyHasher(rt.config.hmacSecret.reveal());
+    this.bindings = new BindingsService({
+      ds: rt.dataSource,
+      repo: new BindingsRepository(rt.dataSource),
+      audit: ctx.audit,
+      hashKey: (canonical) => hasher.hashHex(canonical),
+      tokenNormalize: () => rt.settings.current.token_normalize,
+      announce: async (hashHex) => {
+        // This instance at once; then the shared cache; then every other
+        // instance (the bindings trigger's NOTIFY is the second path).
+        rt.store.invalidateLocal(hashHex);
+        await rt.store.evictShared(hashHex).catch(() => undefined);
+        await rt.changeFeed.publishBinding(rt.redis, hashHex).catch(() => undefined);
+      },
+    });
+  }
+
+  @Get('bindings')
+  @ApiOperation({
+    summary: 'List bindings, newest first',
+    description:
+      '`search` matches a masked key (substring, case-insensitive), an IP inside a binding’s networks or ' +
+      'equal to its first or last IP, a CIDR overlapping them, or a full raw key (hashed on the server).',
+  })
+  @ApiQuery({ name: 'search', required: false })
+  @ApiQuery({ name: 'status', required: false, enum: BINDING_STATUSES })
+  @ApiQuery({ name: 'rule_type', required: false, enum: RULE_TYPES })
+  @ApiQuery({ name: 'page', required: false, type: Number })
+  @ApiQuery({ name: 'page_size', required: false, type: Number })
+  @ApiOkResponse({ type: BindingPageView })
+  async list(@Query() query: Record<string, unknown>): Promise<Page<Binding>> {
+    for (const field of Object.keys(query)) {
+      if (!LIST_PARAMS.has(field)) throw invalid(field, 'is not a filter of this list');
+    }
+    const p = parsePaging(query);
+    const search = one(query, 'search');
+    if (search !== null && search.length > MAX_SEARCH_LENGTH) {
+      throw invalid('search', `must be at most ${MAX_SEARCH_LENGTH} characters`);
+    }
+    const filter: BindingFilter = {
+      search: search === null ? null : this.bindings.search(search),
+      status: oneOf(query, 'status', BINDING_STATUSES),
+      ruleType: oneOf(query, 'rule_type', RULE_TYPES),
+    };
+    const { items, total } = await this.bindings.list(filter, p);
+    return pageOf(items, total, p);
+  }
+
+  @Get('bindings/:id')
+  @ApiOperation({ summary: 'One binding' })
+  @ApiParam({ name: 'id', type: Number })
+  @ApiOkResponse({ type: BindingView })
+  get(@Param('id') rawId: string): Promise<Binding> {
+    return this.bindings.get(parseId(rawId));
+  }
+
+  @Post('bindings')
+  @HttpCode(201)
+  @ApiOperation({ summary: 'Pre-bind a key before its first use; 409 already_bound if it is bound' })
+  @ApiCreatedResponse({ type: BindingView })
+  create(@Body() body: CreateBindingDto, @CurrentCaller() caller: Caller): Promise<Binding> {
+    return this.bindings.create(caller, body);
+  }
+
+  @Post('bindings/unbind')
+  @HttpCode(200)
+  @ApiOperation({ summary: 'Remove a binding (kept in the archive); the key binds afresh on its next use' })
+  @ApiOkResponse({ type: BindingView })
+  unbind(@Body() body: BindingIdDto, @CurrentCaller() caller: Caller): Promise<Binding> {
+    return this.bindings.unbind(caller, body.id);
+  }
+
+  @Put('bindings/ip')
+  @ApiOperation({ summary: 'Change the rule and networks; every instance enforces it within 1 s' })
+  @ApiOkResponse({ type: BindingView })
+  updateIp(@Body() body: UpdateBindingIpDto, @CurrentCaller() caller: Caller): Promise<Binding> {
+    return this.bindings.updateNetworks(caller, body.id, body.rule_type, body.allowed_ips);
+  }
+
+  @Post('bindings/ban')
+  @HttpCode(200)
+  @ApiOperation({ summary: 'Ban the key: every request with it is refused with 403 key_banned' })
+  @ApiOkResponse({ type: BindingView })
+  ban(@Body() body: BindingIdDto, @CurrentCaller() caller: Caller): Promise<Binding> {
+    return this.bindings.setStatus(caller, body.id, 'banned');
+  }
+
+  @Post('bindings/unban')
+  @HttpCode(200)
+  @ApiOperation({ summary: 'Lift a ban' })
+  @ApiOkResponse({ type: BindingView })
+  unban(@Body() body: BindingIdDto, @CurrentCaller() caller: Caller): Promise<Binding> {
+    return this.bindings.setStatus(caller, body.id, 'active');
+  }
 }

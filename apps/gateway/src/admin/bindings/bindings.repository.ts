@@ -7,12 +7,8 @@ import {
   type RuleType,
 } from '@keypin/shared';
 import type { DataSource } from 'typeorm';
+import { queryRows, type SqlRunner } from '../../infra/database/rows';
 import type { BindingSearch } from './binding-search';
-
-/** Anything that runs SQL: the data source, or a transaction's manager. */
-export interface SqlRunner {
-  query(sql: string, params?: unknown[]): Promise<unknown>;
-}
 
 /** A binding as the admin API shows it, plus its key hash (never shown; used to invalidate caches). */
 export interface BindingRecord {
@@ -104,8 +100,10 @@ export function filterSql(f: BindingFilter): { where: string; params: unknown[] 
         ` OR last_ip <<= ${net}::cidr OR first_ip <<= ${net}::cidr)`,
     );
   } else if (s?.kind === 'key') {
-    const like = `lower(token_display) LIKE ${p(s.like)} ESCAPE '\\'`;
-    conds.push(s.hashHex === null ? like : `(${like} OR key_hash = decode(${p(s.hashHex)}, 'hex'))`);
+    const either: string[] = [];
+    if (s.like !== null) either.push(`lower(token_display) LIKE ${p(s.like)} ESCAPE '\\'`);
+    if (s.hashHex !== null) either.push(`key_hash = decode(${p(s.hashHex)}, 'hex')`);
+    conds.push(either.length === 0 ? 'false' : `(${either.join(' OR ')})`);
   }
   return { where: conds.length > 0 ? `WHERE ${conds.join(' AND ')}` : '', params };
 }
@@ -121,30 +119,33 @@ export class BindingsRepository {
   async list(f: BindingFilter, limit: number, offset: number): Promise<{ items: Binding[]; total: number }> {
     const { where, params } = filterSql(f);
     const n = params.length;
-    const rows = (await this.ds.query(
+    const rows = await queryRows<Row & { total: string }>(
+      this.ds,
       `SELECT ${COLUMNS}, count(*) OVER () AS total FROM bindings ${where}
         ORDER BY id DESC LIMIT $${n + 1} OFFSET $${n + 2}`,
       [...params, limit, offset],
-    )) as (Row & { total: string })[];
+    );
     let total = rows[0] ? Number(rows[0].total) : 0;
     if (!rows[0] && offset > 0) {
       // An empty page past the end still reports the real total.
-      const c = (await this.ds.query(`SELECT count(*) AS n FROM bindings ${where}`, params)) as {
-        n: string;
-      }[];
+      const c = await queryRows<{ n: string }>(
+        this.ds,
+        `SELECT count(*) AS n FROM bindings ${where}`,
+        params,
+      );
       total = Number(c[0]?.n ?? 0);
     }
     return { items: rows.map((r) => toRecord(r).binding), total };
   }
 
   async findById(id: number): Promise<Binding | null> {
-    const rows = (await this.ds.query(`SELECT ${COLUMNS} FROM bindings WHERE id = $1`, [id])) as Row[];
+    const rows = await queryRows<Row>(this.ds, `SELECT ${COLUMNS} FROM bindings WHERE id = $1`, [id]);
     return rows[0] ? toRecord(rows[0]).binding : null;
   }
 
   /** Reads a binding and locks its row until the transaction ends. */
   async lock(tx: SqlRunner, id: number): Promise<BindingRecord | null> {
-    const rows = (await tx.query(`SELECT ${COLUMNS} FROM bindings WHERE id = $1 FOR UPDATE`, [id])) as Row[];
+    const rows = await queryRows<Row>(tx, `SELECT ${COLUMNS} FROM bindings WHERE id = $1 FOR UPDATE`, [id]);
     return rows[0] ? toRecord(rows[0]) : null;
   }
 
@@ -153,13 +154,14 @@ export class BindingsRepository {
     tx: SqlRunner,
     b: { hashHex: string; tokenDisplay: string; ruleType: RuleType; networks: string[]; note: string | null },
   ): Promise<BindingRecord | null> {
-    const rows = (await tx.query(
+    const rows = await queryRows<Row>(
+      tx,
       `INSERT INTO bindings (key_hash, token_display, rule_type, allowed_ips, note)
        VALUES (decode($1, 'hex'), $2, $3::binding_rule, $4::cidr[], $5)
        ON CONFLICT (key_hash) DO NOTHING
        RETURNING ${COLUMNS}`,
       [b.hashHex, b.tokenDisplay, b.ruleType, b.networks, b.note],
-    )) as Row[];
+    );
     return rows[0] ? toRecord(rows[0]) : null;
   }
 
@@ -169,25 +171,28 @@ export class BindingsRepository {
     ruleType: RuleType,
     networks: string[],
   ): Promise<BindingRecord | null> {
-    const rows = (await tx.query(
+    const rows = await queryRows<Row>(
+      tx,
       `UPDATE bindings SET rule_type = $2::binding_rule, allowed_ips = $3::cidr[], updated_at = now()
         WHERE id = $1 RETURNING ${COLUMNS}`,
       [id, ruleType, networks],
-    )) as Row[];
+    );
     return rows[0] ? toRecord(rows[0]) : null;
   }
 
   async setStatus(tx: SqlRunner, id: number, status: BindingStatus): Promise<BindingRecord | null> {
-    const rows = (await tx.query(
+    const rows = await queryRows<Row>(
+      tx,
       `UPDATE bindings SET status = $2::binding_status, updated_at = now() WHERE id = $1 RETURNING ${COLUMNS}`,
       [id, status],
-    )) as Row[];
+    );
     return rows[0] ? toRecord(rows[0]) : null;
   }
 
   /** Deletes a binding, keeping a copy in `binding_archive`; answers the removed binding. */
   async remove(tx: SqlRunner, id: number, reason: string): Promise<BindingRecord | null> {
-    const rows = (await tx.query(
+    const rows = await queryRows<Row>(
+      tx,
       `WITH gone AS (DELETE FROM bindings WHERE id = $1 RETURNING *),
             kept AS (
               INSERT INTO binding_archive (id, key_hash, token_display, rule_type, allowed_ips, status, first_ip,
@@ -198,7 +203,7 @@ export class BindingsRepository {
                 FROM gone)
        SELECT ${COLUMNS} FROM gone`,
       [id, reason],
-    )) as Row[];
+    );
     return rows[0] ? toRecord(rows[0]) : null;
   }
 }

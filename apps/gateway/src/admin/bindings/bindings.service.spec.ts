@@ -1,0 +1,209 @@
+import type { Binding } from '@keypin/shared';
+import type { DataSource } from 'typeorm';
+import { describe, expect, it, vi } from 'vitest';
+import { KeypinError } from '../../infra/http/all-exceptions.filter';
+import type { Caller } from '../common/roles';
+import type { BindingRecord, BindingsRepository } from './bindings.repository';
+import { BindingsService, checkKey, checkNetworks } from './bindings.service';
+
+const caller: Caller = { userId: 1, username: 'alice', role: 'admin', ip: '127.0.0.1' };
+
+const binding = (over: Partial<Binding> = {}): Binding => ({
+  id: 7,
+  token_display: 'abcd\u2026wxyz',
+  rule_type: 'single',
+  allowed_ips: ['10.0.0.0/24'],
+  status: 'active',
+  first_ip: '10.0.0.5',
+  first_used_at: '2026-01-01T00:00:00.000Z',
+  last_ip: null,
+  last_used_at: null,
+  request_count: 0,
+  intercept_count: 0,
+  note: null,
+  created_at: '2026-01-01T00:00:00.000Z',
+  updated_at: '2026-01-01T00:00:00.000Z',
+  ...over,
+});
+
+const rec = (b: Binding): BindingRecord => ({ binding: b, hashHex: 'aa'.repeat(32) });
+
+function setup(current: Binding | null = binding()) {
+  const events: string[] = [];
+  const tx = { query: vi.fn() };
+  const repo = {
+    lock: vi.fn(async () => (current ? rec(current) : null)),
+    setStatus: vi.fn(async (_tx: unknown, _id: number, status: Binding['status']) =>
+      rec({ ...current!, status, updated_at: 'later' }),
+    ),
+    setNetworks: vi.fn(async (_tx: unknown, _id: number, rule_type: Binding['rule_type'], nets: string[]) =>
+      rec({ ...current!, rule_type, allowed_ips: nets }),
+    ),
+    create: vi.fn(async () => rec(binding({ id: 9, first_ip: null, first_used_at: null }))),
+    remove: vi.fn(async () => (current ? rec(current) : null)),
+  };
+  const ds = {
+    transaction: async <T>(fn: (m: unknown) => Promise<T>): Promise<T> => {
+      events.push('begin');
+      try {
+        const out = await fn(tx);
+        events.push('commit');
+        return out;
+      } catch (err) {
+        events.push('rollback');
+        throw err;
+      }
+    },
+  };
+  const audit = {
+    record: vi.fn(async (_c: Caller, action: string) => {
+      events.push(`audit ${action}`);
+    }),
+  };
+  const announce = vi.fn(async (hash: string) => {
+    events.push(`announce ${hash.slice(0, 4)}`);
+  });
+  const hashKey = vi.fn((canonical: string) => `hash:${canonical}`);
+  const sut = new BindingsService({
+    ds: ds as unknown as DataSource,
+    repo: repo as unknown as BindingsRepository,
+    audit,
+    hashKey,
+    tokenNormalize: () => 'newapi',
+    announce,
+  });
+  return { sut, repo, audit, announce, events, hashKey, tx };
+}
+
+describe('checkNetworks', () => {
+  it.each([
+    ['single', ['10.0.0.0/24'], ['10.0.0.0/24']],
+    ['single', ['10.0.0.1'], ['10.0.0.1/32']],
+    ['multiple', ['2001:DB8::/32', '10.0.0.1/32'], ['2001:db8::/32', '10.0.0.1/32']],
+    ['all', [], []],
+  ] as const)('accepts %s %j as %j', (rule, entries, expected) => {
+    expect(checkNetworks(rule, entries)).toEqual(expected);
+  });
+
+  it.each([
+    ['single', ['10.0.0.1/24']],
+    ['single', ['0.0.0.0/33']],
+    ['single', ['010.0.0.0/8']],
+    ['single', []],
+    ['single', ['10.0.0.0/24', '10.0.1.0/24']],
+    ['multiple', []],
+    ['multiple', Array.from({ length: 101 }, (_, i) => `10.0.${i}.0/24`)],
+    ['all', ['10.0.0.0/8']],
+    ['multiple', [5]],
+  ] as const)('refuses %s %j with a 422 naming allowed_ips', (rule, entries) => {
+    try {
+      checkNetworks(rule, entries);
+      expect.unreachable();
+    } catch (err) {
+      expect(err).toBeInstanceOf(KeypinError);
+      expect((err as KeypinError).code).toBe('validation_failed');
+      expect((err as KeypinError).extra).toEqual({ field: 'allowed_ips' });
+    }
+  });
+});
+
+describe('checkKey', () => {
+  it('returns the canonical form', () => {
+    expect(checkKey(' sk-abc123-7 ', 'newapi')).toBe('abc123');
+    expect(checkKey('sk-proj-abc', 'none')).toBe('sk-proj-abc');
+  });
+
+  it.each(['sk-', '-x', '   ', 'Bearer abc', 'ab\u0000c', 'a\tb'])('refuses %j naming key', (raw) => {
+    expect(() => checkKey(raw, 'newapi')).toThrow(KeypinError);
+    try {
+      checkKey(raw, 'newapi');
+    } catch (err) {
+      expect((err as KeypinError).extra).toEqual({ field: 'key' });
+      expect((err as KeypinError).message).not.toContain(raw.trim() || 'never');
+    }
+  });
+});
+
+describe('BindingsService', () => {
+  it('bans inside one transaction with its audit row, then announces', async () => {
+    const { sut, audit, events } = setup();
+    const out = await sut.setStatus(caller, 7, 'banned');
+    expect(out.status).toBe('banned');
+    expect(events).toEqual(['begin', 'audit binding.ban', 'commit', 'announce aaaa']);
+    expect(audit.record).toHaveBeenCalledWith(
+      caller,
+      'binding.ban',
+      'binding:7',
+      expect.objectContaining({ status: 'active' }),
+      expect.objectContaining({ status: 'banned' }),
+      expect.anything(),
+    );
+  });
+
+  it('writes, audits and announces nothing when nothing differs', async () => {
+    const { sut, repo, events } = setup(binding({ status: 'banned' }));
+    expect((await sut.setStatus(caller, 7, 'banned')).status).toBe('banned');
+    const same = await sut.updateNetworks(caller, 7, 'single', ['10.0.0.0/24']);
+    expect(same.allowed_ips).toEqual(['10.0.0.0/24']);
+    expect(repo.setStatus).not.toHaveBeenCalled();
+    expect(repo.setNetworks).not.toHaveBeenCalled();
+    expect(events).toEqual(['begin', 'commit', 'begin', 'commit']);
+  });
+
+  it('stores canonical networks', async () => {
+    const { sut, repo } = setup();
+    const out = await sut.updateNetworks(caller, 7, 'multiple', ['10.0.0.1', '2001:DB8::/32']);
+    expect(repo.setNetworks).toHaveBeenCalledWith(expect.anything(), 7, 'multiple', [
+      '10.0.0.1/32',
+      '2001:db8::/32',
+    ]);
+    expect(out.allowed_ips).toEqual(['10.0.0.1/32', '2001:db8::/32']);
+  });
+
+  it('answers 404 for a missing binding and announces nothing', async () => {
+    const { sut, events, announce } = setup(null);
+    await expect(sut.setStatus(caller, 7, 'banned')).rejects.toMatchObject({ code: 'not_found' });
+    await expect(sut.unbind(caller, 7)).rejects.toMatchObject({ code: 'not_found' });
+    expect(events).toEqual(['begin', 'rollback', 'begin', 'rollback']);
+    expect(announce).not.toHaveBeenCalled();
+  });
+
+  it('validates before it opens a transaction', async () => {
+    const { sut, events } = setup();
+    await expect(sut.updateNetworks(caller, 7, 'single', ['10.0.0.1/24'])).rejects.toMatchObject({
+      code: 'validation_failed',
+    });
+    expect(events).toEqual([]);
+  });
+
+  it('pre-binds the hash of the canonical key with its mask, never the raw key', async () => {
+    const { sut, repo, hashKey, audit } = setup();
+    await sut.create(caller, { key: 'sk-secret12345-3', rule_type: 'all', allowed_ips: [], note: '  hi ' });
+    expect(hashKey).toHaveBeenCalledWith('secret12345');
+    expect(repo.create).toHaveBeenCalledWith(expect.anything(), {
+      hashHex: 'hash:secret12345',
+      tokenDisplay: 'se\u202645',
+      ruleType: 'all',
+      networks: [],
+      note: 'hi',
+    });
+    expect(JSON.stringify(audit.record.mock.calls)).not.toContain('secret12345');
+  });
+
+  it('answers 409 already_bound when the key is bound', async () => {
+    const { sut, repo, announce } = setup();
+    repo.create.mockResolvedValueOnce(null as never);
+    await expect(
+      sut.create(caller, { key: 'abc123', rule_type: 'single', allowed_ips: ['10.0.0.0/24'] }),
+    ).rejects.toMatchObject({ code: 'already_bound' });
+    expect(announce).not.toHaveBeenCalled();
+  });
+
+  it('archives an unbound binding with who did it', async () => {
+    const { sut, repo, events } = setup();
+    const out = await sut.unbind(caller, 7);
+    expect(out.id).toBe(7);
+    expect(repo.remove).toHaveBeenCalledWith(expect.anything(), 7, 'unbound by alice');
+    expect(events).toEqual(['begin', 'audit binding.unbind', 'commit', 'announce aaaa']);
+  });
+});

@@ -1,0 +1,171 @@
+import {
+  type Binding,
+  type BindingStatus,
+  canonicalKey,
+  type CreateBindingRequest,
+  maskKey,
+  type RuleType,
+  type TokenNormalize,
+  validateNetworks,
+} from '@keypin/shared';
+import type { DataSource, EntityManager } from 'typeorm';
+import { KeypinError } from '../../infra/http/all-exceptions.filter';
+import type { Caller } from '../common/roles';
+import type { Paging } from '../common/paging';
+import { invalid } from '../common/validation';
+import { type BindingSearch, parseBindingSearch } from './binding-search';
+import type { BindingFilter, BindingRecord, BindingsRepository } from './bindings.repository';
+
+/** Where the service writes its audit rows (AuditService fits). */
+export interface AuditSink {
+  record(
+    caller: Caller,
+    action: string,
+    target: string | null,
+    before: unknown,
+    after: unknown,
+    tx?: EntityManager,
+  ): Promise<void>;
+}
+
+export interface BindingsServiceDeps {
+  ds: DataSource;
+  repo: BindingsRepository;
+  audit: AuditSink;
+  /** HMAC of a canonical key, as the proxy computes it. */
+  hashKey: (canonical: string) => string;
+  /** The current key normalisation setting. */
+  tokenNormalize: () => TokenNormalize;
+  /**
+   * Tells every gateway instance that a binding changed (after the commit).
+   * Must not throw: the PostgreSQL trigger is the fallback path.
+   */
+  announce: (hashHex: string) => Promise<void>;
+}
+
+/** Networks for a rule, checked strictly; the canonical forms to store, or a 422 naming `allowed_ips`. */
+export function checkNetworks(rule: RuleType, entries: readonly unknown[]): string[] {
+  const r = validateNetworks(rule, entries);
+  if (!r.ok) throw invalid('allowed_ips', r.message);
+  return r.networks;
+}
+
+/** The canonical form of a key given to pre-bind, or a 422 naming `key`. */
+export function checkKey(raw: string, mode: TokenNormalize): string {
+  if (/[\s\p{Cc}]/u.test(raw.trim())) {
+    throw invalid('key', 'must be the key alone, without spaces, control characters or "Bearer "');
+  }
+  const canonical = canonicalKey(raw, mode);
+  if (canonical === '') throw invalid('key', `has nothing left after normalisation (${mode})`);
+  return canonical;
+}
+
+const target = (id: number) => `binding:${id}`;
+const notFound = (id: number) => new KeypinError('not_found', `No binding ${id}.`);
+
+/**
+ * The admin side of bindings: list and search, pre-bind, rule edits, ban,
+ * unban and unbind. Every change commits together with its audit row, then
+ * is announced so every instance enforces it within a second.
+ */
+export class BindingsService {
+  constructor(private readonly d: BindingsServiceDeps) {}
+
+  /** Reads a search string under the current normalisation (a raw key is hashed, never kept). */
+  search(raw: string): BindingSearch | null {
+    return parseBindingSearch(raw, this.d.tokenNormalize(), this.d.hashKey);
+  }
+
+  list(filter: BindingFilter, p: Paging): Promise<{ items: Binding[]; total: number }> {
+    return this.d.repo.list(filter, p.pageSize, p.offset);
+  }
+
+  async get(id: number): Promise<Binding> {
+    const b = await this.d.repo.findById(id);
+    if (!b) throw notFound(id);
+    return b;
+  }
+
+  async create(caller: Caller, req: CreateBindingRequest): Promise<Binding> {
+    const canonical = checkKey(req.key, this.d.tokenNormalize());
+    const networks = checkNetworks(req.rule_type, req.allowed_ips);
+    const note = req.note?.trim() ? req.note.trim() : null;
+    const hashHex = this.d.hashKey(canonical);
+    const created = await this.d.ds.transaction(async (tx) => {
+      const rec = await this.d.repo.create(tx, {
+        hashHex,
+        tokenDisplay: maskKey(canonical),
+        ruleType: req.rule_type,
+        networks,
+        note,
+      });
+      if (!rec)
+        throw new KeypinError('already_bound', 'This key is bound already; edit or unbind that binding.');
+      await this.d.audit.record(caller, 'binding.create', target(rec.binding.id), null, rec.binding, tx);
+      return rec;
+    });
+    await this.d.announce(created.hashHex);
+    return created.binding;
+  }
+
+  async updateNetworks(
+    caller: Caller,
+    id: number,
+    rule: RuleType,
+    entries: readonly unknown[],
+  ): Promise<Binding> {
+    const networks = checkNetworks(rule, entries);
+    return this.change(caller, id, 'binding.update_ip', (b) =>
+      b.rule_type === rule && sameList(b.allowed_ips, networks)
+        ? null
+        : (tx) => this.d.repo.setNetworks(tx, id, rule, networks),
+    );
+  }
+
+  setStatus(caller: Caller, id: number, status: BindingStatus): Promise<Binding> {
+    return this.change(caller, id, status === 'banned' ? 'binding.ban' : 'binding.unban', (b) =>
+      b.status === status ? null : (tx) => this.d.repo.setStatus(tx, id, status),
+    );
+  }
+
+  /** Removes a binding (a copy stays in the archive); the key binds afresh on its next use. */
+  async unbind(caller: Caller, id: number): Promise<Binding> {
+    const removed = await this.d.ds.transaction(async (tx) => {
+      const rec = await this.d.repo.remove(tx, id, `unbound by ${caller.username}`);
+      if (!rec) throw notFound(id);
+      await this.d.audit.record(caller, 'binding.unbind', target(id), rec.binding, null, tx);
+      return rec;
+    });
+    await this.d.announce(removed.hashHex);
+    return removed.binding;
+  }
+
+  /**
+   * Locks the row, asks `plan` what to write (null: nothing differs, so
+   * nothing is written or audited), writes it with its audit row, commits,
+   * then announces the change.
+   */
+  private async change(
+    caller: Caller,
+    id: number,
+    action: string,
+    plan: (b: Binding) => ((tx: EntityManager) => Promise<BindingRecord | null>) | null,
+  ): Promise<Binding> {
+    const out = await this.d.ds.transaction(async (tx) => {
+      const before = await this.d.repo.lock(tx, id);
+      if (!before) throw notFound(id);
+      const write = plan(before.binding);
+      if (write === null) return { rec: before, changed: false };
+      const after = await write(tx);
+      if (!after) throw notFound(id);
+      await this.d.audit.record(caller, action, target(id), before.binding, after.binding, tx);
+      return { rec: after, changed: true };
+    });
+    if (out.changed) await this.d.announce(out.rec.hashHex);
+    return out.rec.binding;
+  }
+}
+
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}

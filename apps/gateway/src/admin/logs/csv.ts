@@ -1,0 +1,61 @@
+import { CSV_HEADER, type Intercept } from '@keypin/shared';
+
+/** Record separator (RFC 4180). */
+export const CRLF = '\r\n';
+
+/**
+ * First characters that make a spreadsheet read a cell as a formula (or, for
+ * tab and CR, hide a formula behind them): such a field gets a leading `'`.
+ */
+const FORMULA_START = new Set(['=', '+', '-', '@', '\t', '\r']);
+
+/** Characters that force a field into quotes (RFC 4180 2.6). */
+const NEEDS_QUOTES = /[",\r\n]/;
+
+/**
+ * One CSV field: text that could start a formula is neutralised with a
+ * leading `'`, then the field is quoted when it holds a comma, a quote, CR or
+ * LF (quotes doubled). Null is an empty field; numbers and booleans are
+ * written as they are (they come from KeyPin, not from a caller).
+ */
+export function csvField(value: string | number | boolean | null | undefined): string {
+  if (value === null || value === undefined) return '';
+  if (typeof value !== 'string') return String(value);
+  let text = value;
+  if (text.length > 0 && FORMULA_START.has(text[0]!)) text = `'${text}`;
+  if (!NEEDS_QUOTES.test(text)) return text;
+  return `"${text.replace(/"/g, '""')}"`;
+}
+
+/** One record, CRLF-terminated. */
+export function csvRecord(fields: readonly (string | number | boolean | null | undefined)[]): string {
+  let line = '';
+  for (let i = 0; i < fields.length; i++) {
+    if (i > 0) line += ',';
+    line += csvField(fields[i]);
+  }
+  return line + CRLF;
+}
+
+/** The export's header row (CONTRACT.md 4). */
+export const INTERCEPT_CSV_HEADER = csvRecord(CSV_HEADER);
+
+/**
+ * One intercept as a CSV record, in CSV_HEADER's order: allowed IPs joined
+ * with a space, times in ISO-8601 UTC, `alerted` as true/false.
+ */
+export function interceptCsvRecord(i: Intercept): string {
+  return csvRecord([
+    i.intercepted_at,
+    i.token_display,
+    i.attempt_ip,
+    i.allowed_ips.join(' '),
+    i.reason,
+    i.method,
+    i.path,
+    i.user_agent,
+    i.alerted,
+    i.binding_id,
+    i.id,
+  ]);
+}
