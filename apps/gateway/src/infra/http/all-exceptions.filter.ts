@@ -47,7 +47,11 @@ export class AllExceptionsFilter implements ExceptionFilter {
       body = errorBody(code, message);
     } else {
       const fst = exception as { statusCode?: number; code?: string; message?: string };
-      if (typeof fst.statusCode === 'number' && fst.statusCode >= 400 && fst.statusCode < 500) {
+      if (fst.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || fst.code === 'FST_ERR_CTP_EMPTY_JSON_BODY') {
+        // Invalid input, like any other: 422 naming the field (the whole body).
+        status = 422;
+        body = { ...errorBody('validation_failed', 'Invalid body: must be valid JSON'), field: 'body' };
+      } else if (typeof fst.statusCode === 'number' && fst.statusCode >= 400 && fst.statusCode < 500) {
         // Fastify's own client errors (bad JSON, body too large …).
         status = fst.statusCode;
         body = errorBody(FALLBACK_CODES[status] ?? 'bad_request', fst.message ?? 'Bad request.');
