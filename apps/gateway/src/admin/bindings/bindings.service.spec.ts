@@ -31,16 +31,17 @@ const rec = (b: Binding): BindingRecord => ({ binding: b, hashHex: 'aa'.repeat(3
 function setup(current: Binding | null = binding()) {
   const events: string[] = [];
   const tx = { query: vi.fn() };
+  const found = (r: BindingRecord | null) => Promise.resolve(r);
   const repo = {
-    lock: vi.fn(async () => (current ? rec(current) : null)),
-    setStatus: vi.fn(async (_tx: unknown, _id: number, status: Binding['status']) =>
-      rec({ ...current!, status, updated_at: 'later' }),
+    lock: vi.fn(() => found(current ? rec(current) : null)),
+    setStatus: vi.fn((_tx: unknown, _id: number, status: Binding['status']) =>
+      found(rec({ ...current!, status, updated_at: 'later' })),
     ),
-    setNetworks: vi.fn(async (_tx: unknown, _id: number, rule_type: Binding['rule_type'], nets: string[]) =>
-      rec({ ...current!, rule_type, allowed_ips: nets }),
+    setNetworks: vi.fn((_tx: unknown, _id: number, rule_type: Binding['rule_type'], nets: string[]) =>
+      found(rec({ ...current!, rule_type, allowed_ips: nets })),
     ),
-    create: vi.fn(async () => rec(binding({ id: 9, first_ip: null, first_used_at: null }))),
-    remove: vi.fn(async () => (current ? rec(current) : null)),
+    create: vi.fn(() => found(rec(binding({ id: 9, first_ip: null, first_used_at: null })))),
+    remove: vi.fn(() => found(current ? rec(current) : null)),
   };
   const ds = {
     transaction: async <T>(fn: (m: unknown) => Promise<T>): Promise<T> => {
@@ -56,12 +57,14 @@ function setup(current: Binding | null = binding()) {
     },
   };
   const audit = {
-    record: vi.fn(async (_c: Caller, action: string) => {
+    record: vi.fn((_c: Caller, action: string) => {
       events.push(`audit ${action}`);
+      return Promise.resolve();
     }),
   };
-  const announce = vi.fn(async (hash: string) => {
+  const announce = vi.fn((hash: string) => {
     events.push(`announce ${hash.slice(0, 4)}`);
+    return Promise.resolve();
   });
   const hashKey = vi.fn((canonical: string) => `hash:${canonical}`);
   const sut = new BindingsService({
@@ -192,7 +195,7 @@ describe('BindingsService', () => {
 
   it('answers 409 already_bound when the key is bound', async () => {
     const { sut, repo, announce } = setup();
-    repo.create.mockResolvedValueOnce(null as never);
+    repo.create.mockResolvedValueOnce(null);
     await expect(
       sut.create(caller, { key: 'abc123', rule_type: 'single', allowed_ips: ['10.0.0.0/24'] }),
     ).rejects.toMatchObject({ code: 'already_bound' });
