@@ -1,10 +1,32 @@
-import { Controller, Inject } from '@nestjs/common';
-import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
+import { Controller, Get, Inject } from '@nestjs/common';
+import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
+import type { Dashboard } from '@keypin/shared';
 import { AdminContext } from '../admin-context';
+import { LogsRepository } from '../logs/logs.repository';
+import { DashboardRepository } from './dashboard.repository';
+import { DashboardService } from './dashboard.service';
 
 @ApiTags('dashboard')
 @ApiBearerAuth()
 @Controller('admin/api')
 export class DashboardController {
-  constructor(@Inject(AdminContext) private readonly ctx: AdminContext) {}
+  private readonly dashboard: DashboardService;
+
+  constructor(@Inject(AdminContext) private readonly ctx: AdminContext) {
+    this.dashboard = new DashboardService(
+      new DashboardRepository(ctx.rt.dataSource),
+      new LogsRepository(ctx.rt.dataSource),
+    );
+  }
+
+  @Get('dashboard')
+  @ApiOperation({
+    summary: "Today's figures (UTC), binding counts, a 7-day series and the latest intercepts",
+    description:
+      'today and series come from per-day counters flushed every few seconds; top_intercepted ranks ' +
+      'bindings by their running intercept count (since the binding was created); recent_intercepts are the latest 10.',
+  })
+  get(): Promise<Dashboard> {
+    return this.dashboard.get();
+  }
 }

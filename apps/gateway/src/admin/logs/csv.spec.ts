@@ -86,10 +86,10 @@ describe('intercept records', () => {
     ['tab and CR starts', { user_agent: '\tx', path: '\r/p' }],
   ])('round-trips through a CSV parser: %s', (_name, change) => {
     const sut = { ...base, ...change };
-    const records = parse(INTERCEPT_CSV_HEADER + interceptCsvRecord(sut), {
+    const records = parse<Record<string, string>>(INTERCEPT_CSV_HEADER + interceptCsvRecord(sut), {
       columns: true,
       record_delimiter: '\r\n',
-    }) as Record<string, string>[];
+    });
     expect(records).toHaveLength(1);
     const neutral = (v: string) => (/^[=+\-@\t\r]/.test(v) ? `'${v}` : v);
     expect(records[0]).toEqual({

@@ -1,0 +1,58 @@
+import type { Alert } from '@keypin/shared';
+import type { DataSource } from 'typeorm';
+
+interface AlertRow extends Omit<
+  Alert,
+  'binding_id' | 'first_at' | 'last_at' | 'occurred_at' | 'last_attempt_at' | 'delivered_at'
+> {
+  binding_id: string | number;
+  first_at: Date;
+  last_at: Date;
+  occurred_at: Date;
+  last_attempt_at: Date | null;
+  delivered_at: Date | null;
+}
+
+const COLUMNS = `id, binding_id, token_display, allowed_ips::text[] AS allowed_ips,
+  array(SELECT host(x) FROM unnest(attempt_ips) x) AS attempt_ips, count, window_seconds, first_at, last_at,
+  occurred_at, auto_banned, delivery_status::text AS delivery_status, attempts, last_error, last_attempt_at,
+  delivered_at`;
+
+const iso = (d: Date | null): string | null => (d === null ? null : new Date(d).toISOString());
+
+function toAlert(r: AlertRow): Alert {
+  return {
+    id: r.id,
+    binding_id: Number(r.binding_id),
+    token_display: r.token_display,
+    allowed_ips: r.allowed_ips ?? [],
+    attempt_ips: r.attempt_ips ?? [],
+    count: r.count,
+    window_seconds: r.window_seconds,
+    first_at: new Date(r.first_at).toISOString(),
+    last_at: new Date(r.last_at).toISOString(),
+    occurred_at: new Date(r.occurred_at).toISOString(),
+    auto_banned: r.auto_banned,
+    delivery_status: r.delivery_status,
+    attempts: r.attempts,
+    last_error: r.last_error,
+    last_attempt_at: iso(r.last_attempt_at),
+    delivered_at: iso(r.delivered_at),
+  };
+}
+
+/** Alerts for the admin API, newest first (the occurred_at index). */
+export class AlertsRepository {
+  constructor(private readonly ds: DataSource) {}
+
+  async list(limit: number, offset: number): Promise<{ items: Alert[]; total: number }> {
+    const [rows, counted] = await Promise.all([
+      this.ds.query<AlertRow[]>(
+        `SELECT ${COLUMNS} FROM alerts ORDER BY occurred_at DESC, id DESC LIMIT $1 OFFSET $2`,
+        [limit, offset],
+      ),
+      this.ds.query<{ n: string }[]>(`SELECT count(*) AS n FROM alerts`),
+    ]);
+    return { items: rows.map(toAlert), total: Number(counted[0]?.n ?? 0) };
+  }
+}

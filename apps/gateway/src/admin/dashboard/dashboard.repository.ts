@@ -1,0 +1,68 @@
+import type { DataSource } from 'typeorm';
+
+export interface DayCounts {
+  day: string;
+  allowed: number;
+  intercepted: number;
+  first_binds: number;
+}
+
+export interface TopIntercepted {
+  binding_id: number;
+  token_display: string;
+  count: number;
+}
+
+/**
+ * The dashboard's figures, each from a small table or an index: the per-day
+ * counters (`daily_stats`, one row per UTC day), binding counts by status
+ * (bindings is small and its status is indexed) and the per-binding
+ * intercept counters kept on `bindings`.
+ */
+export class DashboardRepository {
+  constructor(private readonly ds: DataSource) {}
+
+  /** Counter rows for the UTC days `from`..`to` (YYYY-MM-DD, inclusive); days without traffic have none. */
+  async days(from: string, to: string): Promise<DayCounts[]> {
+    const rows: { day: string; allowed: string; intercepted: string; first_binds: string }[] =
+      await this.ds.query(
+        `SELECT to_char(day, 'YYYY-MM-DD') AS day, allowed, intercepted, first_binds
+           FROM daily_stats WHERE day BETWEEN $1::date AND $2::date ORDER BY day`,
+        [from, to],
+      );
+    return rows.map((r) => ({
+      day: r.day,
+      allowed: Number(r.allowed),
+      intercepted: Number(r.intercepted),
+      first_binds: Number(r.first_binds),
+    }));
+  }
+
+  async bindingsByStatus(): Promise<{ active: number; banned: number }> {
+    const rows: { status: string; n: string }[] = await this.ds.query(
+      `SELECT status::text AS status, count(*) AS n FROM bindings GROUP BY status`,
+    );
+    const out = { active: 0, banned: 0 };
+    for (const r of rows) if (r.status === 'active' || r.status === 'banned') out[r.status] = Number(r.n);
+    return out;
+  }
+
+  /**
+   * The most intercepted bindings by their running `intercept_count` (kept
+   * by the intercept writer): one pass over the small bindings table, never
+   * a scan of the intercept log.
+   */
+  async topIntercepted(limit: number): Promise<TopIntercepted[]> {
+    const rows: { binding_id: string; token_display: string; count: string }[] = await this.ds.query(
+      `SELECT id AS binding_id, token_display, intercept_count AS count
+         FROM bindings WHERE intercept_count > 0
+        ORDER BY intercept_count DESC, id LIMIT $1`,
+      [limit],
+    );
+    return rows.map((r) => ({
+      binding_id: Number(r.binding_id),
+      token_display: r.token_display,
+      count: Number(r.count),
+    }));
+  }
+}
