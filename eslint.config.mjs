@@ -43,4 +43,39 @@ export default tseslint.config(
       '@typescript-eslint/no-non-null-assertion': 'off',
     },
   },
+  // Module boundaries (the Nx tags' intent): the shared library imports no
+  // app code and no Node built-ins; the console never imports gateway code.
+  {
+    files: ['libs/shared/src/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['**/apps/**', '@keypin/gateway', '@keypin/admin-ui'],
+              message: 'libs/shared must not import app code',
+            },
+            { group: ['node:*'], message: 'libs/shared is used by the browser: no Node built-ins' },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    files: ['apps/admin-ui/src/**/*.{ts,tsx}'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['**/apps/gateway/**', '@keypin/gateway'],
+              message: 'the console must not import gateway code',
+            },
+          ],
+        },
+      ],
+    },
+  },
 );
