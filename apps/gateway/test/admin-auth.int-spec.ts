@@ -437,6 +437,18 @@ describe('admin API: sessions, roles, users, settings, audit, docs', () => {
     }
     expect(Object.keys(spec.paths).some((p: string) => p === '/health' || p === '/metrics')).toBe(false);
     expect(spec.components.securitySchemes.bearer).toMatchObject({ type: 'http', scheme: 'bearer' });
+    // A full OpenAPI validation (schema and $refs), not just a shape check.
+    const { default: SwaggerParser } = await import('@apidevtools/swagger-parser');
+    await expect(SwaggerParser.validate(structuredClone(spec))).resolves.toBeTruthy();
+    for (const p of [
+      '/admin/api/bindings',
+      '/admin/api/logs',
+      '/admin/api/logs/export',
+      '/admin/api/dashboard',
+      '/admin/api/alerts',
+    ]) {
+      expect(Object.keys(spec.paths)).toContain(p);
+    }
     const ui = await anon().get('/admin/api/docs');
     expect(ui.status).toBe(200);
     expect(ui.body).toContain('swagger');
