@@ -25,6 +25,16 @@ const FALLBACK_CODES: Record<number, ErrorCode> = {
   429: 'too_many_attempts',
 };
 
+/** Fastify's messages for a JSON body it could not parse (FST_ERR_CTP_INVALID_JSON_BODY / _EMPTY_JSON_BODY). */
+const BAD_JSON_MESSAGES = [
+  /^Body is not valid JSON/,
+  /^Body cannot be empty when content-type is set to 'application\/json'/,
+];
+
+function isBadJsonBody(e: HttpException): boolean {
+  return e.getStatus() === 400 && BAD_JSON_MESSAGES.some((re) => re.test(e.message));
+}
+
 /**
  * Turns every error into the contract's body. Unknown errors become a
  * logged 500 with nothing internal in the answer.
@@ -40,6 +50,11 @@ export class AllExceptionsFilter implements ExceptionFilter {
     if (exception instanceof KeypinError) {
       status = ERROR_CODES[exception.code];
       body = { ...errorBody(exception.code, exception.message), ...(exception.extra ?? {}) };
+    } else if (exception instanceof HttpException && isBadJsonBody(exception)) {
+      // Fastify's JSON parser failed (Nest hands it on as a plain 400):
+      // invalid input like any other, 422 naming the field (the whole body).
+      status = 422;
+      body = { ...errorBody('validation_failed', 'Invalid body: must be valid JSON'), field: 'body' };
     } else if (exception instanceof HttpException) {
       status = exception.getStatus();
       const code = FALLBACK_CODES[status] ?? (status >= 500 ? 'internal_error' : 'bad_request');
@@ -47,11 +62,7 @@ export class AllExceptionsFilter implements ExceptionFilter {
       body = errorBody(code, message);
     } else {
       const fst = exception as { statusCode?: number; code?: string; message?: string };
-      if (fst.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || fst.code === 'FST_ERR_CTP_EMPTY_JSON_BODY') {
-        // Invalid input, like any other: 422 naming the field (the whole body).
-        status = 422;
-        body = { ...errorBody('validation_failed', 'Invalid body: must be valid JSON'), field: 'body' };
-      } else if (typeof fst.statusCode === 'number' && fst.statusCode >= 400 && fst.statusCode < 500) {
+      if (typeof fst.statusCode === 'number' && fst.statusCode >= 400 && fst.statusCode < 500) {
         // Fastify's own client errors (bad JSON, body too large …).
         status = fst.statusCode;
         body = errorBody(FALLBACK_CODES[status] ?? 'bad_request', fst.message ?? 'Bad request.');
