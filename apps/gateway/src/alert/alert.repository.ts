@@ -57,36 +57,49 @@ export class AlertRepository {
     });
   }
 
-  async lastAlert(tx: EntityManager, bindingId: number): Promise<OpenAlert | null> {
-    const rows: { id: string; window_end: Date }[] = await tx.query(
-      'SELECT id, window_end FROM alerts WHERE binding_id = $1 ORDER BY window_end DESC LIMIT 1',
+  async lastAlert(tx: EntityManager, bindingId: number): Promise<(OpenAlert & { firstAt: number }) | null> {
+    const rows: { id: string; first_at: Date; window_end: Date }[] = await tx.query(
+      'SELECT id, first_at, window_end FROM alerts WHERE binding_id = $1 ORDER BY window_end DESC LIMIT 1',
       [bindingId],
     );
     const r = rows[0];
-    return r ? { id: r.id, windowEnd: new Date(r.window_end).getTime() } : null;
+    return r
+      ? { id: r.id, firstAt: new Date(r.first_at).getTime(), windowEnd: new Date(r.window_end).getTime() }
+      : null;
   }
 
-  /** Not-yet-alerted intercepts of a binding from `since` on, oldest first, with the latest snapshot data. */
-  async unalerted(
+  /** Joins the binding's not-yet-alerted intercepts from `from` up to the alert's window end to that alert. */
+  async attach(tx: EntityManager, bindingId: number, alert: OpenAlert, from: Date): Promise<void> {
+    await tx.query(
+      `UPDATE intercept_logs SET alerted = true, alert_id = $1
+        WHERE binding_id = $2 AND NOT alerted AND intercepted_at >= $3 AND intercepted_at < $4`,
+      [alert.id, bindingId, from, new Date(alert.windowEnd)],
+    );
+  }
+
+  /** The snapshot data (masked key, networks) of one intercept. */
+  async snapshot(
     tx: EntityManager,
-    bindingId: number,
-    since: Date,
-  ): Promise<{ items: WindowItem[]; tokenDisplay: string; allowedIps: string[] }> {
-    const rows: { id: string; at: Date; ip: string; token_display: string; allowed_ips: string[] }[] =
-      await tx.query(
-        `SELECT id, intercepted_at AS at, host(attempt_ip) AS ip, token_display, allowed_ips::text[] AS allowed_ips
+    interceptId: string,
+  ): Promise<{ tokenDisplay: string; allowedIps: string[] }> {
+    const rows: { token_display: string; allowed_ips: string[] }[] = await tx.query(
+      'SELECT token_display, allowed_ips::text[] AS allowed_ips FROM intercept_logs WHERE id = $1',
+      [interceptId],
+    );
+    return { tokenDisplay: rows[0]?.token_display ?? '', allowedIps: rows[0]?.allowed_ips ?? [] };
+  }
+
+  /** Not-yet-alerted intercepts of a binding from `since` on, oldest first. */
+  async unalerted(tx: EntityManager, bindingId: number, since: Date): Promise<WindowItem[]> {
+    const rows: { id: string; at: string; ip: string }[] = await tx.query(
+      `SELECT id, (extract(epoch FROM intercepted_at) * 1000)::bigint::text AS at, host(attempt_ip) AS ip
          FROM intercept_logs
         WHERE binding_id = $1 AND NOT alerted AND intercepted_at >= $2
         ORDER BY intercepted_at, id
         LIMIT 20000`,
-        [bindingId, since],
-      );
-    const last = rows[rows.length - 1];
-    return {
-      items: rows.map((r) => ({ id: r.id, at: new Date(r.at).getTime(), ip: r.ip })),
-      tokenDisplay: last?.token_display ?? '',
-      allowedIps: last?.allowed_ips ?? [],
-    };
+      [bindingId, since],
+    );
+    return rows.map((r) => ({ id: r.id, at: Number(r.at), ip: r.ip }));
   }
 
   async markAlerted(tx: EntityManager, alertId: string, interceptIds: string[]): Promise<void> {

@@ -2,7 +2,14 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { SettingsService } from '../settings/settings.service';
 import { planAlerts } from './alert-window';
+import type { OpenAlert } from './alert-window';
 import type { AlertRepository, NewAlert } from './alert.repository';
+
+export interface Evaluation {
+  raised: NewAlert[];
+  /** The binding's latest alert after this evaluation (its window may still be open). */
+  last: (OpenAlert & { firstAt: number }) | null;
+}
 
 /**
  * Alert windows, evaluated in PostgreSQL under a per-binding advisory lock:
@@ -20,7 +27,7 @@ export class AlertService {
    * Looks at the binding's not-yet-alerted intercepts from `since` (minus
    * one window) on and raises the alerts they call for. Idempotent.
    */
-  async evaluate(bindingId: number, since: Date): Promise<NewAlert[]> {
+  async evaluate(bindingId: number, since: Date): Promise<Evaluation> {
     const {
       alert_threshold_count: threshold,
       alert_threshold_seconds: seconds,
@@ -28,38 +35,39 @@ export class AlertService {
     } = this.settings.current;
     const windowMs = seconds * 1000;
     return this.repo.withBindingLock(bindingId, async (tx) => {
-      const from = new Date(since.getTime() - windowMs);
-      const { items, tokenDisplay, allowedIps } = await this.repo.unalerted(tx, bindingId, from);
-      if (items.length === 0) return [];
-      const open = await this.repo.lastAlert(tx, bindingId);
-      const plan = planAlerts(items, threshold, windowMs, open);
-      if (open !== null && plan.attach.length > 0) {
-        await this.repo.markAlerted(
-          tx,
-          open.id,
-          plan.attach.map((i) => i.id),
-        );
+      let from = new Date(since.getTime() - windowMs);
+      let last = await this.repo.lastAlert(tx, bindingId);
+      if (last !== null && last.windowEnd > from.getTime()) {
+        // Everything before the end of the last alert's window belongs to it.
+        await this.repo.attach(tx, bindingId, last, from);
+        from = new Date(last.windowEnd);
       }
+      const items = await this.repo.unalerted(tx, bindingId, from);
+      const plan = planAlerts(items, threshold, windowMs, null);
       const raised: NewAlert[] = [];
-      for (const w of plan.windows) {
-        const alert: NewAlert = {
-          id: randomUUID(),
-          bindingId,
-          tokenDisplay,
-          allowedIps,
-          attemptIps: [...new Set(w.items.map((i) => i.ip))],
-          count: w.items.length,
-          windowSeconds: seconds,
-          firstAt: new Date(w.firstAt),
-          lastAt: new Date(w.lastAt),
-          windowEnd: new Date(w.windowEnd),
-          autoBanned: false,
-          itemIds: w.items.map((i) => i.id),
-        };
-        if (auto_ban) alert.autoBanned = await this.repo.ban(tx, bindingId);
-        if (!(await this.repo.insert(tx, alert))) continue;
-        await this.repo.markAlerted(tx, alert.id, alert.itemIds);
-        raised.push(alert);
+      if (plan.windows.length > 0) {
+        const { tokenDisplay, allowedIps } = await this.repo.snapshot(tx, items[items.length - 1]!.id);
+        for (const w of plan.windows) {
+          const alert: NewAlert = {
+            id: randomUUID(),
+            bindingId,
+            tokenDisplay,
+            allowedIps,
+            attemptIps: [...new Set(w.items.map((i) => i.ip))],
+            count: w.items.length,
+            windowSeconds: seconds,
+            firstAt: new Date(w.firstAt),
+            lastAt: new Date(w.lastAt),
+            windowEnd: new Date(w.windowEnd),
+            autoBanned: false,
+            itemIds: w.items.map((i) => i.id),
+          };
+          if (auto_ban) alert.autoBanned = await this.repo.ban(tx, bindingId);
+          if (!(await this.repo.insert(tx, alert))) continue;
+          await this.repo.markAlerted(tx, alert.id, alert.itemIds);
+          raised.push(alert);
+          last = { id: alert.id, firstAt: w.firstAt, windowEnd: w.windowEnd };
+        }
       }
       for (const a of raised) {
         this.logger.warn(
@@ -67,7 +75,7 @@ export class AlertService {
           'intercept threshold reached: alert raised',
         );
       }
-      return raised;
+      return { raised, last };
     });
   }
 }

@@ -1,4 +1,5 @@
-import { parseIp } from '@keypin/shared';
+import { type Cidr, cidrContains, formatCidr, networkOf, parseCidr, parseIp } from '@keypin/shared';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { judge, toBindingRule } from './binding-rules';
 import type { BindingRuleData } from './binding.types';
@@ -21,6 +22,18 @@ describe('judge', () => {
     [{}, '::ffff:203.0.113.7', 'allow'],
     [{ allowed_ips: ['10.0.0.0/24'] }, '10.0.0.255', 'allow'],
     [{ allowed_ips: ['10.0.0.0/24'] }, '10.0.1.0', 'ip_not_allowed'],
+    [{ allowed_ips: ['0.0.0.0/0'] }, '255.255.255.255', 'allow'],
+    [{ allowed_ips: ['128.0.0.0/1'] }, '200.1.1.1', 'allow'],
+    [{ allowed_ips: ['128.0.0.0/1'] }, '127.255.255.255', 'ip_not_allowed'],
+    [{ allowed_ips: ['255.255.255.255/32'] }, '255.255.255.255', 'allow'],
+    [{ allowed_ips: ['10.0.0.0/8'] }, '2001:db8::1', 'ip_not_allowed'],
+    [{ allowed_ips: ['2001:db8::/32'] }, '10.0.0.1', 'ip_not_allowed'],
+    [{ rule_type: 'multiple', allowed_ips: ['192.168.1.0/31', '10.0.0.0/8'] }, '192.168.1.1', 'allow'],
+    [
+      { rule_type: 'multiple', allowed_ips: ['192.168.1.0/31', '10.0.0.0/8'] },
+      '192.168.1.2',
+      'ip_not_allowed',
+    ],
     [{ rule_type: 'multiple', allowed_ips: ['10.0.0.0/24', '2001:db8::/64'] }, '2001:db8::9', 'allow'],
     [
       { rule_type: 'multiple', allowed_ips: ['10.0.0.0/24', '2001:db8::/64'] },
@@ -40,3 +53,24 @@ describe('judge', () => {
     expect(judge(sut, parseIp('203.0.113.7')!)).toBe('ip_not_allowed');
   });
 });
+
+describe('judge agrees with the shared CIDR matcher', () => {
+  it('for random IPv4 networks and addresses', () => {
+    fc.assert(
+      fc.property(fc.ipV4(), fc.ipV4(), fc.integer({ min: 0, max: 32 }), (net, ip, prefix) => {
+        const network = formatCidr(networkOf(parseIp(net)!, prefix));
+        const sut = rule({ allowed_ips: [network] });
+        const expected = cidrContains(
+          parseCidr(network).ok ? (parseCidr(network) as { cidr: Cidr }).cidr : never(),
+          parseIp(ip)!,
+        );
+        return (judge(sut, parseIp(ip)!) === 'allow') === expected;
+      }),
+      { numRuns: 2000 },
+    );
+  });
+});
+
+function never(): never {
+  throw new Error('unreachable');
+}

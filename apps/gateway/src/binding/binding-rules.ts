@@ -1,4 +1,4 @@
-import { anyCidrContains, type IpAddress, parseCidr } from '@keypin/shared';
+import { anyCidrContains, type Cidr, type IpAddress, parseCidr } from '@keypin/shared';
 import type { BindingRule, BindingRuleData } from './binding.types';
 
 export type Verdict = 'allow' | 'key_banned' | 'ip_not_allowed';
@@ -7,22 +7,46 @@ export type Verdict = 'allow' | 'key_banned' | 'ip_not_allowed';
 export function judge(rule: BindingRule, ip: IpAddress): Verdict {
   if (rule.status === 'banned') return 'key_banned';
   if (rule.ruleType === 'all') return 'allow';
-  return anyCidrContains(rule.cidrs, ip) ? 'allow' : 'ip_not_allowed';
+  return inNetworks(rule, ip) ? 'allow' : 'ip_not_allowed';
 }
+
+function inNetworks(rule: BindingRule, ip: IpAddress): boolean {
+  if (ip.version === 6) return rule.v6.length > 0 && anyCidrContains(rule.v6, ip);
+  const b = ip.bytes;
+  const n = ((b[0]! << 24) | (b[1]! << 16) | (b[2]! << 8) | b[3]!) >>> 0;
+  const v4 = rule.v4;
+  for (let i = 0; i < v4.length; i += 2) {
+    if ((n & v4[i + 1]!) >>> 0 === v4[i]) return true;
+  }
+  return false;
+}
+
+const NO_V6: readonly Cidr[] = Object.freeze([]);
+const NO_V4: readonly number[] = Object.freeze([]);
 
 /** Builds the cached form; entries that do not parse (never written by KeyPin) are ignored. */
 export function toBindingRule(data: BindingRuleData): BindingRule {
-  const cidrs = [];
+  let v4: number[] | null = null;
+  let v6: Cidr[] | null = null;
   for (const text of data.allowed_ips) {
     const r = parseCidr(text);
-    if (r.ok) cidrs.push(r.cidr);
+    if (!r.ok) continue;
+    const c = r.cidr;
+    if (c.version === 6) {
+      (v6 ??= []).push(c);
+      continue;
+    }
+    const b = c.bytes;
+    const mask = c.prefix === 0 ? 0 : (0xffffffff << (32 - c.prefix)) >>> 0;
+    (v4 ??= []).push((((b[0]! << 24) | (b[1]! << 16) | (b[2]! << 8) | b[3]!) & mask) >>> 0, mask);
   }
   return {
     id: data.id,
     status: data.status,
     ruleType: data.rule_type,
     allowedIps: data.allowed_ips,
-    cidrs,
+    v4: v4 ?? NO_V4,
+    v6: v6 ?? NO_V6,
     tokenDisplay: data.token_display,
   };
 }

@@ -7,8 +7,10 @@ export interface BindingRule {
   readonly ruleType: RuleType;
   /** Canonical CIDR text, as stored. */
   readonly allowedIps: readonly string[];
-  /** Parsed once when cached. */
-  readonly cidrs: readonly Cidr[];
+  /** IPv4 networks parsed once when cached, as flat [network, mask, …] 32-bit numbers (compact: 100k entries stay small). */
+  readonly v4: readonly number[];
+  /** IPv6 networks parsed once when cached. */
+  readonly v6: readonly Cidr[];
   readonly tokenDisplay: string;
 }
 

@@ -12,17 +12,20 @@ export class InterceptRepository {
    * adds the newly inserted ones to their bindings' intercept counts.
    * Returns how many rows were new.
    */
-  async insertBatch(events: readonly InterceptEvent[]): Promise<number> {
+  async insertBatch(
+    events: readonly InterceptEvent[],
+    alertOf: (e: InterceptEvent) => string | null = () => null,
+  ): Promise<number> {
     if (events.length === 0) return 0;
     const rows: { n: string }[] = await this.ds.query(
       `WITH ins AS (
          INSERT INTO intercept_logs (id, binding_id, token_display, attempt_ip, allowed_ips, reason,
-                                     method, path, user_agent, enforced, intercepted_at)
+                                     method, path, user_agent, enforced, intercepted_at, alerted, alert_id)
          SELECT e.id, e.binding_id, e.token_display, e.attempt_ip, e.allowed_ips::cidr[], e.reason::intercept_reason,
-                e.method, e.path, e.user_agent, e.enforced, e.at
+                e.method, e.path, e.user_agent, e.enforced, e.at, e.alert_id IS NOT NULL, e.alert_id
            FROM json_to_recordset($1::json) AS e(id uuid, binding_id bigint, token_display text, attempt_ip inet,
                 allowed_ips text[], reason text, method text, path text, user_agent text, enforced boolean,
-                at timestamptz)
+                at timestamptz, alert_id uuid)
          ON CONFLICT (id) DO NOTHING
          RETURNING binding_id
        ), counted AS (
@@ -45,6 +48,7 @@ export class InterceptRepository {
             user_agent: e.userAgent === null ? null : e.userAgent.slice(0, MAX_TEXT),
             enforced: e.enforced,
             at: e.at.toISOString(),
+            alert_id: alertOf(e),
           })),
         ),
       ],
