@@ -1,6 +1,12 @@
 import { InitialSchema1764000000000 } from './1764000000000-initial-schema';
 import { Alerts1764000100000 } from './1764000100000-alerts';
 import { Admin1764000200000 } from './1764000200000-admin';
+import { InterceptIndexes1764000300000 } from './1764000300000-intercept-indexes';
 
 /** Every migration, oldest first. A new migration is added here too. */
-export const MIGRATIONS = [InitialSchema1764000000000, Alerts1764000100000, Admin1764000200000];
+export const MIGRATIONS = [
+  InitialSchema1764000000000,
+  Alerts1764000100000,
+  Admin1764000200000,
+  InterceptIndexes1764000300000,
+];

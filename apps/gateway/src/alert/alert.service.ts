@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { uuidv7 } from '../infra/uuid';
 import type { Logger } from 'pino';
 import type { SettingsService } from '../settings/settings.service';
 import { planAlerts } from './alert-window';
@@ -49,7 +49,7 @@ export class AlertService {
         const { tokenDisplay, allowedIps } = await this.repo.snapshot(tx, items[items.length - 1]!.id);
         for (const w of plan.windows) {
           const alert: NewAlert = {
-            id: randomUUID(),
+            id: uuidv7(),
             bindingId,
             tokenDisplay,
             allowedIps,

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { uuidv7 } from '../infra/uuid';
 import { type IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import {
@@ -223,7 +223,7 @@ export class ProxyService {
     }
     const enforce = this.d.settings.current.enforce_mode === 'enforce';
     this.d.intercepts.record({
-      id: randomUUID(),
+      id: uuidv7(),
       bindingId: rule.id,
       tokenDisplay: rule.tokenDisplay,
       attemptIp: ipText,
