@@ -13,10 +13,12 @@ export function judge(rule: BindingRule, ip: IpAddress): Verdict {
 function inNetworks(rule: BindingRule, ip: IpAddress): boolean {
   if (ip.version === 6) return rule.v6.length > 0 && anyCidrContains(rule.v6, ip);
   const b = ip.bytes;
-  const n = ((b[0]! << 24) | (b[1]! << 16) | (b[2]! << 8) | b[3]!) >>> 0;
+  // Signed 32-bit arithmetic throughout: the numbers stay small integers
+  // (no heap-allocated doubles) in the cache.
+  const n = (b[0]! << 24) | (b[1]! << 16) | (b[2]! << 8) | b[3]!;
   const v4 = rule.v4;
   for (let i = 0; i < v4.length; i += 2) {
-    if ((n & v4[i + 1]!) >>> 0 === v4[i]) return true;
+    if ((n & v4[i + 1]!) === v4[i]) return true;
   }
   return false;
 }
@@ -37,13 +39,14 @@ export function toBindingRule(data: BindingRuleData): BindingRule {
       continue;
     }
     const b = c.bytes;
-    const mask = c.prefix === 0 ? 0 : (0xffffffff << (32 - c.prefix)) >>> 0;
-    (v4 ??= []).push((((b[0]! << 24) | (b[1]! << 16) | (b[2]! << 8) | b[3]!) & mask) >>> 0, mask);
+    const mask = c.prefix === 0 ? 0 : -1 << (32 - c.prefix);
+    (v4 ??= []).push(((b[0]! << 24) | (b[1]! << 16) | (b[2]! << 8) | b[3]!) & mask, mask);
   }
   return {
     id: data.id,
-    status: data.status,
-    ruleType: data.rule_type,
+    // Interned: one string per value, not one per cached binding.
+    status: data.status === 'banned' ? 'banned' : 'active',
+    ruleType: data.rule_type === 'all' ? 'all' : data.rule_type === 'multiple' ? 'multiple' : 'single',
     allowedIps: data.allowed_ips,
     v4: v4 ?? NO_V4,
     v6: v6 ?? NO_V6,

@@ -8,7 +8,6 @@ import {
   TOKEN_NORMALIZE_VALUES,
   type Settings,
 } from '@keypin/shared';
-import { z } from 'zod';
 
 /** A bad variable: the process prints `message` on one line and exits. */
 export class ConfigError extends Error {
@@ -128,9 +127,12 @@ function bool(env: Env, name: string, def: boolean): boolean {
 function url(env: Env, name: string, protocols: string[]): URL | undefined {
   const raw = read(env, name);
   if (raw === undefined) return undefined;
-  const parsed = z.url().safeParse(raw);
-  if (!parsed.success) throw new ConfigError(name, `is not a valid URL`);
-  const u = new URL(raw);
+  let u: URL;
+  try {
+    u = new URL(raw);
+  } catch {
+    throw new ConfigError(name, `is not a valid URL`);
+  }
   if (!protocols.includes(u.protocol)) {
     throw new ConfigError(name, `must use ${protocols.join(' or ')}, got ${u.protocol}`);
   }
