@@ -1,3 +1,4 @@
+import { fileURLToPath } from 'node:url';
 import swc from 'unplugin-swc';
 import { defineConfig } from 'vitest/config';
 
@@ -35,6 +36,36 @@ export default defineConfig({
           fileParallelism: false,
           testTimeout: 60_000,
           hookTimeout: 120_000,
+        },
+      },
+      {
+        // Admin console components in a simulated DOM.
+        resolve: {
+          alias: {
+            '@keypin/shared': fileURLToPath(new URL('./libs/shared/src/index.ts', import.meta.url)),
+          },
+        },
+        oxc: { jsx: { runtime: 'automatic' } },
+        test: {
+          name: 'ui',
+          include: ['apps/admin-ui/src/**/*.spec.tsx'],
+          environment: 'jsdom',
+          setupFiles: ['apps/admin-ui/src/test/setup.ts'],
+        },
+      },
+      {
+        // The built console in Chromium against a real gateway process:
+        // one file at a time, generous timeouts, and only after the other
+        // projects are done (a browser beside the timing-sensitive
+        // integration files on a 2-core machine would make both flaky).
+        test: {
+          name: 'e2e',
+          include: ['apps/admin-ui/e2e/**/*.e2e.ts'],
+          environment: 'node',
+          fileParallelism: false,
+          sequence: { groupOrder: 1 },
+          testTimeout: 120_000,
+          hookTimeout: 180_000,
         },
       },
     ],

@@ -83,7 +83,11 @@ export class SettingsController {
           );
         }
       }
-      const after = { ...before, ...patch.value };
+      const after = {
+        ...before,
+        ...patch.value,
+        alert_webhook_secret_set: secretGiven ? secret !== null : before.alert_webhook_secret_set,
+      };
       const auditAfter: Record<string, unknown> = { ...after };
       if (secretGiven) auditAfter['alert_webhook_secret'] = secret === null ? 'cleared' : 'changed';
       await this.ctx.audit.record(caller, 'settings.update', 'settings', before, auditAfter, tx);

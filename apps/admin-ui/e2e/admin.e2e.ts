@@ -1,0 +1,399 @@
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { parse } from 'csv-parse/sync';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  type Alert,
+  canonicalKey,
+  CSV_HEADER,
+  type Dashboard,
+  type ErrorBody,
+  type Intercept,
+  maskKey,
+  type Page as ListPage,
+  type SettingsResponse,
+} from '../../../libs/shared/src';
+import { WebhookReceiver } from '../../gateway/test/support/webhook-receiver';
+import { launchBrowser, newContext, screenshot } from './support/browser';
+import {
+  ADMIN_PASSWORD,
+  ADMIN_USERNAME,
+  type ConsoleEnv,
+  eventually,
+  startConsoleEnv,
+} from './support/console-env';
+import {
+  AlertsPage,
+  AuditPage,
+  BindingDetailPage,
+  BindingsPage,
+  DashboardPage,
+  LoginPage,
+  LogsPage,
+  SettingsPage,
+  type Shell,
+  UsersPage,
+} from './support/pages';
+
+/** A fresh key (no dash after "sk-", so newapi normalisation keeps it whole) and how the console shows it. */
+function newKey(label: string): { key: string; masked: string } {
+  const key = `sk-${label}${randomBytes(8).toString('hex')}`;
+  return { key, masked: maskKey(canonicalKey(key, 'newapi')) };
+}
+
+describe('admin console as an admin (Chromium against a real gateway)', () => {
+  let env: ConsoleEnv;
+  let browser: Browser;
+  let context: BrowserContext;
+  let page: Page;
+  let errors: string[];
+  let shell: Shell;
+  const webhook = new WebhookReceiver();
+
+  beforeAll(async () => {
+    await webhook.start();
+    env = await startConsoleEnv('e2eadmin', {
+      ALERT_THRESHOLD_COUNT: '3',
+      ALERT_WEBHOOK_URL: webhook.url,
+      ALERT_WEBHOOK_ALLOW_PRIVATE: 'true',
+    });
+    browser = await launchBrowser();
+    ({ context, page, errors } = await newContext(browser, {
+      baseURL: env.consoleUrl,
+      clientIp: '127.0.0.20',
+    }));
+    // Some traffic before the first look: one key bound from .21, refused from .22.
+    const { key } = newKey('dash');
+    expect((await env.proxy(key, '127.0.0.21')).status).toBe(200);
+    for (let i = 0; i < 4; i++) expect((await env.proxy(key, '127.0.0.22')).status).toBe(403);
+    // Log in once for the whole file, through the login page.
+    const login = await new LoginPage(page).open();
+    await screenshot(page, 'login');
+    shell = await login.logIn(ADMIN_USERNAME, ADMIN_PASSWORD);
+  });
+
+  afterAll(async () => {
+    await context?.close();
+    await browser?.close();
+    await env?.stop();
+    await webhook.stop();
+  });
+
+  it('logs in and shows the dashboard: today’s figures, the week, recent intercepts', async () => {
+    expect(await shell.whoami.innerText()).toMatch(/admin\s*Admin/);
+    // Intercepts reach PostgreSQL in batches: wait until the API has them.
+    await eventually(
+      () => env.api.get('/admin/api/dashboard'),
+      (r) => r.status === 200 && r.json<Dashboard>().today.intercepted >= 4,
+    );
+    const dash = await new DashboardPage(page).open();
+    await expect.poll(async () => dash.figure('Intercepted today').innerText()).toMatch(/\b4\b/);
+    expect(await dash.figure('Active bindings').innerText()).toMatch(/\b1\b/);
+    await dash.chart.waitFor();
+    await dash.recentIntercepts.getByText('127.0.0.22').first().waitFor();
+    await screenshot(page, 'dashboard');
+    await dash.toggleTheme();
+    await screenshot(page, 'dashboard-dark');
+    await dash.toggleTheme();
+  });
+
+  it('shows a binding made by real proxied traffic and finds it by IP and by the full key', async () => {
+    const { key, masked } = newKey('search');
+    expect((await env.proxy(key, '127.0.0.31')).status).toBe(200);
+    const other = newKey('other');
+    expect((await env.proxy(other.key, '127.0.0.41')).status).toBe(200);
+
+    const bindings = await new BindingsPage(page).open();
+    await bindings.row(masked).waitFor();
+    expect(await bindings.row(masked).innerText()).toContain('127.0.0.31');
+
+    await bindings.search('127.0.0.31');
+    await expect.poll(() => bindings.rows.count()).toBe(1);
+    expect(await bindings.rows.first().innerText()).toContain(masked);
+    await screenshot(page, 'bindings-search-ip');
+
+    await bindings.search(key);
+    await expect.poll(() => bindings.rows.count()).toBe(1);
+    expect(await bindings.rows.first().innerText()).toContain(masked);
+
+    await bindings.search('127.0.0.99');
+    await bindings.empty.waitFor();
+
+    await bindings.open();
+    await bindings.filter('Status', 'Banned');
+    await bindings.empty.waitFor();
+    await bindings.filter('Status', 'Active');
+    await bindings.row(masked).waitFor();
+    await screenshot(page, 'bindings');
+  });
+
+  it('edits the networks (checked as typed) and the proxy honours the change', async () => {
+    const { key, masked } = newKey('edit');
+    expect((await env.proxy(key, '127.0.0.32')).status).toBe(200);
+    expect((await env.proxy(key, '127.0.0.33')).status).toBe(403);
+
+    const bindings = await new BindingsPage(page).open();
+    await bindings.search(key);
+    const detail = await bindings.openBinding(masked);
+    const form = await detail.openEdit();
+    await form.rule('Several networks');
+    await detail.editDialog.getByRole('button', { name: 'Add network' }).click();
+    await form.entry(1).fill('127.0.0.33/24');
+    await detail.editDialog.getByText(/has host bits set/).waitFor();
+    expect(await detail.editDialog.getByRole('button', { name: 'Save' }).isDisabled()).toBe(true);
+    await screenshot(page, 'binding-edit-invalid');
+    await form.entry(1).fill('127.0.0.33');
+    await detail.editDialog.getByText('Saved as 127.0.0.33/32').waitFor();
+    await detail.saveEdit();
+    await detail.notice.filter({ hasText: /Saved/ }).waitFor();
+    await detail.page.locator('main').getByText('127.0.0.33/32').first().waitFor();
+
+    const r = await eventually(
+      () => env.proxy(key, '127.0.0.33'),
+      (x) => x.status === 200,
+      2000,
+    );
+    expect(r.status).toBe(200);
+    expect((await env.proxy(key, '127.0.0.32')).status).toBe(200);
+    expect((await env.proxy(key, '127.0.0.34')).status).toBe(403);
+    await screenshot(page, 'binding-detail');
+  });
+
+  it('pre-binds a key before its first use', async () => {
+    const { key, masked } = newKey('pre');
+    const bindings = await new BindingsPage(page).open();
+    const detail = await bindings.prebind(key, ['127.0.0.35'], 'laptop of the e2e test');
+    await detail.heading.filter({ hasText: masked }).waitFor();
+    await detail.page.getByText('laptop of the e2e test').waitFor();
+    expect((await env.proxy(key, '127.0.0.36')).status).toBe(403);
+    expect((await env.proxy(key, '127.0.0.35')).status).toBe(200);
+  });
+
+  it('unbinds a key: it is gone from the list and binds afresh on its next use', async () => {
+    const { key, masked } = newKey('unbind');
+    expect((await env.proxy(key, '127.0.0.37')).status).toBe(200);
+    const bindings = await new BindingsPage(page).open();
+    await bindings.search(key);
+    const detail = await bindings.openBinding(masked);
+    await detail.confirm('Unbind');
+    await detail.notice.filter({ hasText: /Unbound/ }).waitFor();
+    await page.waitForURL(/\/admin\/ui\/bindings$/);
+    await bindings.search(key);
+    await bindings.empty.waitFor();
+    expect(await bindings.rows.count()).toBe(0);
+    // The next use, from anywhere, binds it again.
+    expect((await env.proxy(key, '127.0.0.38')).status).toBe(200);
+    await bindings.search(key);
+    await expect.poll(() => bindings.rows.count()).toBe(1);
+    expect(await bindings.rows.first().innerText()).toContain('127.0.0.38');
+  });
+
+  it('bans and unbans a key, and the proxy follows', async () => {
+    const { key, masked } = newKey('ban');
+    expect((await env.proxy(key, '127.0.0.39')).status).toBe(200);
+    const bindings = await new BindingsPage(page).open();
+    await bindings.search(key);
+    const detail = await bindings.openBinding(masked);
+
+    await detail.confirm('Ban');
+    await detail.notice.filter({ hasText: /Banned/ }).waitFor();
+    await page.getByRole('button', { name: 'Unban', exact: true }).waitFor();
+    const banned = await eventually(
+      () => env.proxy(key, '127.0.0.39'),
+      (x) => x.status === 403,
+      2000,
+    );
+    expect(banned.json<ErrorBody>().error.code).toBe('key_banned');
+    await screenshot(page, 'binding-banned');
+
+    await detail.confirm('Unban');
+    await detail.notice.filter({ hasText: /Lifted the ban/ }).waitFor();
+    await page.getByRole('button', { name: 'Ban', exact: true }).waitFor();
+    expect(
+      (
+        await eventually(
+          () => env.proxy(key, '127.0.0.39'),
+          (x) => x.status === 200,
+          2000,
+        )
+      ).status,
+    ).toBe(200);
+    // The banned request is in the binding's recent intercepts.
+    await page.reload();
+    await new BindingDetailPage(page).recentIntercepts.getByText('Key banned').first().waitFor();
+  });
+
+  it('filters the intercept log and exports exactly the filtered rows as CSV', async () => {
+    const { key, masked } = newKey('logs');
+    expect((await env.proxy(key, '127.0.0.40')).status).toBe(200);
+    for (let i = 0; i < 3; i++) {
+      expect(
+        (await env.proxy(key, '127.0.0.42', { userAgent: `e2e-agent-${i}`, path: `/v1/chat/x${i}` })).status,
+      ).toBe(403);
+    }
+    for (let i = 0; i < 2; i++) expect((await env.proxy(key, '127.0.0.43')).status).toBe(403);
+    await eventually(
+      () => env.api.get('/admin/api/logs?ip=127.0.0.42'),
+      (r) => r.json<ListPage<Intercept>>().total === 3,
+    );
+
+    const logs = await new LogsPage(page).open();
+    // An invalid filter is flagged and never applied.
+    await logs.ipBox.fill('127.0.0.42/32x');
+    await logs.ipBox.press('Enter');
+    await page.getByText(/invalid prefix length/).waitFor();
+    expect(new URL(page.url()).searchParams.has('ip')).toBe(false);
+    await logs.filterIp('127.0.0.42');
+    await logs.filterKey(masked.slice(0, 4));
+    await logs.filterReason('IP not allowed');
+    await expect.poll(() => logs.rows.count()).toBe(3);
+    expect(await logs.total.innerText()).toMatch(/^3 intercepts match/);
+    await screenshot(page, 'logs-filtered');
+
+    const download = await logs.exportCsv();
+    expect(download.suggestedFilename()).toMatch(/^keypin-intercepts-.*\.csv$/);
+    const text = readFileSync(await download.path(), 'utf8');
+    const rows = parse<Record<string, string>>(text, { columns: true, skip_empty_lines: true });
+    expect(text.split(/\r?\n/)[0]).toBe(CSV_HEADER.join(','));
+    expect(rows).toHaveLength(3);
+    for (const r of rows) {
+      expect(r['attempt_ip']).toBe('127.0.0.42');
+      expect(r['token_display']).toBe(masked);
+      expect(r['reason']).toBe('ip_not_allowed');
+    }
+    expect(rows.map((r) => r['user_agent']).sort()).toEqual(['e2e-agent-0', 'e2e-agent-1', 'e2e-agent-2']);
+    await shell.notice.filter({ hasText: /Downloaded keypin-intercepts-/ }).waitFor();
+
+    // Wider: the other address too, by CIDR.
+    await logs.filterIp('127.0.0.40/29');
+    await expect.poll(() => logs.rows.count()).toBe(5);
+  });
+
+  it('shows alerts with their delivery outcome', async () => {
+    // ALERT_THRESHOLD_COUNT=3: the intercepts above raised alerts, sent to the receiver.
+    await eventually(
+      () => env.api.get('/admin/api/alerts'),
+      (r) => {
+        const items = r.json<ListPage<Alert>>().items;
+        return items.length > 0 && items.every((a) => a.delivery_status === 'delivered');
+      },
+      15_000,
+    );
+    expect(webhook.deliveries.length).toBeGreaterThan(0);
+    const alerts = await new AlertsPage(page).open();
+    await alerts.rows.first().waitFor();
+    const first = await alerts.rows.first().innerText();
+    expect(first).toContain('Delivered');
+    expect(first).toMatch(/\d+ in 5 min/);
+    await screenshot(page, 'alerts');
+  });
+
+  it('changes a setting with a validated form; the webhook secret is set but never shown', async () => {
+    const settings = await new SettingsPage(page).open();
+    const count = settings.field('Alert after');
+    await count.fill('0');
+    await page.getByText(/Alert threshold count must be an integer from 1/).waitFor();
+    expect(await settings.save.isDisabled()).toBe(true);
+    await screenshot(page, 'settings-invalid');
+    await count.fill('7');
+    await settings.field('Secret').fill('whsec-e2e-secret-value');
+    await settings.save.click();
+    await settings.notice.filter({ hasText: /Settings saved \(2 changes\)/ }).waitFor();
+    await settings.secretState.filter({ hasText: 'Set' }).waitFor();
+    expect(await settings.field('New secret').inputValue()).toBe('');
+    expect(await page.content()).not.toContain('whsec-e2e-secret-value');
+
+    const s = (await env.api.get('/admin/api/settings')).json<SettingsResponse>();
+    expect(s.alert_threshold_count).toBe(7);
+    expect(s.alert_webhook_secret_set).toBe(true);
+    await screenshot(page, 'settings');
+
+    const audit = await new AuditPage(page).open();
+    await audit.rows.filter({ hasText: 'settings.update' }).first().waitFor();
+    await audit.rows.first().getByRole('button', { name: 'Show the change' }).click();
+    await screenshot(page, 'audit');
+  });
+
+  it('adds and deletes a user', async () => {
+    const users = await new UsersPage(page).open();
+    await users.rows.filter({ hasText: ADMIN_USERNAME }).waitFor();
+    await page.getByRole('button', { name: 'Add user' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Add a user' });
+    await dialog.getByLabel('Username').fill('temp.auditor');
+    await dialog.getByLabel('Password').fill('short');
+    await dialog.getByText(/At least 12 characters \(5 so far\)/).waitFor();
+    expect(await dialog.getByRole('button', { name: 'Create user' }).isDisabled()).toBe(true);
+    await dialog.getByLabel('Password').fill('temp-auditor-password');
+    await dialog.getByRole('button', { name: 'Create user' }).click();
+    await users.notice.filter({ hasText: 'Created auditor "temp.auditor"' }).waitFor();
+    await users.rows.filter({ hasText: 'temp.auditor' }).waitFor();
+    await screenshot(page, 'users');
+
+    await users.rows
+      .filter({ hasText: 'temp.auditor' })
+      .getByRole('button', { name: 'Delete temp.auditor' })
+      .click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Delete' }).click();
+    await users.notice.filter({ hasText: 'Deleted "temp.auditor"' }).waitFor();
+    await expect.poll(() => users.rows.filter({ hasText: 'temp.auditor' }).count()).toBe(0);
+  });
+
+  it('is usable by keyboard alone', async () => {
+    const bindings = await new BindingsPage(page).open();
+    await bindings.rows.first().waitFor();
+    await page.locator('body').focus();
+    const reached: string[] = [];
+    for (let i = 0; i < 25; i++) {
+      await page.keyboard.press('Tab');
+      reached.push(
+        await page.evaluate(() => {
+          const e = document.activeElement as HTMLElement | null;
+          return (e?.getAttribute('aria-label') ?? e?.innerText ?? '').trim();
+        }),
+      );
+    }
+    expect(reached[0]).toBe('Skip to content');
+    for (const name of [
+      'Bindings',
+      'Intercept logs',
+      'Log out',
+      'Pre-bind a key',
+      'Search bindings by masked key, IP or full key',
+    ]) {
+      expect(reached, name).toContain(name);
+    }
+    // Enter on a focused navigation link goes there.
+    await page.getByRole('link', { name: 'Intercept logs' }).focus();
+    await page.keyboard.press('Enter');
+    await page.getByRole('heading', { level: 1, name: 'Intercept logs' }).waitFor();
+  });
+
+  it('fits a laptop-width window: no page-wide horizontal scrolling', async () => {
+    await page.setViewportSize({ width: 1024, height: 768 });
+    try {
+      for (const [name, open] of [
+        ['dashboard', () => new DashboardPage(page).open()],
+        ['bindings', () => new BindingsPage(page).open()],
+        ['logs', () => new LogsPage(page).open()],
+        ['alerts', () => new AlertsPage(page).open()],
+        ['settings', () => new SettingsPage(page).open()],
+        ['audit', () => new AuditPage(page).open()],
+      ] as const) {
+        await open();
+        await page.waitForLoadState('networkidle');
+        const overflow = await page.evaluate(
+          () => document.documentElement.scrollWidth - document.documentElement.clientWidth,
+        );
+        expect(overflow, name).toBeLessThanOrEqual(0);
+        await screenshot(page, `laptop-1024-${name}`);
+      }
+    } finally {
+      await page.setViewportSize({ width: 1280, height: 800 });
+    }
+  });
+
+  it('threw no uncaught error in the page', () => {
+    expect(errors.filter((e) => e.startsWith('pageerror'))).toEqual([]);
+  });
+});

@@ -1,0 +1,204 @@
+import {
+  keepPreviousData,
+  type QueryClient,
+  useMutation,
+  useQuery,
+  useQueryClient,
+} from '@tanstack/react-query';
+import type {
+  BindingListQuery,
+  ChangePasswordRequest,
+  CreateBindingRequest,
+  CreateUserRequest,
+  InterceptListQuery,
+  PageQuery,
+  SettingsUpdate,
+  UpdateBindingIpRequest,
+} from '@keypin/shared';
+import { useApi, useSession } from './context';
+
+/** Query keys, one place: a prefix invalidates every page and filter of a list. */
+export const keys = {
+  me: ['me'] as const,
+  dashboard: ['dashboard'] as const,
+  bindings: ['bindings'] as const,
+  bindingList: (q: BindingListQuery) => ['bindings', 'list', q] as const,
+  binding: (id: number) => ['bindings', 'one', id] as const,
+  logs: ['logs'] as const,
+  logList: (q: InterceptListQuery) => ['logs', 'list', q] as const,
+  alerts: (q: PageQuery) => ['alerts', q] as const,
+  settings: ['settings'] as const,
+  users: ['users'] as const,
+  userList: (q: PageQuery) => ['users', q] as const,
+  audit: ['audit'] as const,
+  auditList: (q: PageQuery) => ['audit', q] as const,
+};
+
+export function useMe() {
+  const api = useApi();
+  const session = useSession();
+  return useQuery({ queryKey: keys.me, queryFn: () => api.me(), enabled: session !== null });
+}
+
+export function useDashboard() {
+  const api = useApi();
+  return useQuery({ queryKey: keys.dashboard, queryFn: () => api.dashboard(), refetchInterval: 30_000 });
+}
+
+export function useBindings(q: BindingListQuery) {
+  const api = useApi();
+  return useQuery({
+    queryKey: keys.bindingList(q),
+    queryFn: () => api.bindings(q),
+    placeholderData: keepPreviousData,
+  });
+}
+
+export function useBinding(id: number) {
+  const api = useApi();
+  return useQuery({ queryKey: keys.binding(id), queryFn: () => api.binding(id), enabled: id > 0 });
+}
+
+export function useLogs(q: InterceptListQuery, opts: { enabled?: boolean } = {}) {
+  const api = useApi();
+  return useQuery({
+    queryKey: keys.logList(q),
+    queryFn: () => api.logs(q),
+    placeholderData: keepPreviousData,
+    enabled: opts.enabled ?? true,
+  });
+}
+
+export function useAlerts(q: PageQuery) {
+  const api = useApi();
+  return useQuery({
+    queryKey: keys.alerts(q),
+    queryFn: () => api.alerts(q),
+    placeholderData: keepPreviousData,
+  });
+}
+
+export function useSettings() {
+  const api = useApi();
+  return useQuery({ queryKey: keys.settings, queryFn: () => api.settings() });
+}
+
+export function useUsers(q: PageQuery, enabled = true) {
+  const api = useApi();
+  return useQuery({
+    queryKey: keys.userList(q),
+    queryFn: () => api.users(q),
+    placeholderData: keepPreviousData,
+    enabled,
+  });
+}
+
+export function useAudit(q: PageQuery) {
+  const api = useApi();
+  return useQuery({
+    queryKey: keys.auditList(q),
+    queryFn: () => api.audit(q),
+    placeholderData: keepPreviousData,
+  });
+}
+
+// ----------------------------------------------------------------- changes
+
+/** Everything a binding change can move: lists, details, figures, the audit trail. */
+function afterBindingChange(qc: QueryClient, gone?: number): Promise<unknown> {
+  const goneKey = gone === undefined ? null : JSON.stringify(keys.binding(gone));
+  return Promise.all([
+    // An unbound binding's own page is left alone (it would only 404 while
+    // the console moves away from it); it is refetched on the next visit.
+    qc.invalidateQueries({
+      queryKey: keys.bindings,
+      predicate: (q) => JSON.stringify(q.queryKey) !== goneKey,
+    }),
+    qc.invalidateQueries({ queryKey: keys.dashboard }),
+    qc.invalidateQueries({ queryKey: keys.audit }),
+  ]);
+}
+
+export function useCreateBinding() {
+  const api = useApi();
+  const qc = useQueryClient();
+  return useMutation({
+    mutationFn: (body: CreateBindingRequest) => api.createBinding(body),
+    onSuccess: () => afterBindingChange(qc),
+  });
+}
+
+export function useUpdateBindingIp() {
+  const api = useApi();
+  const qc = useQueryClient();
+  return useMutation({
+    mutationFn: (body: UpdateBindingIpRequest) => api.updateBindingIp(body),
+    onSuccess: (b) => {
+      qc.setQueryData(keys.binding(b.id), b);
+      return afterBindingChange(qc);
+    },
+  });
+}
+
+export type BindingAction = 'unbind' | 'ban' | 'unban';
+
+export function useBindingAction() {
+  const api = useApi();
+  const qc = useQueryClient();
+  return useMutation({
+    mutationFn: ({ action, id }: { action: BindingAction; id: number }) =>
+      action === 'unbind' ? api.unbind(id) : action === 'ban' ? api.ban(id) : api.unban(id),
+    onSuccess: (b, { action }) => {
+      if (action === 'unbind') return afterBindingChange(qc, b.id);
+      qc.setQueryData(keys.binding(b.id), b);
+      return afterBindingChange(qc);
+    },
+  });
+}
+
+export function useUpdateSettings() {
+  const api = useApi();
+  const qc = useQueryClient();
+  return useMutation({
+    mutationFn: (body: SettingsUpdate) => api.updateSettings(body),
+    onSuccess: (s) => {
+      qc.setQueryData(keys.settings, s);
+      return qc.invalidateQueries({ queryKey: keys.audit });
+    },
+  });
+}
+
+export function useCreateUser() {
+  const api = useApi();
+  const qc = useQueryClient();
+  return useMutation({
+    mutationFn: (body: CreateUserRequest) => api.createUser(body),
+    onSuccess: () =>
+      Promise.all([
+        qc.invalidateQueries({ queryKey: keys.users }),
+        qc.invalidateQueries({ queryKey: keys.audit }),
+      ]),
+  });
+}
+
+export function useDeleteUser() {
+  const api = useApi();
+  const qc = useQueryClient();
+  return useMutation({
+    mutationFn: (id: number) => api.deleteUser(id),
+    onSuccess: () =>
+      Promise.all([
+        qc.invalidateQueries({ queryKey: keys.users }),
+        qc.invalidateQueries({ queryKey: keys.audit }),
+      ]),
+  });
+}
+
+export function useSetPassword() {
+  const api = useApi();
+  const qc = useQueryClient();
+  return useMutation({
+    mutationFn: ({ id, body }: { id: number; body: ChangePasswordRequest }) => api.setPassword(id, body),
+    onSuccess: () => qc.invalidateQueries({ queryKey: keys.audit }),
+  });
+}

@@ -1,0 +1,126 @@
+import { Box, Chip, Stack, Tooltip, Typography } from '@mui/material';
+import type { AlertDeliveryStatus, BindingStatus, InterceptReason, RuleType } from '@keypin/shared';
+import { monoFont } from '../theme/theme';
+
+const pad = (n: number) => String(n).padStart(2, '0');
+
+/** `2025-01-31 14:05:09` in the viewer's zone: compact, sortable, unambiguous. */
+export function formatDateTime(iso: string | null | undefined): string {
+  if (!iso) return '—';
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return iso;
+  return (
+    `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ` +
+    `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`
+  );
+}
+
+/** A time in the viewer's zone, with the exact UTC instant on hover. */
+export function DateTime({ value }: { value: string | null | undefined }) {
+  if (!value) return <>—</>;
+  return (
+    <Tooltip title={`${value} (UTC)`}>
+      <Box component="time" dateTime={value} sx={{ whiteSpace: 'nowrap' }}>
+        {formatDateTime(value)}
+      </Box>
+    </Tooltip>
+  );
+}
+
+export function formatNumber(n: number | null | undefined): string {
+  return n === null || n === undefined ? '—' : n.toLocaleString();
+}
+
+/** Keys and addresses: monospaced, never wrapped mid-token. */
+export function Mono({ children, title }: { children: React.ReactNode; title?: string }) {
+  return (
+    <Box
+      component="span"
+      title={title}
+      sx={{ fontFamily: monoFont, fontSize: '0.9em', whiteSpace: 'nowrap' }}
+    >
+      {children}
+    </Box>
+  );
+}
+
+export function StatusChip({ status }: { status: BindingStatus }) {
+  return (
+    <Chip
+      size="small"
+      label={status === 'active' ? 'Active' : 'Banned'}
+      color={status === 'active' ? 'success' : 'error'}
+      variant={status === 'active' ? 'outlined' : 'filled'}
+    />
+  );
+}
+
+export const RULE_LABELS: Record<RuleType, string> = {
+  single: 'Single network',
+  multiple: 'Several networks',
+  all: 'Any IP',
+};
+
+export function RuleChip({ rule }: { rule: RuleType }) {
+  return <Chip size="small" variant="outlined" label={RULE_LABELS[rule]} />;
+}
+
+export const REASON_LABELS: Record<InterceptReason, string> = {
+  ip_not_allowed: 'IP not allowed',
+  key_banned: 'Key banned',
+};
+
+export function ReasonChip({ reason }: { reason: InterceptReason }) {
+  return (
+    <Chip
+      size="small"
+      label={REASON_LABELS[reason] ?? reason}
+      color={reason === 'key_banned' ? 'error' : 'warning'}
+      variant="outlined"
+    />
+  );
+}
+
+const DELIVERY: Record<AlertDeliveryStatus, { label: string; color: 'success' | 'warning' | 'error' }> = {
+  delivered: { label: 'Delivered', color: 'success' },
+  pending: { label: 'Pending', color: 'warning' },
+  failed: { label: 'Failed', color: 'error' },
+};
+
+export function DeliveryChip({ status }: { status: AlertDeliveryStatus }) {
+  const d = DELIVERY[status] ?? { label: status, color: 'warning' as const };
+  return <Chip size="small" label={d.label} color={d.color} variant="outlined" />;
+}
+
+/** A binding's networks, at most `max` shown with a "+N" for the rest. */
+export function NetworkList({
+  networks,
+  max = 3,
+  empty = 'Any IP',
+}: {
+  networks: string[];
+  max?: number;
+  empty?: string;
+}) {
+  if (networks.length === 0) {
+    return (
+      <Typography variant="body2" color="text.secondary" component="span">
+        {empty}
+      </Typography>
+    );
+  }
+  const shown = networks.slice(0, max);
+  const rest = networks.length - shown.length;
+  return (
+    <Stack direction="row" spacing={0.5} useFlexGap sx={{ flexWrap: 'wrap' }}>
+      {shown.map((n) => (
+        <Chip key={n} size="small" label={<Mono>{n}</Mono>} />
+      ))}
+      {rest > 0 && (
+        <Tooltip title={networks.slice(max).join(', ')}>
+          <Chip size="small" variant="outlined" label={`+${rest}`} />
+        </Tooltip>
+      )}
+    </Stack>
+  );
+}

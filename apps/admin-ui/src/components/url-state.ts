@@ -1,0 +1,44 @@
+import { useCallback } from 'react';
+import { useSearchParams } from 'react-router-dom';
+
+export type UrlPatch = Record<string, string | number | null | undefined>;
+
+/**
+ * Filters and paging live in the address (shareable, back button works).
+ * `set` merges a patch; empty values are removed.
+ */
+export function useUrlState(): {
+  params: URLSearchParams;
+  get: (name: string) => string;
+  getInt: (name: string, fallback: number) => number;
+  set: (patch: UrlPatch) => void;
+} {
+  const [params, setParams] = useSearchParams();
+  const get = useCallback((name: string) => params.get(name) ?? '', [params]);
+  const getInt = useCallback(
+    (name: string, fallback: number) => {
+      const v = params.get(name);
+      if (v === null || !/^\d{1,9}$/.test(v)) return fallback;
+      const n = Number(v);
+      return n >= 1 ? n : fallback;
+    },
+    [params],
+  );
+  const set = useCallback(
+    (patch: UrlPatch) => {
+      setParams(
+        (prev) => {
+          const next = new URLSearchParams(prev);
+          for (const [k, v] of Object.entries(patch)) {
+            if (v === null || v === undefined || v === '') next.delete(k);
+            else next.set(k, String(v));
+          }
+          return next;
+        },
+        { replace: true },
+      );
+    },
+    [setParams],
+  );
+  return { params, get, getInt, set };
+}

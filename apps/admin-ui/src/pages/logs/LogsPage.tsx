@@ -1,0 +1,120 @@
+import FileDownloadOutlined from '@mui/icons-material/FileDownloadOutlined';
+import { Button, CircularProgress, Paper, Typography } from '@mui/material';
+import { INTERCEPT_REASONS, type InterceptListQuery } from '@keypin/shared';
+import { useState } from 'react';
+import { errorMessage } from '../../api/client';
+import { useApi } from '../../api/context';
+import { useLogs } from '../../api/hooks';
+import { ErrorAlert } from '../../components/ErrorAlert';
+import { formatNumber } from '../../components/format';
+import { InterceptTable } from '../../components/InterceptTable';
+import { useNotify } from '../../components/Notifier';
+import { PageHeader } from '../../components/PageHeader';
+import { Pager } from '../../components/Pager';
+import { RefreshBar } from '../../components/TableStates';
+import { useUrlState } from '../../components/url-state';
+import { saveBlob } from './download';
+import { LogFilters, type LogFilterValue } from './LogFilters';
+
+/** The API query of these filters (empty ones left out). */
+export function logQuery(f: LogFilterValue): InterceptListQuery {
+  const q: InterceptListQuery = {};
+  if (f.search) q.search = f.search;
+  if (f.ip) q.ip = f.ip;
+  if (f.reason) q.reason = f.reason;
+  if (f.from) q.from = f.from;
+  if (f.to) q.to = f.to;
+  if (/^\d{1,15}$/.test(f.binding_id)) q.binding_id = Number(f.binding_id);
+  return q;
+}
+
+export function LogsPage() {
+  const api = useApi();
+  const notify = useNotify();
+  const url = useUrlState();
+  const [exporting, setExporting] = useState(false);
+
+  const reason = url.get('reason');
+  const filters: LogFilterValue = {
+    search: url.get('search'),
+    ip: url.get('ip'),
+    reason: (INTERCEPT_REASONS as readonly string[]).includes(reason)
+      ? (reason as LogFilterValue['reason'])
+      : '',
+    from: url.get('from'),
+    to: url.get('to'),
+    binding_id: url.get('binding_id'),
+  };
+  const page = url.getInt('page', 1);
+  const pageSize = url.getInt('page_size', 20);
+  const filterQuery = logQuery(filters);
+  const list = useLogs({ ...filterQuery, page, page_size: pageSize });
+  const filtered = Object.keys(filterQuery).length > 0;
+
+  const exportCsv = async () => {
+    setExporting(true);
+    try {
+      const { blob, fileName } = await api.exportLogs(filterQuery);
+      saveBlob(blob, fileName);
+      notify(`Downloaded ${fileName}${list.data ? ` (${formatNumber(list.data.total)} intercepts)` : ''}.`);
+    } catch (err) {
+      notify(`Export failed: ${errorMessage(err)}`, 'error');
+    } finally {
+      setExporting(false);
+    }
+  };
+
+  return (
+    <>
+      <PageHeader
+        title="Intercept logs"
+        subtitle="Requests refused because of the address they came from or a ban, newest first."
+        actions={
+          <Button
+            variant="outlined"
+            startIcon={exporting ? <CircularProgress size={16} /> : <FileDownloadOutlined />}
+            onClick={() => void exportCsv()}
+            disabled={exporting}
+          >
+            Export CSV
+          </Button>
+        }
+      />
+      <Paper sx={{ p: 2, mb: 2 }}>
+        <LogFilters
+          value={filters}
+          onChange={(f) => {
+            // The same filters again (Enter) ask for fresh rows.
+            if (JSON.stringify(f) === JSON.stringify(filters)) void list.refetch();
+            else url.set({ ...f, page: null });
+          }}
+        />
+        {list.data && (
+          <Typography variant="body2" color="text.secondary" sx={{ mt: 1 }} data-testid="log-total">
+            {formatNumber(list.data.total)} {list.data.total === 1 ? 'intercept matches' : 'intercepts match'}
+            {filtered ? ' these filters' : ''}. The export holds exactly these rows.
+          </Typography>
+        )}
+      </Paper>
+      <ErrorAlert
+        error={list.error}
+        title="Could not load the intercepts"
+        onRetry={() => void list.refetch()}
+      />
+      <Paper>
+        <RefreshBar active={list.isFetching && !list.isLoading} />
+        <InterceptTable
+          items={list.data?.items ?? []}
+          loading={list.isLoading}
+          emptyText={filtered ? 'No intercept matches these filters.' : 'No intercepts yet.'}
+        />
+        <Pager
+          total={list.data?.total ?? 0}
+          page={page}
+          pageSize={pageSize}
+          onChange={(p, s) => url.set({ page: p === 1 ? null : p, page_size: s === 20 ? null : s })}
+        />
+      </Paper>
+    </>
+  );
+}

@@ -1,0 +1,343 @@
+import {
+  Alert,
+  Box,
+  Button,
+  Checkbox,
+  Chip,
+  CircularProgress,
+  Divider,
+  FormControlLabel,
+  Grid,
+  MenuItem,
+  Paper,
+  Stack,
+  Switch,
+  Table,
+  TableBody,
+  TableCell,
+  TableRow,
+  TextField,
+  Typography,
+} from '@mui/material';
+import type { Settings, SettingsResponse } from '@keypin/shared';
+import { type ReactNode, useEffect, useState } from 'react';
+import { errorMessage } from '../../api/client';
+import { useCanChange } from '../../api/context';
+import { useSettings, useUpdateSettings } from '../../api/hooks';
+import { ErrorAlert } from '../../components/ErrorAlert';
+import { useNotify } from '../../components/Notifier';
+import { PageHeader } from '../../components/PageHeader';
+import { Loading } from '../../components/TableStates';
+import { diffSettings, draftOf, type SecretDraft, type SettingsDraft } from './settings-form';
+
+interface FieldInfo {
+  label: string;
+  help: string;
+  choices?: { value: string; label: string }[];
+  unit?: string;
+}
+
+const FIELDS: Record<keyof Settings, FieldInfo> = {
+  enforce_mode: {
+    label: 'Mode',
+    help: 'Monitor records intercepts but forwards the request: for rolling KeyPin out without breaking anyone.',
+    choices: [
+      { value: 'enforce', label: 'Enforce (block)' },
+      { value: 'monitor', label: 'Monitor only' },
+    ],
+  },
+  failsafe_mode: {
+    label: 'When bindings cannot be read',
+    help: 'If the cache, Redis and PostgreSQL all fail: refuse (closed) or forward (open).',
+    choices: [
+      { value: 'closed', label: 'Closed (refuse, 503)' },
+      { value: 'open', label: 'Open (forward)' },
+    ],
+  },
+  token_normalize: {
+    label: 'Key normalisation',
+    help: 'newapi: "sk-abc-7" and "abc" are one key (New API, One API). none: keys are compared as sent.',
+    choices: [
+      { value: 'newapi', label: 'newapi' },
+      { value: 'none', label: 'none' },
+    ],
+  },
+  auto_ban: {
+    label: 'Ban keys automatically on an alert',
+    help: 'A key that raises an alert is banned at once.',
+  },
+  alert_threshold_count: {
+    label: 'Alert after',
+    help: 'Intercepts of one key within the window.',
+    unit: 'intercepts',
+  },
+  alert_threshold_seconds: { label: 'Alert window', help: '1 s to 30 days.', unit: 'seconds' },
+  archive_days: {
+    label: 'Archive unused bindings after',
+    help: 'The key binds afresh on its next use.',
+    unit: 'days',
+  },
+  bind_ipv4_prefix: {
+    label: 'IPv4 first-use prefix',
+    help: '32 binds the exact address; 24 its /24.',
+    unit: 'bits',
+  },
+  bind_ipv6_prefix: {
+    label: 'IPv6 first-use prefix',
+    help: '128 binds the exact address; 64 its /64.',
+    unit: 'bits',
+  },
+  alert_webhook_url: {
+    label: 'Alert webhook URL',
+    help: 'Alerts are POSTed here as JSON (Standard Webhooks). Empty: no webhook.',
+  },
+};
+
+const GROUPS: { title: string; keys: (keyof Settings)[] }[] = [
+  { title: 'Enforcement', keys: ['enforce_mode', 'failsafe_mode', 'token_normalize'] },
+  { title: 'Binding', keys: ['bind_ipv4_prefix', 'bind_ipv6_prefix', 'archive_days'] },
+  {
+    title: 'Alerts',
+    keys: ['alert_threshold_count', 'alert_threshold_seconds', 'auto_ban', 'alert_webhook_url'],
+  },
+];
+
+function shown(k: keyof Settings, v: string | number | boolean | null): ReactNode {
+  if (typeof v === 'boolean') return v ? 'Yes' : 'No';
+  if (v === null || v === '') return '—';
+  const info = FIELDS[k];
+  const choice = info.choices?.find((c) => c.value === v);
+  if (choice) return choice.label;
+  return `${String(v)}${info.unit ? ` ${info.unit}` : ''}`;
+}
+
+/** What an auditor sees: every value, nothing to change. */
+function ReadOnlySettings({ s }: { s: SettingsResponse }) {
+  return (
+    <Paper>
+      <Table size="small" aria-label="Settings">
+        <TableBody>
+          {GROUPS.flatMap((g) => g.keys).map((k) => (
+            <TableRow key={k}>
+              <TableCell component="th" scope="row" sx={{ width: '35%' }}>
+                {FIELDS[k].label}
+              </TableCell>
+              <TableCell data-testid={`setting-${k}`}>{shown(k, s[k])}</TableCell>
+            </TableRow>
+          ))}
+          <TableRow>
+            <TableCell component="th" scope="row">
+              Webhook signing secret
+            </TableCell>
+            <TableCell>{s.alert_webhook_secret_set ? 'Set (never shown)' : 'Not set'}</TableCell>
+          </TableRow>
+        </TableBody>
+      </Table>
+    </Paper>
+  );
+}
+
+function SettingsForm({ s }: { s: SettingsResponse }) {
+  const [draft, setDraft] = useState<SettingsDraft>(() => draftOf(s));
+  const [secret, setSecret] = useState<SecretDraft>({ value: '', clear: false });
+  const update = useUpdateSettings();
+  const notify = useNotify();
+  // Saved or changed elsewhere: start again from what the server holds.
+  useEffect(() => setDraft(draftOf(s)), [s]);
+  const { patch, errors, changed } = diffSettings(s, draft, secret);
+  const hasErrors = Object.keys(errors).length > 0;
+
+  const set = (k: keyof Settings, v: string | boolean) => setDraft((d) => ({ ...d, [k]: v }));
+
+  const save = () => {
+    if (hasErrors || changed === 0) return;
+    update.mutate(patch, {
+      onSuccess: () => {
+        setSecret({ value: '', clear: false });
+        notify(`Settings saved (${changed} ${changed === 1 ? 'change' : 'changes'}).`);
+      },
+    });
+  };
+
+  const field = (k: keyof Settings) => {
+    const info = FIELDS[k];
+    const v = draft[k];
+    if (typeof v === 'boolean') {
+      return (
+        <FormControlLabel
+          control={<Switch checked={v} onChange={(e) => set(k, e.target.checked)} name={k} />}
+          label={
+            <Box>
+              <Typography variant="body2">{info.label}</Typography>
+              <Typography variant="caption" color="text.secondary">
+                {info.help}
+              </Typography>
+            </Box>
+          }
+        />
+      );
+    }
+    return (
+      <TextField
+        label={info.label}
+        name={k}
+        value={v}
+        onChange={(e) => set(k, e.target.value)}
+        select={info.choices !== undefined}
+        error={errors[k] !== undefined}
+        helperText={errors[k] ?? info.help}
+        fullWidth
+        slotProps={{
+          htmlInput: info.unit ? { inputMode: 'numeric' } : undefined,
+          input: info.unit
+            ? {
+                endAdornment: (
+                  <Typography variant="caption" color="text.secondary">
+                    {info.unit}
+                  </Typography>
+                ),
+              }
+            : undefined,
+        }}
+      >
+        {info.choices?.map((c) => (
+          <MenuItem key={c.value} value={c.value}>
+            {c.label}
+          </MenuItem>
+        ))}
+      </TextField>
+    );
+  };
+
+  return (
+    <Paper
+      component="form"
+      noValidate
+      onSubmit={(e) => {
+        e.preventDefault();
+        save();
+      }}
+      sx={{ p: 3 }}
+    >
+      <Stack spacing={3} divider={<Divider flexItem />}>
+        {GROUPS.map((g) => (
+          <Box key={g.title}>
+            <Typography variant="h2" component="h2" sx={{ mb: 2 }}>
+              {g.title}
+            </Typography>
+            <Grid container spacing={2.5}>
+              {g.keys.map((k) => (
+                <Grid
+                  key={k}
+                  size={{
+                    xs: 12,
+                    md: k === 'alert_webhook_url' ? 12 : 6,
+                    lg: k === 'alert_webhook_url' ? 8 : 4,
+                  }}
+                >
+                  {field(k)}
+                </Grid>
+              ))}
+            </Grid>
+          </Box>
+        ))}
+        <Box>
+          <Typography variant="h2" component="h2" sx={{ mb: 1 }}>
+            Webhook signing secret
+          </Typography>
+          <Stack direction="row" spacing={1} sx={{ alignItems: 'center', mb: 2 }}>
+            <Typography variant="body2" color="text.secondary">
+              Current:
+            </Typography>
+            <Chip
+              size="small"
+              data-testid="secret-state"
+              label={s.alert_webhook_secret_set ? 'Set' : 'Not set'}
+              color={s.alert_webhook_secret_set ? 'success' : 'default'}
+            />
+            <Typography variant="body2" color="text.secondary">
+              It can be replaced or removed, never read back.
+            </Typography>
+          </Stack>
+          <Grid container spacing={2.5} sx={{ alignItems: 'center' }}>
+            <Grid size={{ xs: 12, md: 6, lg: 4 }}>
+              <TextField
+                label={s.alert_webhook_secret_set ? 'New secret' : 'Secret'}
+                name="alert_webhook_secret"
+                type="password"
+                autoComplete="new-password"
+                value={secret.value}
+                disabled={secret.clear}
+                onChange={(e) => setSecret({ value: e.target.value, clear: false })}
+                error={errors['alert_webhook_secret'] !== undefined}
+                helperText={errors['alert_webhook_secret'] ?? 'Leave empty to keep the current one.'}
+                fullWidth
+              />
+            </Grid>
+            {s.alert_webhook_secret_set && (
+              <Grid size={{ xs: 12, md: 6, lg: 4 }}>
+                <FormControlLabel
+                  control={
+                    <Checkbox
+                      checked={secret.clear}
+                      onChange={(e) => setSecret({ value: '', clear: e.target.checked })}
+                    />
+                  }
+                  label="Remove the secret (webhooks go unsigned)"
+                />
+              </Grid>
+            )}
+          </Grid>
+        </Box>
+      </Stack>
+      {update.isError && (
+        <Alert severity="error" role="alert" sx={{ mt: 3 }}>
+          {errorMessage(update.error)}
+        </Alert>
+      )}
+      <Stack direction="row" spacing={1.5} sx={{ mt: 3, alignItems: 'center' }}>
+        <Button
+          type="submit"
+          variant="contained"
+          disabled={hasErrors || changed === 0 || update.isPending}
+          startIcon={update.isPending ? <CircularProgress size={16} color="inherit" /> : undefined}
+        >
+          Save settings
+        </Button>
+        <Button
+          onClick={() => {
+            setDraft(draftOf(s));
+            setSecret({ value: '', clear: false });
+            update.reset();
+          }}
+          disabled={changed === 0 && !hasErrors}
+        >
+          Discard changes
+        </Button>
+        <Typography variant="body2" color="text.secondary" aria-live="polite">
+          {hasErrors
+            ? 'Fix the highlighted fields to save.'
+            : changed === 0
+              ? 'No unsaved changes.'
+              : `${changed} unsaved ${changed === 1 ? 'change' : 'changes'}.`}
+        </Typography>
+      </Stack>
+    </Paper>
+  );
+}
+
+export function SettingsPage() {
+  const canChange = useCanChange();
+  const q = useSettings();
+  return (
+    <>
+      <PageHeader
+        title="Settings"
+        subtitle="Applied by every gateway instance within a second. The environment gives the initial values."
+      />
+      <ErrorAlert error={q.error} title="Could not load the settings" onRetry={() => void q.refetch()} />
+      {q.isLoading && <Loading />}
+      {q.data && (canChange ? <SettingsForm s={q.data} /> : <ReadOnlySettings s={q.data} />)}
+    </>
+  );
+}

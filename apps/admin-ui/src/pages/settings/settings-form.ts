@@ -1,0 +1,81 @@
+import {
+  type Settings,
+  type SettingsResponse,
+  SETTINGS_KEYS,
+  type SettingsUpdate,
+  validateSettingsPatch,
+} from '@keypin/shared';
+
+/** The form's text for every setting (numbers as typed). */
+export type SettingsDraft = { [K in keyof Settings]: string | boolean };
+
+export interface SecretDraft {
+  /** A new secret to set; '' leaves it as it is. */
+  value: string;
+  clear: boolean;
+}
+
+export const NUMBER_FIELDS: (keyof Settings)[] = [
+  'alert_threshold_count',
+  'alert_threshold_seconds',
+  'archive_days',
+  'bind_ipv4_prefix',
+  'bind_ipv6_prefix',
+];
+
+export function draftOf(s: SettingsResponse): SettingsDraft {
+  const d = {} as SettingsDraft;
+  for (const k of SETTINGS_KEYS) {
+    const v = s[k];
+    d[k] = typeof v === 'boolean' ? v : v === null ? '' : String(v);
+  }
+  return d;
+}
+
+function valueOf(k: keyof Settings, raw: string | boolean): unknown {
+  if (typeof raw === 'boolean') return raw;
+  if (NUMBER_FIELDS.includes(k)) {
+    const t = raw.trim();
+    return /^-?\d+$/.test(t) ? Number(t) : t === '' ? null : Number.NaN;
+  }
+  if (k === 'alert_webhook_url') return raw.trim() === '' ? null : raw.trim();
+  return raw;
+}
+
+function sentence(field: string, message: string): string {
+  const label = field.replace(/_/g, ' ');
+  return `${label.charAt(0).toUpperCase()}${label.slice(1)} ${message}.`;
+}
+
+export const MAX_SECRET_LENGTH = 512;
+
+/**
+ * The changed fields as a `PUT /settings` body, and a complaint per field,
+ * each checked with the same validator the API uses.
+ */
+export function diffSettings(
+  current: SettingsResponse,
+  draft: SettingsDraft,
+  secret: SecretDraft,
+): { patch: SettingsUpdate; errors: Partial<Record<string, string>>; changed: number } {
+  const patch: SettingsUpdate = {};
+  const errors: Partial<Record<string, string>> = {};
+  for (const k of SETTINGS_KEYS) {
+    const v = valueOf(k, draft[k]);
+    const r = validateSettingsPatch({ [k]: v });
+    if (!r.ok) {
+      errors[k] = sentence(k, r.message);
+      continue;
+    }
+    // The validator hands back the checked value: a typed patch entry.
+    if (r.value[k] !== current[k]) Object.assign(patch, r.value);
+  }
+  if (secret.clear) {
+    patch.alert_webhook_secret = null;
+  } else if (secret.value !== '') {
+    if (secret.value.length > MAX_SECRET_LENGTH)
+      errors['alert_webhook_secret'] = `At most ${MAX_SECRET_LENGTH} characters.`;
+    else patch.alert_webhook_secret = secret.value;
+  }
+  return { patch, errors, changed: Object.keys(patch).length };
+}
