@@ -9,7 +9,11 @@ import { fileURLToPath } from 'node:url';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const main = resolve(root, 'dist/gateway/apps/gateway/src/main.js');
-const outputs = [main, resolve(root, 'libs/shared/dist/index.js'), resolve(root, 'apps/admin-ui/dist/index.html')];
+const outputs = [
+  main,
+  resolve(root, 'libs/shared/dist/index.js'),
+  resolve(root, 'apps/admin-ui/dist/index.html'),
+];
 
 if (outputs.some((f) => !existsSync(f))) {
   console.error('[keypin] building (first start)…');
