@@ -1,5 +1,6 @@
 import { useCallback } from 'react';
 import { useSearchParams } from 'react-router-dom';
+import { DEFAULT_PAGE_SIZE } from '@keypin/shared';
 
 export type UrlPatch = Record<string, string | number | null | undefined>;
 
@@ -12,6 +13,8 @@ export function useUrlState(): {
   get: (name: string) => string;
   getInt: (name: string, fallback: number) => number;
   set: (patch: UrlPatch) => void;
+  /** Paging into the address; the defaults (page 1, 20 rows) leave it clean. */
+  setPaging: (page: number, pageSize: number) => void;
 } {
   const [params, setParams] = useSearchParams();
   const get = useCallback((name: string) => params.get(name) ?? '', [params]);
@@ -40,5 +43,10 @@ export function useUrlState(): {
     },
     [setParams],
   );
-  return { params, get, getInt, set };
+  const setPaging = useCallback(
+    (page: number, pageSize: number) =>
+      set({ page: page === 1 ? null : page, page_size: pageSize === DEFAULT_PAGE_SIZE ? null : pageSize }),
+    [set],
+  );
+  return { params, get, getInt, set, setPaging };
 }

@@ -119,12 +119,7 @@ export function AlertsPage() {
             </TableBody>
           </Table>
         </TableContainer>
-        <Pager
-          total={list.data?.total ?? 0}
-          page={page}
-          pageSize={pageSize}
-          onChange={(p, s) => url.set({ page: p === 1 ? null : p, page_size: s === 20 ? null : s })}
-        />
+        <Pager total={list.data?.total ?? 0} page={page} pageSize={pageSize} onChange={url.setPaging} />
       </Paper>
     </>
   );

@@ -108,12 +108,7 @@ export function LogsPage() {
           loading={list.isLoading}
           emptyText={filtered ? 'No intercept matches these filters.' : 'No intercepts yet.'}
         />
-        <Pager
-          total={list.data?.total ?? 0}
-          page={page}
-          pageSize={pageSize}
-          onChange={(p, s) => url.set({ page: p === 1 ? null : p, page_size: s === 20 ? null : s })}
-        />
+        <Pager total={list.data?.total ?? 0} page={page} pageSize={pageSize} onChange={url.setPaging} />
       </Paper>
     </>
   );
