@@ -33,6 +33,7 @@ import { bearer, send, type Reply } from './support/http-client';
 import { REPO_ROOT } from './support/paths';
 import { dropStores, freshStores, sql } from './support/stores';
 import { freePort, portAnswers } from './support/throwaway';
+import { readSse } from './support/sse';
 
 const NGINX = '/usr/sbin/nginx';
 const NGINX_CONF = resolve(REPO_ROOT, 'nginx/keypin.conf');
@@ -228,60 +229,6 @@ function attachWebSocket(down: FakeDownstream): WebSocketServer {
 }
 
 // ------------------------------------------------------------------ client
-
-interface SseResult {
-  status: number;
-  headers: IncomingHttpHeaders;
-  events: { text: string; at: number }[];
-  startedAt: number;
-  endedAt: number;
-  complete: boolean;
-}
-
-/** Reads an SSE response event by event, stamping each arrival. */
-function readSse(url: string, from: string, headers: Record<string, string>): Promise<SseResult> {
-  return new Promise((resolveSse, reject) => {
-    const u = new URL(url);
-    const startedAt = performance.now();
-    const req = httpRequest({
-      host: u.hostname,
-      port: u.port,
-      path: u.pathname + u.search,
-      localAddress: from,
-      agent: false,
-      headers: { accept: 'text/event-stream', ...headers },
-    });
-    req.on('error', reject);
-    req.on('response', (res) => {
-      const out: SseResult = {
-        status: res.statusCode ?? 0,
-        headers: res.headers,
-        events: [],
-        startedAt,
-        endedAt: 0,
-        complete: false,
-      };
-      let buf = '';
-      res.setEncoding('utf8');
-      res.on('data', (s: string) => {
-        const at = performance.now();
-        buf += s;
-        let i: number;
-        while ((i = buf.indexOf('\n\n')) !== -1) {
-          out.events.push({ text: buf.slice(0, i), at });
-          buf = buf.slice(i + 2);
-        }
-      });
-      res.on('end', () => {
-        out.endedAt = performance.now();
-        out.complete = res.complete;
-        resolveSse(out);
-      });
-      res.on('error', reject);
-    });
-    req.end();
-  });
-}
 
 interface OpenWs {
   ws: WebSocket;
