@@ -6,6 +6,7 @@ import { AppModule } from './app.module';
 import { ConfigError, loadConfig, type AppConfig } from './config/config';
 import { startDemoUpstream } from './demo/demo-upstream';
 import { createLogger, NestPinoLogger } from './infra/logger';
+import { handleClientError } from './proxy/client-error';
 import { Forwarder } from './proxy/forwarder';
 import { KeyHasher } from './proxy/key-hasher';
 import { registerProxy } from './proxy/proxy.plugin';
@@ -95,6 +96,7 @@ async function main(): Promise<void> {
     keepAliveTimeout: 75_000,
     requestTimeout: 0,
     forceCloseConnections: 'idle',
+    clientErrorHandler: handleClientError,
   });
   const admin = createAdminContext(rt);
   const boot = await admin.auth.bootstrap(config.adminUsername, config.adminPassword?.revealText() ?? null);

@@ -20,7 +20,8 @@ export function canonicalKey(raw: string, mode: TokenNormalize): string {
   if (mode === 'none') return k;
   if (k.startsWith('sk-')) k = k.slice(3);
   const dash = k.indexOf('-');
-  return dash === -1 ? k : k.slice(0, dash);
+  // Trimmed again: `sk- abc` is `abc`, and `sk- -` is no key at all.
+  return (dash === -1 ? k : k.slice(0, dash)).trim();
 }
 
 const VENDOR_PREFIX = /^sk-[a-z]{2,8}-/;

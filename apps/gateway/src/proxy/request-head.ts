@@ -65,7 +65,8 @@ const KEY_HEADERS: ReadonlyMap<string, KeySource> = new Map([
 ]);
 
 const WS_KEY_PROTOCOL = 'openai-insecure-api-key.';
-const BEARER = /^bearer[ \t]+/i;
+// `Bearer` alone (Node strips the trailing space of `Bearer `) is an empty key.
+const BEARER = /^bearer(?:[ \t]+|$)/i;
 
 /** The key inside an Authorization value: `Bearer <k>` (any case) or the bare value. */
 export function keyFromAuthorization(value: string): string {

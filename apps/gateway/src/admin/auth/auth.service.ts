@@ -75,8 +75,12 @@ export class AuthService {
   async authenticate(token: string, ip: string | null): Promise<Caller> {
     let claims: TokenClaims;
     try {
-      claims = await this.jwt.verifyAsync<TokenClaims>(token);
+      claims = await this.jwt.verifyAsync<TokenClaims & { exp?: unknown }>(token);
     } catch {
+      throw new KeypinError('unauthorized', 'The session is invalid or has expired; log in again.');
+    }
+    // KeyPin always sets `exp`; a token without one would never expire.
+    if (typeof (claims as { exp?: unknown }).exp !== 'number') {
       throw new KeypinError('unauthorized', 'The session is invalid or has expired; log in again.');
     }
     const user = await this.users.findById(Number(claims.sub));
