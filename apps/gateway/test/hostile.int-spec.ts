@@ -541,13 +541,16 @@ describe('hostile input against the real gateway', () => {
   it('treats a 0-character key as no key (forwarded, nothing bound) and binds a 1-character key', async () => {
     const before = await bindingCount();
     for (const headers of [
-      { 'x-api-key': '' },
+      { 'x-api-key': '' } as Record<string, string>,
       { authorization: 'Bearer ' },
       { authorization: 'Bearer sk-' },
       { 'api-key': '   ' },
     ]) {
       tried++;
-      const r = await send(`${gw.url}/v1/empty`, { from: '127.0.0.48', headers });
+      const r = await send(`${gw.url}/v1/empty`, {
+        from: '127.0.0.48',
+        headers: headers as Record<string, string>,
+      });
       expect(r.status, JSON.stringify(headers)).toBe(200);
     }
     tried++;

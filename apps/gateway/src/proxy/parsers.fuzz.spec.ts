@@ -24,7 +24,9 @@ const opts = { numRuns: NUM_RUNS };
 const KEY_HEADERS = ['authorization', 'x-api-key', 'api-key', 'x-goog-api-key', 'mj-api-secret'];
 const MODES: TokenNormalize[] = ['newapi', 'none'];
 
-const trusted = parseCidrList('10.0.0.0/8, fd00::/8').cidrs as ClientIpPolicy['trusted'];
+const trustedList = parseCidrList('10.0.0.0/8, fd00::/8');
+if (!trustedList.ok) throw new Error('bad trusted list in the test');
+const trusted: ClientIpPolicy['trusted'] = trustedList.cidrs;
 const policies: ClientIpPolicy[] = [
   { trusted, header: 'x-real-ip' },
   { trusted, header: 'x-forwarded-for' },
