@@ -1,5 +1,7 @@
 import { createHmac } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Agent, createServer, request as httpRequest, type Server } from 'node:http';
 import type { Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -477,6 +479,120 @@ describe('PostgreSQL stopped and started again under load (FAILSAFE_MODE=closed)
       odd: load.odd,
     }).toEqual({ allowed: {}, blocked: {}, odd: [] });
     await expectNothingLost(db(), load);
+  });
+});
+
+// ---------------------------------------------------- b2. both stores down
+
+describe('PostgreSQL and Redis both stopped under load (FAILSAFE_MODE=closed)', () => {
+  const stores = freshStores('faults_both');
+  const downstream = new FakeDownstream();
+  const spoolDir = mkdtempSync(join(tmpdir(), 'keypin-spool-'));
+  let pg: ThrowawayPostgres | undefined;
+  let redis: ThrowawayRedis | undefined;
+  let gw: GatewayProcess | undefined;
+  const db = () => `${pg!.url}/keypin`;
+
+  beforeAll(async () => {
+    await downstream.start();
+    pg = await startThrowawayPostgres();
+    redis = await startThrowawayRedis();
+    gw = await startGateway(
+      gatewayEnv({
+        DATABASE_URL: db(),
+        REDIS_URL: redis.url,
+        REDIS_PREFIX: stores.redisPrefix,
+        DOWNSTREAM_URL: downstream.url,
+        FAILSAFE_MODE: 'closed',
+        INTERCEPT_RESCUE_MS: '2000',
+        CACHE_TTL_SECONDS: '1',
+        SPOOL_DIR: spoolDir,
+      }),
+    );
+  });
+
+  afterAll(() =>
+    cleanup(
+      async () => {
+        if (pg && !pg.running) await pg.start();
+      },
+      async () => {
+        if (redis && !redis.running) await redis.start();
+      },
+      () => gw?.stop('SIGTERM', 15_000),
+      () => downstream.stop(),
+      () => pg?.destroy(),
+      () => redis?.destroy(),
+      () => dropStores(stores.dbName, stores.redisPrefix),
+      () => Promise.resolve(rmSync(spoolDir, { recursive: true, force: true })),
+    ),
+  );
+
+  it('refuses unknown keys with 503 and forwards none of them, keeps cached decisions, and spools what it cannot write', async () => {
+    const g = gw!;
+    const load = new Load(() => g.url, { firstHost: 60 });
+    await load.bind();
+    load.start();
+    const unknown: { status: number; code: string | undefined }[] = [];
+    let forwardedUnknown = 0;
+    try {
+      await sleep(1500);
+      load.phase = 'down';
+      await Promise.all([pg!.stop(), redis!.stop()]);
+      const until = Date.now() + 4000;
+      while (Date.now() < until) {
+        const seen = downstream.seen.length;
+        const r = await send(`${g.url}/v1/models`, {
+          from: '127.0.0.80',
+          headers: { authorization: `Bearer ${newKey('bothunknown')}`, 'x-probe': 'unknown' },
+        });
+        let code: string | undefined;
+        try {
+          code = r.json().error?.code;
+        } catch {
+          code = undefined;
+        }
+        unknown.push({ status: r.status, code });
+        forwardedUnknown += downstream.seen
+          .slice(seen)
+          .filter((x) => x.headers['x-probe'] === 'unknown').length;
+        await sleep(200);
+      }
+      await Promise.all([pg!.start(), redis!.start()]);
+      load.phase = 'after';
+      await waitFor(async () => (await ready(g)).status === 200, 20_000, 100);
+      await sleep(2000);
+    } finally {
+      await load.stop();
+      load.destroyAgents();
+    }
+    figures['both down: requests per phase'] = {
+      before: load.count('before'),
+      down: load.count('down'),
+      after: load.count('after'),
+    };
+    figures['both down: unknown-key probes'] = unknown.length;
+
+    expect(unknown.length).toBeGreaterThan(5);
+    expect(unknown.filter((u) => u.status !== 503 || u.code !== 'binding_store_unavailable')).toEqual([]);
+    expect(forwardedUnknown).toBe(0);
+    // Known keys: the in-process cache still answers (CONTRACT 2.3 step 5
+    // applies only when nothing can answer).
+    expect(load.count('down', 'allowed')).toBeGreaterThan(50);
+    expect(load.count('down', 'blocked')).toBeGreaterThan(10);
+    expect({
+      allowed: load.wrong('allowed', isOk),
+      blocked: load.wrong('blocked', is403),
+      odd: load.odd,
+    }).toEqual({ allowed: {}, blocked: {}, odd: [] });
+    // Intercepts made while both were down went to the disk spool and were
+    // replayed: every one is in PostgreSQL, and the spool is empty again.
+    expect(g.logs.some((l) => l['msg'] === 'intercepts spooled to local disk')).toBe(true);
+    await expectNothingLost(db(), load);
+    await waitFor(
+      () => readdirSync(join(spoolDir, 'intercepts')).filter((f) => f.endsWith('.json')).length === 0,
+      10_000,
+    );
   });
 });
 
