@@ -25,6 +25,21 @@ const FALLBACK_CODES: Record<number, ErrorCode> = {
   429: 'too_many_attempts',
 };
 
+/** Bodies up to this size are read and discarded after a 413 rather than cut off. */
+const MAX_DRAIN_BYTES = 64 * 1024 * 1024;
+
+/**
+ * Fastify answers a too-large body with `Connection: close` and the socket
+ * closes while the client is still sending, so the client usually sees a
+ * reset instead of the 413. For a declared length within reason, keep the
+ * connection: Node reads and discards the rest of the body, and the client
+ * gets its answer.
+ */
+function keepConnectionForDrain(reply: FastifyReply): void {
+  const length = Number(reply.request.headers['content-length']);
+  if (Number.isFinite(length) && length > 0 && length <= MAX_DRAIN_BYTES) reply.removeHeader('connection');
+}
+
 /** Fastify's messages for a JSON body it could not parse (FST_ERR_CTP_INVALID_JSON_BODY / _EMPTY_JSON_BODY). */
 const BAD_JSON_MESSAGES = [
   /^Body is not valid JSON/,
@@ -74,6 +89,7 @@ export class AllExceptionsFilter implements ExceptionFilter {
         body = errorBody('internal_error', 'Internal error.');
       }
     }
+    if (status === 413) keepConnectionForDrain(reply);
     void reply.status(status).header('cache-control', 'no-store').send(body);
   }
 }
