@@ -482,6 +482,92 @@ describe('PostgreSQL stopped and started again under load (FAILSAFE_MODE=closed)
   });
 });
 
+// ------------------------------------------- b1. PostgreSQL down, fail-open
+
+describe('PostgreSQL stopped under load with FAILSAFE_MODE=open', () => {
+  const stores = freshStores('faults_pgopen');
+  const downstream = new FakeDownstream();
+  let pg: ThrowawayPostgres | undefined;
+  let gw: GatewayProcess | undefined;
+  const db = () => `${pg!.url}/keypin`;
+
+  beforeAll(async () => {
+    await downstream.start();
+    pg = await startThrowawayPostgres();
+    gw = await startGateway(
+      gatewayEnv({
+        DATABASE_URL: db(),
+        REDIS_PREFIX: stores.redisPrefix,
+        DOWNSTREAM_URL: downstream.url,
+        FAILSAFE_MODE: 'open',
+        INTERCEPT_RESCUE_MS: '2000',
+        CACHE_TTL_SECONDS: '1',
+      }),
+    );
+  });
+
+  afterAll(() =>
+    cleanup(
+      async () => {
+        if (pg && !pg.running) await pg.start();
+      },
+      () => gw?.stop('SIGTERM', 15_000),
+      () => downstream.stop(),
+      () => pg?.destroy(),
+      () => dropStores(stores.dbName, stores.redisPrefix),
+    ),
+  );
+
+  it('forwards unknown keys (counted failsafe_open) while cached keys keep their decisions, and loses nothing', async () => {
+    const g = gw!;
+    const load = new Load(() => g.url, { firstHost: 90 });
+    await load.bind();
+    load.start();
+    const unknown: number[] = [];
+    let forwardedUnknown = 0;
+    try {
+      await sleep(1500);
+      load.phase = 'down';
+      await pg!.stop();
+      const until = Date.now() + 4000;
+      while (Date.now() < until) {
+        const seen = downstream.seen.length;
+        const r = await send(`${g.url}/v1/models`, {
+          from: '127.0.0.110',
+          headers: { authorization: `Bearer ${newKey('openunknown')}`, 'x-probe': 'unknown' },
+        });
+        unknown.push(r.status);
+        forwardedUnknown += downstream.seen
+          .slice(seen)
+          .filter((x) => x.headers['x-probe'] === 'unknown').length;
+        await sleep(200);
+      }
+      await pg!.start();
+      load.phase = 'after';
+      await waitFor(async () => (await ready(g)).status === 200, 20_000, 100);
+      await sleep(2000);
+    } finally {
+      await load.stop();
+      load.destroyAgents();
+    }
+    figures['postgres down, fail-open: unknown-key probes'] = unknown.length;
+    expect(unknown.length).toBeGreaterThan(5);
+    expect(unknown.filter((st) => st !== 200)).toEqual([]);
+    expect(forwardedUnknown).toBe(unknown.length);
+    const metrics = (await send(`${g.url}/metrics`, { from: '127.0.0.2' })).body;
+    const failsafeOpen = Number(
+      /keypin_requests_total\{decision="failsafe_open"\} (\d+)/.exec(metrics)?.[1] ?? 0,
+    );
+    expect(failsafeOpen).toBeGreaterThanOrEqual(unknown.length);
+    expect({
+      allowed: load.wrong('allowed', isOk),
+      blocked: load.wrong('blocked', is403),
+      odd: load.odd,
+    }).toEqual({ allowed: {}, blocked: {}, odd: [] });
+    await expectNothingLost(db(), load);
+  });
+});
+
 // ---------------------------------------------------- b2. both stores down
 
 describe('PostgreSQL and Redis both stopped under load (FAILSAFE_MODE=closed)', () => {
