@@ -299,6 +299,39 @@ async function expectNothingLost(databaseUrl: string, load: Load, timeoutMs = 30
   });
 }
 
+/**
+ * Sends a request with a never-seen key every 200 ms for `ms`, from `from`,
+ * and reports each answer and how many of them reached the downstream.
+ */
+async function probeUnknownKeys(
+  g: GatewayProcess,
+  downstream: FakeDownstream,
+  from: string,
+  tag: string,
+  ms = 4000,
+): Promise<{ answers: { status: number; code: string | undefined }[]; forwarded: number }> {
+  const answers: { status: number; code: string | undefined }[] = [];
+  let forwarded = 0;
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    const seen = downstream.seen.length;
+    const r = await send(`${g.url}/v1/models`, {
+      from,
+      headers: { authorization: `Bearer ${newKey(tag)}`, 'x-probe': 'unknown' },
+    });
+    let code: string | undefined;
+    try {
+      code = r.json().error?.code;
+    } catch {
+      code = undefined;
+    }
+    answers.push({ status: r.status, code });
+    forwarded += downstream.seen.slice(seen).filter((x) => x.headers['x-probe'] === 'unknown').length;
+    await sleep(200);
+  }
+  return { answers, forwarded };
+}
+
 const gatewayEnv = (extra: TestEnv): TestEnv => ({ HMAC_SECRET, ...extra });
 
 // ------------------------------------------------------------------ a. Redis
@@ -429,26 +462,9 @@ describe('PostgreSQL stopped and started again under load (FAILSAFE_MODE=closed)
       await sleep(1500);
       load.phase = 'down';
       await pg!.stop();
-      const until = Date.now() + 4000;
-      while (Date.now() < until) {
-        const seen = downstream.seen.length;
-        const key = newKey('pgunknown');
-        const r = await send(`${g.url}/v1/models`, {
-          from: '127.0.0.40',
-          headers: { authorization: `Bearer ${key}`, 'x-probe': 'unknown' },
-        });
-        let code: string | undefined;
-        try {
-          code = r.json().error?.code;
-        } catch {
-          code = undefined;
-        }
-        unknown.push({ status: r.status, code });
-        forwardedUnknown += downstream.seen
-          .slice(seen)
-          .filter((s) => s.headers['x-probe'] === 'unknown').length;
-        await sleep(200);
-      }
+      const probe = await probeUnknownKeys(g, downstream, '127.0.0.40', 'pgunknown');
+      unknown.push(...probe.answers);
+      forwardedUnknown = probe.forwarded;
       notReadyStatus = (await ready(g)).status;
       await pg!.start();
       load.phase = 'after';
@@ -529,19 +545,9 @@ describe('PostgreSQL stopped under load with FAILSAFE_MODE=open', () => {
       await sleep(1500);
       load.phase = 'down';
       await pg!.stop();
-      const until = Date.now() + 4000;
-      while (Date.now() < until) {
-        const seen = downstream.seen.length;
-        const r = await send(`${g.url}/v1/models`, {
-          from: '127.0.0.110',
-          headers: { authorization: `Bearer ${newKey('openunknown')}`, 'x-probe': 'unknown' },
-        });
-        unknown.push(r.status);
-        forwardedUnknown += downstream.seen
-          .slice(seen)
-          .filter((x) => x.headers['x-probe'] === 'unknown').length;
-        await sleep(200);
-      }
+      const probe = await probeUnknownKeys(g, downstream, '127.0.0.110', 'openunknown');
+      unknown.push(...probe.answers.map((a) => a.status));
+      forwardedUnknown = probe.forwarded;
       await pg!.start();
       load.phase = 'after';
       await waitFor(async () => (await ready(g)).status === 200, 20_000, 100);
@@ -625,25 +631,9 @@ describe('PostgreSQL and Redis both stopped under load (FAILSAFE_MODE=closed)', 
       await sleep(1500);
       load.phase = 'down';
       await Promise.all([pg!.stop(), redis!.stop()]);
-      const until = Date.now() + 4000;
-      while (Date.now() < until) {
-        const seen = downstream.seen.length;
-        const r = await send(`${g.url}/v1/models`, {
-          from: '127.0.0.80',
-          headers: { authorization: `Bearer ${newKey('bothunknown')}`, 'x-probe': 'unknown' },
-        });
-        let code: string | undefined;
-        try {
-          code = r.json().error?.code;
-        } catch {
-          code = undefined;
-        }
-        unknown.push({ status: r.status, code });
-        forwardedUnknown += downstream.seen
-          .slice(seen)
-          .filter((x) => x.headers['x-probe'] === 'unknown').length;
-        await sleep(200);
-      }
+      const probe = await probeUnknownKeys(g, downstream, '127.0.0.80', 'bothunknown');
+      unknown.push(...probe.answers);
+      forwardedUnknown = probe.forwarded;
       await Promise.all([pg!.start(), redis!.start()]);
       load.phase = 'after';
       await waitFor(async () => (await ready(g)).status === 200, 20_000, 100);
