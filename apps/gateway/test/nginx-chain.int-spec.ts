@@ -11,9 +11,8 @@
  * by both within 1 s; logins are rate limited; the access log holds no
  * query strings.
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import {
   request as httpRequest,
   type IncomingHttpHeaders,
@@ -22,153 +21,20 @@ import {
   type ServerResponse,
 } from 'node:http';
 import type { Socket } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
 import { ADMIN_ENV, AdminClient } from './support/admin-client';
 import { FakeDownstream, type SeenRequest } from './support/downstream';
 import { startGateway, waitFor, type GatewayProcess } from './support/gateway';
 import { bearer, send, type Reply } from './support/http-client';
-import { REPO_ROOT } from './support/paths';
 import { dropStores, freshStores, sql } from './support/stores';
-import { freePort, portAnswers } from './support/throwaway';
+import { CONSOLE_DIR, NGINX_CONF, type RunningNginx, startNginx } from './support/nginx';
 import { readSse } from './support/sse';
-
-const NGINX = '/usr/sbin/nginx';
-const NGINX_CONF = resolve(REPO_ROOT, 'nginx/keypin.conf');
-const CONSOLE_DIR = resolve(REPO_ROOT, 'apps/admin-ui/dist');
 
 let keyN = 0;
 /** A key no other test uses (no dash after `sk-`, so it stays whole under newapi). */
 const newKey = () => `sk-ngx${randomBytes(4).toString('hex')}x${++keyN}`;
-
-// ------------------------------------------------------------ nginx config
-
-interface Rendering {
-  listenPort: number;
-  gatewayPorts: number[];
-  consoleDir: string;
-  prefix: string;
-}
-
-/**
- * nginx/keypin.conf with its deployment-specific values (documented at the
- * top of that file) rewritten for loopback: the listen address, the gateway
- * addresses in `upstream keypin_gateways`, the console directory, and the
- * pid, temp and access-log paths. Comment lines are left alone. Every
- * rewrite must apply, so a change to the file that breaks the rendering is
- * reported here rather than tested by accident against something else.
- */
-function renderNginxConf(src: string, r: Rendering): string {
-  const counts = { listen: 0, upstream: 0, console: 0, pid: 0, temp: 0, log: 0 };
-  const swap = (line: string, from: string, to: string, what: keyof typeof counts): string => {
-    if (!line.includes(from)) return line;
-    counts[what]++;
-    return line.split(from).join(to);
-  };
-  const out = src.split('\n').map((line) => {
-    if (/^\s*#/.test(line)) return line;
-    const server = /^(\s*)server gateway:8080((?:\s[^;]*)?);\s*$/.exec(line);
-    if (server) {
-      counts.upstream++;
-      return r.gatewayPorts.map((p) => `${server[1]}server 127.0.0.1:${p}${server[2] ?? ''};`).join('\n');
-    }
-    let l = line;
-    if (/^\s*listen 80;\s*$/.test(l)) {
-      counts.listen++;
-      l = l.replace('listen 80;', `listen 127.0.0.1:${r.listenPort};`);
-    }
-    l = swap(l, '/usr/share/keypin/admin-ui/', `${r.consoleDir}/`, 'console');
-    l = swap(l, '/var/run/nginx.pid', join(r.prefix, 'nginx.pid'), 'pid');
-    l = swap(l, '/var/cache/nginx/', `${join(r.prefix, 'cache')}/`, 'temp');
-    l = swap(l, '/dev/stdout', join(r.prefix, 'access.log'), 'log');
-    return l;
-  });
-  for (const [what, n] of Object.entries(counts)) {
-    if (n === 0)
-      throw new Error(`nginx/keypin.conf: the "${what}" placeholder was not found (see its header)`);
-  }
-  if (counts.listen !== 1 || counts.upstream !== 1) {
-    throw new Error('nginx/keypin.conf: expected exactly one `listen 80;` and one `server gateway:8080 …;`');
-  }
-  return out.join('\n');
-}
-
-interface RunningNginx {
-  url: string;
-  port: number;
-  prefix: string;
-  accessLog(): string;
-  output(): string;
-  stop(): Promise<void>;
-}
-
-let nginxChild: ChildProcess | null = null;
-process.once('exit', () => nginxChild?.kill('SIGKILL'));
-
-async function startNginx(gatewayPorts: number[]): Promise<RunningNginx> {
-  if (!existsSync(NGINX)) {
-    throw new Error(
-      `${NGINX} is missing: this test runs the project's nginx configuration with Debian's nginx ` +
-        '(apt-get install -y nginx-light; .ci/run installs it)',
-    );
-  }
-  const port = await freePort();
-  const prefix = mkdtempSync(join(tmpdir(), 'keypin-nginx-'));
-  // nginx workers drop to an unprivileged user when started as root.
-  chmodSync(prefix, 0o755);
-  mkdirSync(join(prefix, 'cache'));
-  const conf = join(prefix, 'nginx.conf');
-  writeFileSync(
-    conf,
-    renderNginxConf(readFileSync(NGINX_CONF, 'utf8'), {
-      listenPort: port,
-      gatewayPorts,
-      consoleDir: CONSOLE_DIR,
-      prefix,
-    }),
-  );
-  const base = ['-p', `${prefix}/`, '-e', 'stderr', '-c', conf];
-  try {
-    execFileSync(NGINX, [...base, '-t', '-q'], { stdio: 'pipe', timeout: 10_000 });
-  } catch (err) {
-    const e = err as Error & { stderr?: Buffer };
-    throw new Error(`nginx -t refused the rendered nginx/keypin.conf:\n${e.stderr?.toString() ?? e.message}`);
-  }
-  const child = spawn(NGINX, [...base, '-g', 'daemon off;'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  nginxChild = child;
-  let text = '';
-  child.stdout.on('data', (b: Buffer) => (text += b.toString('utf8')));
-  child.stderr.on('data', (b: Buffer) => (text += b.toString('utf8')));
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  const started = Date.now();
-  while (!(await portAnswers(port, 200))) {
-    if (child.exitCode !== null) throw new Error(`nginx exited during start:\n${text}`);
-    if (Date.now() - started > 10_000) throw new Error(`nginx did not listen within 10 s:\n${text}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  return {
-    url: `http://127.0.0.1:${port}`,
-    port,
-    prefix,
-    accessLog: () => {
-      const f = join(prefix, 'access.log');
-      return existsSync(f) ? readFileSync(f, 'utf8') : '';
-    },
-    output: () => text,
-    async stop() {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGTERM');
-        const t = setTimeout(() => child.kill('SIGKILL'), 5000);
-        await exited;
-        clearTimeout(t);
-      }
-      nginxChild = null;
-      rmSync(prefix, { recursive: true, force: true });
-    },
-  };
-}
 
 // -------------------------------------------------------------- downstream
 
@@ -531,12 +397,7 @@ describe('nginx (nginx/keypin.conf) in front of two gateways sharing PostgreSQL 
     expect((await send(front('/admin/ui/assets/no-such-file.js'), { from: '127.0.0.20' })).status).toBe(404);
 
     // From disk: nginx's access log shows no upstream for these requests.
-    const lines = nginx!
-      .accessLog()
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l) as Record<string, unknown>)
-      .filter((l) => l['client'] === '127.0.0.20');
+    const lines = await nginx!.accessLogOf('127.0.0.20', 5);
     expect(lines.length).toBe(5);
     for (const l of lines) expect(l['upstream']).toMatch(/^-?$/);
   });
@@ -632,12 +493,8 @@ describe('nginx (nginx/keypin.conf) in front of two gateways sharing PostgreSQL 
       from: '127.0.0.8',
     });
     expect(s.status).toBe(401);
+    const mine = await nginx!.accessLogOf('127.0.0.8', 2);
     const log = nginx!.accessLog();
-    const mine = log
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l) as Record<string, unknown>)
-      .filter((l) => l['client'] === '127.0.0.8');
     expect(mine.map((l) => l['path'])).toEqual(['/v1/models', '/admin/api/bindings']);
     expect(log).not.toContain(key.slice(3));
     expect(log).not.toContain('?');

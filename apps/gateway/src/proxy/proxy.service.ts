@@ -30,6 +30,7 @@ import {
   scanRequestHead,
 } from './request-head';
 import { sendError, sendSocketError } from './responses';
+import { lingerOnClose } from '../infra/http/unread-body';
 import type { WebSocketTunnel } from './websocket-tunnel';
 
 type Outcome =
@@ -140,7 +141,11 @@ export class ProxyService {
     this.d.metrics.decision(o.decision);
     this.d.stats.count(o.decision);
     if (!o.forward) {
-      sendError(res, o.code, o.message, o.head === null || o.head.hasBody);
+      const bodyUnread = o.head !== null && o.head.hasBody;
+      // A refused upload may still be arriving: read and discard it after the
+      // answer, so the client sees its 403 rather than a connection reset.
+      if (bodyUnread) lingerOnClose(req);
+      sendError(res, o.code, o.message, o.head === null || bodyUnread);
       return;
     }
     if (res.destroyed) return; // the client left while we were deciding

@@ -2,6 +2,7 @@ import { type ArgumentsHost, Catch, type ExceptionFilter, HttpException } from '
 import { type ErrorCode, errorBody, ERROR_CODES } from '@keypin/shared';
 import type { FastifyReply } from 'fastify';
 import type { Logger } from 'pino';
+import { canDrainAndKeepAlive, lingerOnClose } from './unread-body';
 
 /** A failure with a contract error code, thrown by any domain. */
 export class KeypinError extends Error {
@@ -24,21 +25,6 @@ const FALLBACK_CODES: Record<number, ErrorCode> = {
   422: 'validation_failed',
   429: 'too_many_attempts',
 };
-
-/** Bodies up to this size are read and discarded after a 413 rather than cut off. */
-const MAX_DRAIN_BYTES = 64 * 1024 * 1024;
-
-/**
- * Fastify answers a too-large body with `Connection: close` and the socket
- * closes while the client is still sending, so the client usually sees a
- * reset instead of the 413. For a declared length within reason, keep the
- * connection: Node reads and discards the rest of the body, and the client
- * gets its answer.
- */
-function keepConnectionForDrain(reply: FastifyReply): void {
-  const length = Number(reply.request.headers['content-length']);
-  if (Number.isFinite(length) && length > 0 && length <= MAX_DRAIN_BYTES) reply.removeHeader('connection');
-}
 
 /** Fastify's messages for a JSON body it could not parse (FST_ERR_CTP_INVALID_JSON_BODY / _EMPTY_JSON_BODY). */
 const BAD_JSON_MESSAGES = [
@@ -89,7 +75,17 @@ export class AllExceptionsFilter implements ExceptionFilter {
         body = errorBody('internal_error', 'Internal error.');
       }
     }
-    if (status === 413) keepConnectionForDrain(reply);
+    // Answered before the body was read (413, or a parser error mid-body):
+    // make sure the client gets to read the answer (see unread-body.ts).
+    const req = reply.request.raw;
+    if (!req.complete) {
+      if (canDrainAndKeepAlive(req, reply.raw)) {
+        reply.removeHeader('connection'); // Fastify's `close`: Node discards the rest instead
+      } else {
+        reply.header('connection', 'close');
+        lingerOnClose(req);
+      }
+    }
     void reply.status(status).header('cache-control', 'no-store').send(body);
   }
 }
