@@ -251,6 +251,15 @@ class Load {
 const isOk = (s: string) => s === '200';
 const is403 = (s: string) => s === '403';
 
+/** Every allowed request got 200, every blocked one 403, and nothing odd happened. */
+function expectEveryAnswerRight(load: Load): void {
+  expect({
+    allowed: load.wrong('allowed', isOk),
+    blocked: load.wrong('blocked', is403),
+    odd: load.odd,
+  }).toEqual({ allowed: {}, blocked: {}, odd: [] });
+}
+
 const ready = (gw: GatewayProcess) => send(`${gw.url}/ready`, { from: '127.0.0.2' });
 
 async function interceptRows(databaseUrl: string): Promise<number> {
@@ -404,33 +413,35 @@ describe('Redis stopped and started again under load', () => {
     expect(load.count('down', 'allowed')).toBeGreaterThan(50);
     expect(load.count('down', 'blocked')).toBeGreaterThan(10);
     expect(load.count('after', 'allowed')).toBeGreaterThan(50);
-    expect({
-      allowed: load.wrong('allowed', isOk),
-      blocked: load.wrong('blocked', is403),
-      odd: load.odd,
-    }).toEqual({ allowed: {}, blocked: {}, odd: [] });
+    expectEveryAnswerRight(load);
     await expectNothingLost(stores.databaseUrl, load);
   });
 });
 
 // ------------------------------------------------------------- b. PostgreSQL
 
-describe('PostgreSQL stopped and started again under load (FAILSAFE_MODE=closed)', () => {
-  const stores = freshStores('faults_pg'); // Redis prefix only: PostgreSQL is a throwaway
+/**
+ * A gateway over its own throwaway PostgreSQL cluster (so the test may stop
+ * it), with short cache entries so they go stale during the outage.
+ * Registers the suite's beforeAll / afterAll; the getters are valid inside
+ * tests.
+ */
+function withThrowawayPostgres(name: string, failsafe: 'closed' | 'open') {
+  const stores = freshStores(name); // Redis prefix only: PostgreSQL is a throwaway
   const downstream = new FakeDownstream();
-  let pg: ThrowawayPostgres | undefined;
-  let gw: GatewayProcess | undefined;
-  const db = () => `${pg!.url}/keypin`;
+  let pgServer: ThrowawayPostgres | undefined;
+  let gateway: GatewayProcess | undefined;
+  const db = () => `${pgServer!.url}/keypin`;
 
   beforeAll(async () => {
     await downstream.start();
-    pg = await startThrowawayPostgres();
-    gw = await startGateway(
+    pgServer = await startThrowawayPostgres();
+    gateway = await startGateway(
       gatewayEnv({
         DATABASE_URL: db(),
         REDIS_PREFIX: stores.redisPrefix,
         DOWNSTREAM_URL: downstream.url,
-        FAILSAFE_MODE: 'closed',
+        FAILSAFE_MODE: failsafe,
         INTERCEPT_RESCUE_MS: '2000',
         CACHE_TTL_SECONDS: '1',
       }),
@@ -440,17 +451,23 @@ describe('PostgreSQL stopped and started again under load (FAILSAFE_MODE=closed)
   afterAll(() =>
     cleanup(
       async () => {
-        if (pg && !pg.running) await pg.start();
+        if (pgServer && !pgServer.running) await pgServer.start();
       },
-      () => gw?.stop('SIGTERM', 15_000),
+      () => gateway?.stop('SIGTERM', 15_000),
       () => downstream.stop(),
-      () => pg?.destroy(),
+      () => pgServer?.destroy(),
       () => dropStores(stores.dbName, stores.redisPrefix),
     ),
   );
 
+  return { downstream, pg: () => pgServer!, gw: () => gateway!, db };
+}
+
+describe('PostgreSQL stopped and started again under load (FAILSAFE_MODE=closed)', () => {
+  const { downstream, pg, gw, db } = withThrowawayPostgres('faults_pg', 'closed');
+
   it('cached keys keep their decisions, unknown keys get 503, nothing written meanwhile is lost', async () => {
-    const g = gw!;
+    const g = gw();
     const load = new Load(() => g.url, { firstHost: 20 });
     await load.bind();
     load.start();
@@ -461,12 +478,12 @@ describe('PostgreSQL stopped and started again under load (FAILSAFE_MODE=closed)
     try {
       await sleep(1500);
       load.phase = 'down';
-      await pg!.stop();
+      await pg().stop();
       const probe = await probeUnknownKeys(g, downstream, '127.0.0.40', 'pgunknown');
       unknown.push(...probe.answers);
       forwardedUnknown = probe.forwarded;
       notReadyStatus = (await ready(g)).status;
-      await pg!.start();
+      await pg().start();
       load.phase = 'after';
       readyMs = await waitFor(async () => (await ready(g)).status === 200, 20_000, 100);
       await sleep(2000);
@@ -489,11 +506,7 @@ describe('PostgreSQL stopped and started again under load (FAILSAFE_MODE=closed)
     expect(forwardedUnknown).toBe(0);
     expect(load.count('down', 'allowed')).toBeGreaterThan(50);
     expect(load.count('down', 'blocked')).toBeGreaterThan(10);
-    expect({
-      allowed: load.wrong('allowed', isOk),
-      blocked: load.wrong('blocked', is403),
-      odd: load.odd,
-    }).toEqual({ allowed: {}, blocked: {}, odd: [] });
+    expectEveryAnswerRight(load);
     await expectNothingLost(db(), load);
   });
 });
@@ -501,41 +514,10 @@ describe('PostgreSQL stopped and started again under load (FAILSAFE_MODE=closed)
 // ------------------------------------------- b1. PostgreSQL down, fail-open
 
 describe('PostgreSQL stopped under load with FAILSAFE_MODE=open', () => {
-  const stores = freshStores('faults_pgopen');
-  const downstream = new FakeDownstream();
-  let pg: ThrowawayPostgres | undefined;
-  let gw: GatewayProcess | undefined;
-  const db = () => `${pg!.url}/keypin`;
-
-  beforeAll(async () => {
-    await downstream.start();
-    pg = await startThrowawayPostgres();
-    gw = await startGateway(
-      gatewayEnv({
-        DATABASE_URL: db(),
-        REDIS_PREFIX: stores.redisPrefix,
-        DOWNSTREAM_URL: downstream.url,
-        FAILSAFE_MODE: 'open',
-        INTERCEPT_RESCUE_MS: '2000',
-        CACHE_TTL_SECONDS: '1',
-      }),
-    );
-  });
-
-  afterAll(() =>
-    cleanup(
-      async () => {
-        if (pg && !pg.running) await pg.start();
-      },
-      () => gw?.stop('SIGTERM', 15_000),
-      () => downstream.stop(),
-      () => pg?.destroy(),
-      () => dropStores(stores.dbName, stores.redisPrefix),
-    ),
-  );
+  const { downstream, pg, gw, db } = withThrowawayPostgres('faults_pgopen', 'open');
 
   it('forwards unknown keys (counted failsafe_open) while cached keys keep their decisions, and loses nothing', async () => {
-    const g = gw!;
+    const g = gw();
     const load = new Load(() => g.url, { firstHost: 90 });
     await load.bind();
     load.start();
@@ -544,11 +526,11 @@ describe('PostgreSQL stopped under load with FAILSAFE_MODE=open', () => {
     try {
       await sleep(1500);
       load.phase = 'down';
-      await pg!.stop();
+      await pg().stop();
       const probe = await probeUnknownKeys(g, downstream, '127.0.0.110', 'openunknown');
       unknown.push(...probe.answers.map((a) => a.status));
       forwardedUnknown = probe.forwarded;
-      await pg!.start();
+      await pg().start();
       load.phase = 'after';
       await waitFor(async () => (await ready(g)).status === 200, 20_000, 100);
       await sleep(2000);
@@ -565,11 +547,7 @@ describe('PostgreSQL stopped under load with FAILSAFE_MODE=open', () => {
       /keypin_requests_total\{decision="failsafe_open"\} (\d+)/.exec(metrics)?.[1] ?? 0,
     );
     expect(failsafeOpen).toBeGreaterThanOrEqual(unknown.length);
-    expect({
-      allowed: load.wrong('allowed', isOk),
-      blocked: load.wrong('blocked', is403),
-      odd: load.odd,
-    }).toEqual({ allowed: {}, blocked: {}, odd: [] });
+    expectEveryAnswerRight(load);
     await expectNothingLost(db(), load);
   });
 });
@@ -656,11 +634,7 @@ describe('PostgreSQL and Redis both stopped under load (FAILSAFE_MODE=closed)', 
     // applies only when nothing can answer).
     expect(load.count('down', 'allowed')).toBeGreaterThan(50);
     expect(load.count('down', 'blocked')).toBeGreaterThan(10);
-    expect({
-      allowed: load.wrong('allowed', isOk),
-      blocked: load.wrong('blocked', is403),
-      odd: load.odd,
-    }).toEqual({ allowed: {}, blocked: {}, odd: [] });
+    expectEveryAnswerRight(load);
     // Intercepts made while both were down went to the disk spool and were
     // replayed: every one is in PostgreSQL, and the spool is empty again.
     expect(g.logs.some((l) => l['msg'] === 'intercepts spooled to local disk')).toBe(true);
