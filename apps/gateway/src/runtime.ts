@@ -82,6 +82,7 @@ export async function createRuntime(config: AppConfig, logger: Logger): Promise<
   const store = new BindingStore(bindingRepo, redis, keys, metrics, logger, {
     maxEntries: config.cacheMaxEntries,
     ttlMs: config.cacheTtlMs,
+    serveUnconfirmed: () => settings.current.failsafe_mode === 'open',
   });
   const usage = new UsageRecorder(bindingRepo, logger);
   usage.start();

@@ -110,6 +110,16 @@ class Load {
   /** phase → path → status → count (allowed requests only). */
   readonly byPath: Record<string, Record<string, Record<string, number>>> = {};
   blocked403 = 0;
+  /**
+   * Whether an outcome is right for a request of `category` sent in `phase`
+   * (`body` is absent when only the tally is checked). Default: 200 for
+   * allowed requests, 403 for blocked ones.
+   */
+  accepts: (phase: string, category: Category, status: string, body?: string) => boolean = (
+    _phase,
+    category,
+    status,
+  ) => status === (category === 'blocked' ? '403' : '200');
   private stopping = false;
   private loops: Promise<void>[] = [];
   private agents: Agent[] = [];
@@ -164,12 +174,13 @@ class Load {
       .reduce((a, [, m]) => a + Object.values(m).reduce((x, y) => x + y, 0), 0);
   }
 
-  /** Outcomes of a category other than `ok`, per phase. */
-  wrong(category: Category, ok: (status: string) => boolean): Record<string, Record<string, number>> {
+  /** Outcomes of a category that are not right (`ok`, or else `accepts`), per phase. */
+  wrong(category: Category, ok?: (status: string) => boolean): Record<string, Record<string, number>> {
     const out: Record<string, Record<string, number>> = {};
     for (const [phase, cats] of Object.entries(this.tally)) {
       for (const [s, n] of Object.entries(cats[category] ?? {})) {
-        if (!ok(s)) (out[phase] ??= {})[s] = n;
+        const right = ok ? ok(s) : this.accepts(phase, category, s);
+        if (!right) (out[phase] ??= {})[s] = n;
       }
     }
     return out;
@@ -210,8 +221,7 @@ class Load {
         if (o.status === '200' && p.category === 'allowed') {
           this.allowedPerKey.set(p.key, (this.allowedPerKey.get(p.key) ?? 0) + 1);
         }
-        const expected = p.category === 'blocked' ? '403' : '200';
-        if (o.status !== expected && this.odd.length < 20) {
+        if (!this.accepts(phase, p.category, o.status, o.body) && this.odd.length < 20) {
           this.odd.push(`${phase}/${p.category} ${p.path}: ${o.status} ${o.body.slice(0, 160)}`);
         }
         resolve(o);
@@ -224,7 +234,9 @@ class Load {
         method: 'GET',
         agent: this.agents[i],
         localAddress: this.ips[i],
-        headers: { authorization: `Bearer ${p.key}` },
+        // The phase travels with the request, so the downstream's log shows
+        // what was forwarded when.
+        headers: { authorization: `Bearer ${p.key}`, 'x-load-phase': phase },
       });
       req.setTimeout(15_000, () => req.destroy(Object.assign(new Error('timeout'), { code: 'TIMEOUT' })));
       req.on('response', (res) => {
@@ -248,14 +260,13 @@ class Load {
   }
 }
 
-const isOk = (s: string) => s === '200';
 const is403 = (s: string) => s === '403';
 
-/** Every allowed request got 200, every blocked one 403, and nothing odd happened. */
+/** Every request got the answer `load.accepts` (by default: allowed 200, blocked 403). */
 function expectEveryAnswerRight(load: Load): void {
   expect({
-    allowed: load.wrong('allowed', isOk),
-    blocked: load.wrong('blocked', is403),
+    allowed: load.wrong('allowed'),
+    blocked: load.wrong('blocked'),
     odd: load.odd,
   }).toEqual({ allowed: {}, blocked: {}, odd: [] });
 }
@@ -598,23 +609,38 @@ describe('PostgreSQL and Redis both stopped under load (FAILSAFE_MODE=closed)', 
     ),
   );
 
-  it('refuses unknown keys with 503 and forwards none of them, keeps cached decisions, and spools what it cannot write', async () => {
+  it('answers every request 503 once its cache entry is due, forwards none, and spools what it cannot write', async () => {
     const g = gw!;
     const load = new Load(() => g.url, { firstHost: 60 });
+    const unavailable = (status: string, body?: string) =>
+      status === '503' && (body === undefined || body.includes('"binding_store_unavailable"'));
+    // `stale`: the first 2 s of the outage, while the in-process entries
+    // (CACHE_TTL_SECONDS=1) are still fresh or their first refresh is
+    // failing: their own decision or 503. `down`: nothing can confirm any
+    // key, every request 503. `recovering`: the stores are starting again.
+    load.accepts = (phase, category, status, body) => {
+      const own = status === (category === 'blocked' ? '403' : '200');
+      if (phase === 'down') return unavailable(status, body);
+      if (phase === 'stale' || phase === 'recovering') return own || unavailable(status, body);
+      return own;
+    };
     await load.bind();
     load.start();
     const unknown: { status: number; code: string | undefined }[] = [];
     let forwardedUnknown = 0;
     try {
       await sleep(1500);
-      load.phase = 'down';
+      load.phase = 'stale';
       await Promise.all([pg!.stop(), redis!.stop()]);
+      await sleep(2000);
+      load.phase = 'down';
       const probe = await probeUnknownKeys(g, downstream, '127.0.0.80', 'bothunknown');
       unknown.push(...probe.answers);
       forwardedUnknown = probe.forwarded;
+      load.phase = 'recovering';
       await Promise.all([pg!.start(), redis!.start()]);
-      load.phase = 'after';
       await waitFor(async () => (await ready(g)).status === 200, 20_000, 100);
+      load.phase = 'after';
       await sleep(2000);
     } finally {
       await load.stop();
@@ -622,22 +648,29 @@ describe('PostgreSQL and Redis both stopped under load (FAILSAFE_MODE=closed)', 
     }
     figures['both down: requests per phase'] = {
       before: load.count('before'),
+      stale: load.count('stale'),
       down: load.count('down'),
+      recovering: load.count('recovering'),
       after: load.count('after'),
     };
+    figures['both down: answers while stale'] = load.tally['stale'];
     figures['both down: unknown-key probes'] = unknown.length;
 
     expect(unknown.length).toBeGreaterThan(5);
     expect(unknown.filter((u) => u.status !== 503 || u.code !== 'binding_store_unavailable')).toEqual([]);
     expect(forwardedUnknown).toBe(0);
-    // Known keys: the in-process cache still answers (CONTRACT 2.3 step 5
-    // applies only when nothing can answer).
-    expect(load.count('down', 'allowed')).toBeGreaterThan(50);
-    expect(load.count('down', 'blocked')).toBeGreaterThan(10);
+    // FAILSAFE_MODE=closed: once no store can confirm a key, every request
+    // is refused and none is forwarded.
+    expect(load.count('down')).toBeGreaterThan(100);
+    expect(downstream.seen.filter((r) => r.headers['x-load-phase'] === 'down')).toEqual([]);
+    expect(load.count('after', 'allowed')).toBeGreaterThan(50);
     expectEveryAnswerRight(load);
-    // Intercepts made while both were down went to the disk spool and were
-    // replayed: every one is in PostgreSQL, and the spool is empty again.
-    expect(g.logs.some((l) => l['msg'] === 'intercepts spooled to local disk')).toBe(true);
+    // Intercepts made while both were down (403s from entries still fresh)
+    // went to the disk spool and were replayed: every one is in PostgreSQL,
+    // and the spool is empty again.
+    if ((load.tally['stale']?.['blocked']?.['403'] ?? 0) > 0) {
+      expect(g.logs.some((l) => l['msg'] === 'intercepts spooled to local disk')).toBe(true);
+    }
     await expectNothingLost(db(), load);
     await waitFor(
       () => readdirSync(join(spoolDir, 'intercepts')).filter((f) => f.endsWith('.json')).length === 0,

@@ -48,7 +48,7 @@ const first: FirstUse = {
   at: new Date(),
 };
 
-function setup(ttlMs = 60_000) {
+function setup(ttlMs = 60_000, failsafe: { mode: 'open' | 'closed' } = { mode: 'open' }) {
   const repo = new FakeRepo();
   const sut = new BindingStore(
     repo as unknown as BindingRepository,
@@ -56,7 +56,7 @@ function setup(ttlMs = 60_000) {
     new RedisKeys('t:'),
     new MetricsService(),
     pino({ level: 'silent' }),
-    { maxEntries: 3, ttlMs },
+    { maxEntries: 3, ttlMs, serveUnconfirmed: () => failsafe.mode === 'open' },
   );
   return { repo, sut };
 }
@@ -90,13 +90,36 @@ describe('BindingStore', () => {
     expect(sut.peek('h1')).toBeUndefined();
   });
 
-  it('keeps serving a stale entry while PostgreSQL is down', async () => {
+  it('fail-open: keeps serving a stale entry no store can confirm', async () => {
     const { repo, sut } = setup(1);
     await sut.load('h1', first);
     repo.down = true;
     await new Promise((r) => setTimeout(r, 5));
     expect(sut.peek('h1')?.status).toBe('active');
     await new Promise((r) => setTimeout(r, 5));
+    expect(sut.peek('h1')?.status).toBe('active');
+    expect(await sut.load('h1', first)).toMatchObject({ kind: 'found', created: false });
+  });
+
+  it('fail-closed: a stale entry no store can confirm stops answering until a store does', async () => {
+    const failsafe: { mode: 'open' | 'closed' } = { mode: 'closed' };
+    const { repo, sut } = setup(1, failsafe);
+    await sut.load('h1', first);
+    expect(sut.peek('h1')?.status).toBe('active'); // fresh: answers with the stores down or not
+    repo.down = true;
+    await new Promise((r) => setTimeout(r, 5));
+    expect(sut.peek('h1')?.status).toBe('active'); // stale: answers while the refresh runs…
+    await new Promise((r) => setTimeout(r, 5));
+    expect(sut.peek('h1')).toBeUndefined(); // …which failed: no answer from memory
+    expect(await sut.load('h1', first)).toEqual({ kind: 'unavailable' });
+    // The setting is read on each use.
+    failsafe.mode = 'open';
+    expect(sut.peek('h1')?.status).toBe('active');
+    failsafe.mode = 'closed';
+    expect(sut.peek('h1')).toBeUndefined();
+    // A store answers again: confirmed, and answering from memory once more.
+    repo.down = false;
+    expect(await sut.load('h1', first)).toMatchObject({ kind: 'found', created: false });
     expect(sut.peek('h1')?.status).toBe('active');
   });
 

@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { MetricsService } from '../infra/metrics/metrics.service';
+import { RateLimitedLog } from '../infra/rate-limited-log';
 import type { RedisKeys } from '../infra/redis/redis-keys';
 import type { BindingRepository } from './binding.repository';
 import { toBindingRule, toBindingRuleData } from './binding-rules';
@@ -11,6 +12,8 @@ export type LoadOutcome = { kind: 'found'; rule: BindingRule; created: boolean }
 interface Entry {
   rule: BindingRule;
   freshUntil: number;
+  /** Past its TTL, and the last refresh found neither Redis nor PostgreSQL able to confirm it. */
+  unconfirmed: boolean;
 }
 
 /** How long Redis keeps a cached binding; invalidation normally removes it sooner. */
@@ -28,6 +31,12 @@ return 0`;
 export interface BindingStoreOptions {
   maxEntries: number;
   ttlMs: number;
+  /**
+   * Whether an entry past its TTL that no store can confirm still answers
+   * (`FAILSAFE_MODE=open`), or counts as unknown (`closed`). Read on each use:
+   * the setting can change at run time.
+   */
+  serveUnconfirmed: () => boolean;
 }
 
 /**
@@ -35,8 +44,10 @@ export interface BindingStoreOptions {
  *
  * - A hit in the in-process cache is synchronous (`peek`).
  * - Concurrent misses for one key share one load.
- * - A stale entry is served while it is refreshed in the background, and is
- *   kept when neither Redis nor PostgreSQL can answer (PostgreSQL down).
+ * - An entry past its TTL is served while it is refreshed in the background.
+ *   If neither Redis nor PostgreSQL can confirm it, it stays usable only
+ *   when `serveUnconfirmed()` says so (fail-open); fail-closed, the key is
+ *   then as unknown as a key never seen, until a store answers again.
  * - Changes arrive as invalidations (Redis pub/sub and PostgreSQL NOTIFY);
  *   a load that overlaps an invalidation does not cache its result.
  */
@@ -48,6 +59,8 @@ export class BindingStore {
   private readonly pendingEvictions = new Set<string>();
   private redisTrusted = true;
   private epoch = 0;
+  /** One line per interval during an outage, not one per request. */
+  private readonly unavailableLog: RateLimitedLog;
 
   constructor(
     private readonly repo: BindingRepository,
@@ -57,6 +70,7 @@ export class BindingStore {
     private readonly logger: Logger,
     private readonly options: BindingStoreOptions,
   ) {
+    this.unavailableLog = new RateLimitedLog(logger, 'binding store unavailable');
     redis.on('close', () => {
       this.redisTrusted = false;
     });
@@ -72,6 +86,9 @@ export class BindingStore {
     const e = this.entries.get(hashHex);
     if (e === undefined) return undefined;
     if (e.freshUntil < Date.now()) this.refresh(hashHex);
+    // Fail-closed, an entry no store could confirm is not an answer: the
+    // caller's load retries the stores and reports them unavailable.
+    if (e.unconfirmed && !this.options.serveUnconfirmed()) return undefined;
     this.metrics.cacheLookup('memory');
     return e.rule;
   }
@@ -155,8 +172,11 @@ export class BindingStore {
     } catch (err) {
       this.metrics.cacheLookup('none');
       const stale = this.entries.get(hashHex);
-      if (stale !== undefined) return { kind: 'found', rule: stale.rule, created: false };
-      this.logger.warn({ err: (err as Error).message }, 'binding store unavailable');
+      if (stale !== undefined) {
+        stale.unconfirmed = true;
+        if (this.options.serveUnconfirmed()) return { kind: 'found', rule: stale.rule, created: false };
+      }
+      this.unavailableLog.warn({ err: (err as Error).message });
       return { kind: 'unavailable' };
     }
   }
@@ -180,9 +200,13 @@ export class BindingStore {
         this.writeRedis(hashHex, data);
         this.remember(hashHex, toBindingRule(data), epoch);
       } catch {
-        // Keep serving the stale entry while the stores are away.
+        // No store can confirm it. Try again in a while; meanwhile it answers
+        // only if fail-open allows (see `peek`).
         const e = this.entries.get(hashHex);
-        if (e !== undefined) e.freshUntil = Date.now() + Math.min(this.options.ttlMs, 5000);
+        if (e !== undefined) {
+          e.unconfirmed = true;
+          e.freshUntil = Date.now() + Math.min(this.options.ttlMs, 5000);
+        }
       } finally {
         this.refreshing.delete(hashHex);
       }
@@ -195,7 +219,7 @@ export class BindingStore {
       const oldest = this.entries.keys().next();
       if (!oldest.done) this.entries.delete(oldest.value);
     }
-    this.entries.set(hashHex, { rule, freshUntil: Date.now() + this.options.ttlMs });
+    this.entries.set(hashHex, { rule, freshUntil: Date.now() + this.options.ttlMs, unconfirmed: false });
     this.metrics.cachedBindings.set(this.entries.size);
     return rule;
   }
