@@ -4,6 +4,7 @@ import { type Alert, CSV_HEADER, type Dashboard, type Intercept, type Page } fro
 import { parse } from 'csv-parse/sync';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN_ENV, AdminClient } from './support/admin-client';
+import { notAcrossUtcMidnight } from './support/clock';
 import { FakeDownstream } from './support/downstream';
 import { startGateway, waitFor, type GatewayProcess } from './support/gateway';
 import { bearer, send, type Reply } from './support/http-client';
@@ -119,6 +120,9 @@ describe('admin API: intercept logs, CSV export, dashboard, alerts', () => {
   const parseCsv = (text: string): string[][] => parse(text);
 
   beforeAll(async () => {
+    // The traffic sent below and the checks of "today's" figures must fall
+    // on one UTC day (the whole file takes well under two minutes).
+    await notAcrossUtcMidnight(120_000);
     await downstream.start();
     await receiver.start();
     gw = await startGateway({
