@@ -168,16 +168,20 @@ export function useUpdateSettings() {
   });
 }
 
+/** An account added or removed: the user list and the audit trail. */
+function afterUserChange(qc: QueryClient): Promise<unknown> {
+  return Promise.all([
+    qc.invalidateQueries({ queryKey: keys.users }),
+    qc.invalidateQueries({ queryKey: keys.audit }),
+  ]);
+}
+
 export function useCreateUser() {
   const api = useApi();
   const qc = useQueryClient();
   return useMutation({
     mutationFn: (body: CreateUserRequest) => api.createUser(body),
-    onSuccess: () =>
-      Promise.all([
-        qc.invalidateQueries({ queryKey: keys.users }),
-        qc.invalidateQueries({ queryKey: keys.audit }),
-      ]),
+    onSuccess: () => afterUserChange(qc),
   });
 }
 
@@ -186,11 +190,7 @@ export function useDeleteUser() {
   const qc = useQueryClient();
   return useMutation({
     mutationFn: (id: number) => api.deleteUser(id),
-    onSuccess: () =>
-      Promise.all([
-        qc.invalidateQueries({ queryKey: keys.users }),
-        qc.invalidateQueries({ queryKey: keys.audit }),
-      ]),
+    onSuccess: () => afterUserChange(qc),
   });
 }
 

@@ -1,15 +1,7 @@
-import {
-  Alert,
-  Button,
-  CircularProgress,
-  Dialog,
-  DialogActions,
-  DialogContent,
-  DialogContentText,
-  DialogTitle,
-} from '@mui/material';
+import { Alert, Dialog, DialogContent, DialogContentText, DialogTitle } from '@mui/material';
 import { type ReactNode, useId, useState } from 'react';
 import { errorMessage } from '../api/client';
+import { DialogButtons } from './DialogButtons';
 
 /**
  * Asks before a destructive action; runs it, keeps the dialog open with the
@@ -63,20 +55,13 @@ export function ConfirmDialog({
           </Alert>
         )}
       </DialogContent>
-      <DialogActions>
-        <Button onClick={onClose} disabled={busy}>
-          Cancel
-        </Button>
-        <Button
-          variant="contained"
-          color={danger ? 'error' : 'primary'}
-          onClick={() => void run()}
-          disabled={busy}
-          startIcon={busy ? <CircularProgress size={16} color="inherit" /> : undefined}
-        >
-          {confirmLabel}
-        </Button>
-      </DialogActions>
+      <DialogButtons
+        label={confirmLabel}
+        pending={busy}
+        onCancel={onClose}
+        color={danger ? 'error' : 'primary'}
+        onClick={() => void run()}
+      />
     </Dialog>
   );
 }

@@ -2,18 +2,15 @@ import { TablePagination } from '@mui/material';
 
 export const PAGE_SIZES = [20, 50, 100];
 
-/** Server-side paging: `page` counts from 1 as the API does. */
-export function Pager({
-  total,
-  page,
-  pageSize,
-  onChange,
-}: {
-  total: number;
+/** Where a list stands and how to move: `page` counts from 1 as the API does. */
+export interface Paging {
   page: number;
   pageSize: number;
   onChange: (page: number, pageSize: number) => void;
-}) {
+}
+
+/** Server-side paging. */
+export function Pager({ total, page, pageSize, onChange }: Paging & { total: number }) {
   // A page past the end (rows deleted meanwhile) still shows where it is.
   const lastPage = Math.max(0, Math.ceil(total / pageSize) - 1);
   return (

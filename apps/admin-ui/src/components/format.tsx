@@ -1,5 +1,6 @@
-import { Box, Chip, Stack, Tooltip, Typography } from '@mui/material';
+import { Box, Chip, Link, Stack, Tooltip, Typography } from '@mui/material';
 import type { AlertDeliveryStatus, BindingStatus, InterceptReason, RuleType } from '@keypin/shared';
+import { Link as RouterLink } from 'react-router-dom';
 import { monoFont } from '../theme/theme';
 
 const pad = (n: number) => String(n).padStart(2, '0');
@@ -41,6 +42,27 @@ export function Mono({ children, title }: { children: React.ReactNode; title?: s
     >
       {children}
     </Box>
+  );
+}
+
+/** A control's label with a line of help under it (radio buttons, switches). */
+export function LabelWithHelp({ label, help }: { label: string; help: string }) {
+  return (
+    <Box>
+      <Typography variant="body2">{label}</Typography>
+      <Typography variant="caption" color="text.secondary">
+        {help}
+      </Typography>
+    </Box>
+  );
+}
+
+/** A masked key, linking to its binding's page. */
+export function KeyLink({ bindingId, token }: { bindingId: number; token: string }) {
+  return (
+    <Link component={RouterLink} to={`/bindings/${bindingId}`} underline="hover">
+      <Mono>{token}</Mono>
+    </Link>
   );
 }
 

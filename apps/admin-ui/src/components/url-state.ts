@@ -1,6 +1,7 @@
 import { useCallback } from 'react';
 import { useSearchParams } from 'react-router-dom';
-import { DEFAULT_PAGE_SIZE } from '@keypin/shared';
+import { DEFAULT_PAGE_SIZE, type PageQuery } from '@keypin/shared';
+import type { Paging } from './Pager';
 
 export type UrlPatch = Record<string, string | number | null | undefined>;
 
@@ -49,4 +50,12 @@ export function useUrlState(): {
     [set],
   );
   return { params, get, getInt, set, setPaging };
+}
+
+/** A list's page in the address: `query` for the API, `paging` for its pager. */
+export function useUrlPaging(): { query: PageQuery; paging: Paging } {
+  const { getInt, setPaging } = useUrlState();
+  const page = getInt('page', 1);
+  const pageSize = getInt('page_size', DEFAULT_PAGE_SIZE);
+  return { query: { page, page_size: pageSize }, paging: { page, pageSize, onChange: setPaging } };
 }

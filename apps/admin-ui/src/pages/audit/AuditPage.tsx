@@ -1,28 +1,14 @@
 import KeyboardArrowDownOutlined from '@mui/icons-material/KeyboardArrowDownOutlined';
 import KeyboardArrowRightOutlined from '@mui/icons-material/KeyboardArrowRightOutlined';
-import {
-  Box,
-  Collapse,
-  Grid,
-  IconButton,
-  Paper,
-  Table,
-  TableBody,
-  TableCell,
-  TableContainer,
-  TableHead,
-  TableRow,
-  Typography,
-} from '@mui/material';
+import { Box, Collapse, Grid, IconButton, TableCell, TableRow, Typography } from '@mui/material';
 import type { AuditEntry } from '@keypin/shared';
 import { Fragment, useState } from 'react';
 import { useAudit } from '../../api/hooks';
-import { ErrorAlert } from '../../components/ErrorAlert';
+import type { Column } from '../../components/DataTable';
 import { DateTime, Mono } from '../../components/format';
 import { PageHeader } from '../../components/PageHeader';
-import { Pager } from '../../components/Pager';
-import { RefreshBar, TableStateRow } from '../../components/TableStates';
-import { useUrlState } from '../../components/url-state';
+import { PagedTable } from '../../components/PagedList';
+import { useUrlPaging } from '../../components/url-state';
 import { monoFont } from '../../theme/theme';
 
 function json(v: unknown): string {
@@ -117,53 +103,34 @@ function AuditRow({ e }: { e: AuditEntry }) {
   );
 }
 
+const COLUMNS: Column[] = [
+  { padding: 'checkbox' },
+  { label: 'When' },
+  { label: 'Who' },
+  { label: 'Action' },
+  { label: 'Target' },
+  { label: 'Changed' },
+  { label: 'From IP' },
+];
+
 export function AuditPage() {
-  const url = useUrlState();
-  const page = url.getInt('page', 1);
-  const pageSize = url.getInt('page_size', 20);
-  const list = useAudit({ page, page_size: pageSize });
-  const rows = list.data?.items ?? [];
+  const { query, paging } = useUrlPaging();
+  const list = useAudit(query);
   return (
     <>
       <PageHeader
         title="Audit trail"
         subtitle="Every change made through the admin API: who, what, when, from where."
       />
-      <ErrorAlert
-        error={list.error}
-        title="Could not load the audit trail"
-        onRetry={() => void list.refetch()}
+      <PagedTable
+        query={list}
+        errorTitle="Could not load the audit trail"
+        paging={paging}
+        label="Audit trail"
+        columns={COLUMNS}
+        emptyText="No changes recorded yet."
+        renderRow={(e) => <AuditRow key={e.id} e={e} />}
       />
-      <Paper>
-        <RefreshBar active={list.isFetching && !list.isLoading} />
-        <TableContainer>
-          <Table size="small" aria-label="Audit trail">
-            <TableHead>
-              <TableRow>
-                <TableCell padding="checkbox" />
-                <TableCell>When</TableCell>
-                <TableCell>Who</TableCell>
-                <TableCell>Action</TableCell>
-                <TableCell>Target</TableCell>
-                <TableCell>Changed</TableCell>
-                <TableCell>From IP</TableCell>
-              </TableRow>
-            </TableHead>
-            <TableBody>
-              <TableStateRow
-                colSpan={7}
-                loading={list.isLoading}
-                empty={!list.isLoading && !list.isError && rows.length === 0}
-                emptyText="No changes recorded yet."
-              />
-              {rows.map((e) => (
-                <AuditRow key={e.id} e={e} />
-              ))}
-            </TableBody>
-          </Table>
-        </TableContainer>
-        <Pager total={list.data?.total ?? 0} page={page} pageSize={pageSize} onChange={url.setPaging} />
-      </Paper>
     </>
   );
 }

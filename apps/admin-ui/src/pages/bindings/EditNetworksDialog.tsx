@@ -1,17 +1,8 @@
-import {
-  Alert,
-  Button,
-  CircularProgress,
-  Dialog,
-  DialogActions,
-  DialogContent,
-  DialogTitle,
-  Typography,
-} from '@mui/material';
+import { Typography } from '@mui/material';
 import type { Binding } from '@keypin/shared';
-import { useId, useState } from 'react';
-import { errorMessage } from '../../api/client';
+import { useState } from 'react';
 import { useUpdateBindingIp } from '../../api/hooks';
+import { FormDialog } from '../../components/FormDialog';
 import { Mono } from '../../components/format';
 import { useNotify } from '../../components/Notifier';
 import { NetworksForm } from './NetworksForm';
@@ -31,7 +22,6 @@ export function EditNetworksDialog({
   open: boolean;
   onClose: () => void;
 }) {
-  const titleId = useId();
   const [value, setValue] = useState<NetworksValue>(() => initial(binding));
   const update = useUpdateBindingIp();
   const notify = useNotify();
@@ -53,56 +43,30 @@ export function EditNetworksDialog({
   };
 
   return (
-    <Dialog
+    <FormDialog
       open={open}
-      onClose={update.isPending ? undefined : onClose}
-      aria-labelledby={titleId}
-      maxWidth="sm"
-      fullWidth
-      slotProps={{
-        transition: {
-          onEnter: () => {
-            setValue(initial(binding));
-            update.reset();
-          },
-        },
+      onClose={onClose}
+      onEnter={() => {
+        setValue(initial(binding));
+        update.reset();
       }}
-    >
-      <form
-        noValidate
-        onSubmit={(e) => {
-          e.preventDefault();
-          save();
-        }}
-      >
-        <DialogTitle id={titleId}>
+      maxWidth="sm"
+      title={
+        <>
           Edit rule and networks of <Mono>{binding.token_display}</Mono>
-        </DialogTitle>
-        <DialogContent>
-          <Typography variant="body2" color="text.secondary" sx={{ mb: 2 }}>
-            Every gateway instance enforces the change within a second.
-          </Typography>
-          <NetworksForm value={value} onChange={setValue} disabled={update.isPending} />
-          {update.isError && (
-            <Alert severity="error" role="alert" sx={{ mt: 2 }}>
-              {errorMessage(update.error)}
-            </Alert>
-          )}
-        </DialogContent>
-        <DialogActions>
-          <Button onClick={onClose} disabled={update.isPending}>
-            Cancel
-          </Button>
-          <Button
-            type="submit"
-            variant="contained"
-            disabled={check.networks === null || update.isPending}
-            startIcon={update.isPending ? <CircularProgress size={16} color="inherit" /> : undefined}
-          >
-            Save
-          </Button>
-        </DialogActions>
-      </form>
-    </Dialog>
+        </>
+      }
+      labelRoom={false}
+      error={update.error}
+      submitLabel="Save"
+      canSubmit={check.networks !== null}
+      pending={update.isPending}
+      onSubmit={save}
+    >
+      <Typography variant="body2" color="text.secondary">
+        Every gateway instance enforces the change within a second.
+      </Typography>
+      <NetworksForm value={value} onChange={setValue} disabled={update.isPending} />
+    </FormDialog>
   );
 }

@@ -16,6 +16,7 @@ import {
 } from '@mui/material';
 import { MAX_NETWORKS, type RuleType } from '@keypin/shared';
 import { type ClipboardEvent, useId } from 'react';
+import { LabelWithHelp } from '../../components/format';
 import { monoFont } from '../../theme/theme';
 import { changeRule, checkNetworks, type NetworksValue, splitEntries } from './networks';
 
@@ -78,14 +79,7 @@ export function NetworksForm({
               key={o.value}
               value={o.value}
               control={<Radio size="small" />}
-              label={
-                <Box>
-                  <Typography variant="body2">{o.label}</Typography>
-                  <Typography variant="caption" color="text.secondary">
-                    {o.help}
-                  </Typography>
-                </Box>
-              }
+              label={<LabelWithHelp label={o.label} help={o.help} />}
               sx={{ mr: 3, alignItems: 'flex-start', '& .MuiRadio-root': { pt: 0.25 } }}
             />
           ))}

@@ -1,23 +1,10 @@
 import VisibilityOffOutlined from '@mui/icons-material/VisibilityOffOutlined';
 import VisibilityOutlined from '@mui/icons-material/VisibilityOutlined';
-import {
-  Alert,
-  Button,
-  CircularProgress,
-  Dialog,
-  DialogActions,
-  DialogContent,
-  DialogTitle,
-  IconButton,
-  InputAdornment,
-  Stack,
-  TextField,
-  Typography,
-} from '@mui/material';
-import { useId, useState } from 'react';
+import { IconButton, InputAdornment, TextField, Typography } from '@mui/material';
+import { useState } from 'react';
 import { useNavigate } from 'react-router-dom';
-import { errorMessage } from '../../api/client';
 import { useCreateBinding } from '../../api/hooks';
+import { FormDialog } from '../../components/FormDialog';
 import { useNotify } from '../../components/Notifier';
 import { monoFont } from '../../theme/theme';
 import { NetworksForm } from './NetworksForm';
@@ -28,7 +15,6 @@ const MAX_NOTE = 1000;
 
 /** Binds a key before its first use (`POST /bindings`). */
 export function PrebindDialog({ open, onClose }: { open: boolean; onClose: () => void }) {
-  const titleId = useId();
   const [key, setKey] = useState('');
   const [showKey, setShowKey] = useState(false);
   const [note, setNote] = useState('');
@@ -69,87 +55,61 @@ export function PrebindDialog({ open, onClose }: { open: boolean; onClose: () =>
   };
 
   return (
-    <Dialog
+    <FormDialog
       open={open}
-      onClose={create.isPending ? undefined : onClose}
-      aria-labelledby={titleId}
+      onClose={onClose}
+      onExited={reset}
       maxWidth="sm"
-      fullWidth
-      slotProps={{ transition: { onExited: reset } }}
+      title="Pre-bind a key"
+      spacing={2.5}
+      error={create.error}
+      submitLabel="Pre-bind"
+      canSubmit={ready}
+      pending={create.isPending}
+      onSubmit={save}
     >
-      <form
-        noValidate
-        onSubmit={(e) => {
-          e.preventDefault();
-          save();
+      <Typography variant="body2" color="text.secondary">
+        Pin a key to its networks before anyone uses it. The key itself is hashed on the server and never
+        stored.
+      </Typography>
+      <TextField
+        label="API key"
+        value={key}
+        onChange={(e) => setKey(e.target.value)}
+        required
+        autoFocus
+        autoComplete="off"
+        spellCheck={false}
+        type={showKey ? 'text' : 'password'}
+        error={keyError !== null}
+        helperText={keyError ?? 'The full key, e.g. sk-…'}
+        disabled={create.isPending}
+        slotProps={{
+          htmlInput: { style: { fontFamily: monoFont } },
+          input: {
+            endAdornment: (
+              <InputAdornment position="end">
+                <IconButton
+                  aria-label={showKey ? 'Hide key' : 'Show key'}
+                  onClick={() => setShowKey((s) => !s)}
+                  edge="end"
+                >
+                  {showKey ? <VisibilityOffOutlined /> : <VisibilityOutlined />}
+                </IconButton>
+              </InputAdornment>
+            ),
+          },
         }}
-      >
-        <DialogTitle id={titleId}>Pre-bind a key</DialogTitle>
-        <DialogContent>
-          <Stack spacing={2.5} sx={{ pt: 1 }}>
-            <Typography variant="body2" color="text.secondary">
-              Pin a key to its networks before anyone uses it. The key itself is hashed on the server and
-              never stored.
-            </Typography>
-            <TextField
-              label="API key"
-              value={key}
-              onChange={(e) => setKey(e.target.value)}
-              required
-              autoFocus
-              autoComplete="off"
-              spellCheck={false}
-              type={showKey ? 'text' : 'password'}
-              error={keyError !== null}
-              helperText={keyError ?? 'The full key, e.g. sk-…'}
-              disabled={create.isPending}
-              slotProps={{
-                htmlInput: { style: { fontFamily: monoFont } },
-                input: {
-                  endAdornment: (
-                    <InputAdornment position="end">
-                      <IconButton
-                        aria-label={showKey ? 'Hide key' : 'Show key'}
-                        onClick={() => setShowKey((s) => !s)}
-                        edge="end"
-                      >
-                        {showKey ? <VisibilityOffOutlined /> : <VisibilityOutlined />}
-                      </IconButton>
-                    </InputAdornment>
-                  ),
-                },
-              }}
-            />
-            <NetworksForm value={value} onChange={setValue} disabled={create.isPending} />
-            <TextField
-              label="Note (optional)"
-              value={note}
-              onChange={(e) => setNote(e.target.value)}
-              error={noteError !== null}
-              helperText={noteError ?? 'Who the key belongs to, a ticket number…'}
-              disabled={create.isPending}
-            />
-            {create.isError && (
-              <Alert severity="error" role="alert">
-                {errorMessage(create.error)}
-              </Alert>
-            )}
-          </Stack>
-        </DialogContent>
-        <DialogActions>
-          <Button onClick={onClose} disabled={create.isPending}>
-            Cancel
-          </Button>
-          <Button
-            type="submit"
-            variant="contained"
-            disabled={!ready || create.isPending}
-            startIcon={create.isPending ? <CircularProgress size={16} color="inherit" /> : undefined}
-          >
-            Pre-bind
-          </Button>
-        </DialogActions>
-      </form>
-    </Dialog>
+      />
+      <NetworksForm value={value} onChange={setValue} disabled={create.isPending} />
+      <TextField
+        label="Note (optional)"
+        value={note}
+        onChange={(e) => setNote(e.target.value)}
+        error={noteError !== null}
+        helperText={noteError ?? 'Who the key belongs to, a ticket number…'}
+        disabled={create.isPending}
+      />
+    </FormDialog>
   );
 }

@@ -3,7 +3,7 @@ import { lazy, type ReactNode, Suspense } from 'react';
 import { Link as RouterLink } from 'react-router-dom';
 import { useDashboard } from '../../api/hooks';
 import { ErrorAlert } from '../../components/ErrorAlert';
-import { formatNumber, Mono } from '../../components/format';
+import { formatNumber, KeyLink } from '../../components/format';
 import { InterceptTable } from '../../components/InterceptTable';
 import { PageHeader } from '../../components/PageHeader';
 import { Loading } from '../../components/TableStates';
@@ -112,11 +112,7 @@ export function DashboardPage() {
                         secondaryAction={<Typography variant="body2">{formatNumber(t.count)}</Typography>}
                       >
                         <ListItemText
-                          primary={
-                            <Link component={RouterLink} to={`/bindings/${t.binding_id}`} underline="hover">
-                              <Mono>{t.token_display}</Mono>
-                            </Link>
-                          }
+                          primary={<KeyLink bindingId={t.binding_id} token={t.token_display} />}
                         />
                       </ListItem>
                     ))}

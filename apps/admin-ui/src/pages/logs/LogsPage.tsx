@@ -5,14 +5,12 @@ import { useState } from 'react';
 import { errorMessage } from '../../api/client';
 import { useApi } from '../../api/context';
 import { useLogs } from '../../api/hooks';
-import { ErrorAlert } from '../../components/ErrorAlert';
 import { formatNumber } from '../../components/format';
 import { InterceptTable } from '../../components/InterceptTable';
 import { useNotify } from '../../components/Notifier';
 import { PageHeader } from '../../components/PageHeader';
-import { Pager } from '../../components/Pager';
-import { RefreshBar } from '../../components/TableStates';
-import { useUrlState } from '../../components/url-state';
+import { PagedList } from '../../components/PagedList';
+import { useUrlPaging, useUrlState } from '../../components/url-state';
 import { saveBlob } from './download';
 import { LogFilters, type LogFilterValue } from './LogFilters';
 
@@ -32,6 +30,7 @@ export function LogsPage() {
   const api = useApi();
   const notify = useNotify();
   const url = useUrlState();
+  const { query: pageQuery, paging } = useUrlPaging();
   const [exporting, setExporting] = useState(false);
 
   const reason = url.get('reason');
@@ -45,10 +44,8 @@ export function LogsPage() {
     to: url.get('to'),
     binding_id: url.get('binding_id'),
   };
-  const page = url.getInt('page', 1);
-  const pageSize = url.getInt('page_size', 20);
   const filterQuery = logQuery(filters);
-  const list = useLogs({ ...filterQuery, page, page_size: pageSize });
+  const list = useLogs({ ...filterQuery, ...pageQuery });
   const filtered = Object.keys(filterQuery).length > 0;
 
   const exportCsv = async () => {
@@ -96,20 +93,13 @@ export function LogsPage() {
           </Typography>
         )}
       </Paper>
-      <ErrorAlert
-        error={list.error}
-        title="Could not load the intercepts"
-        onRetry={() => void list.refetch()}
-      />
-      <Paper>
-        <RefreshBar active={list.isFetching && !list.isLoading} />
+      <PagedList query={list} errorTitle="Could not load the intercepts" paging={paging}>
         <InterceptTable
           items={list.data?.items ?? []}
           loading={list.isLoading}
           emptyText={filtered ? 'No intercept matches these filters.' : 'No intercepts yet.'}
         />
-        <Pager total={list.data?.total ?? 0} page={page} pageSize={pageSize} onChange={url.setPaging} />
-      </Paper>
+      </PagedList>
     </>
   );
 }

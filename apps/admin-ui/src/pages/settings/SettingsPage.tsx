@@ -25,6 +25,7 @@ import { errorMessage } from '../../api/client';
 import { useCanChange } from '../../api/context';
 import { useSettings, useUpdateSettings } from '../../api/hooks';
 import { ErrorAlert } from '../../components/ErrorAlert';
+import { LabelWithHelp } from '../../components/format';
 import { useNotify } from '../../components/Notifier';
 import { PageHeader } from '../../components/PageHeader';
 import { Loading } from '../../components/TableStates';
@@ -166,14 +167,7 @@ function SettingsForm({ s }: { s: SettingsResponse }) {
       return (
         <FormControlLabel
           control={<Switch checked={v} onChange={(e) => set(k, e.target.checked)} name={k} />}
-          label={
-            <Box>
-              <Typography variant="body2">{info.label}</Typography>
-              <Typography variant="caption" color="text.secondary">
-                {info.help}
-              </Typography>
-            </Box>
-          }
+          label={<LabelWithHelp label={info.label} help={info.help} />}
         />
       );
     }
