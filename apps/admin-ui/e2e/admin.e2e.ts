@@ -14,6 +14,7 @@ import {
   type Page as ListPage,
   type SettingsResponse,
 } from '../../../libs/shared/src';
+import { notAcrossUtcMidnight } from '../../gateway/test/support/clock';
 import { WebhookReceiver } from '../../gateway/test/support/webhook-receiver';
 import { launchBrowser, newContext, screenshot } from './support/browser';
 import {
@@ -52,6 +53,8 @@ describe('admin console as an admin (Chromium against a real gateway)', () => {
   const webhook = new WebhookReceiver();
 
   beforeAll(async () => {
+    // The dashboard checks "today's" figures: keep the run on one UTC day.
+    await notAcrossUtcMidnight(240_000);
     await webhook.start();
     env = await startConsoleEnv('e2eadmin', {
       ALERT_THRESHOLD_COUNT: '3',
