@@ -184,11 +184,25 @@ async function startUpstream() {
   return { name: 'direct', url: `http://127.0.0.1:${port}`, port, child };
 }
 
+/** Installs a Debian package the bench needs when its program is missing (and says so). */
+function ensureDebianTool(present, pkg, what) {
+  if (present()) return;
+  note(`${what} is missing: running apt-get install -y ${pkg}`);
+  let r = spawnSync('apt-get', ['install', '-y', pkg], { stdio: 'inherit' });
+  if (r.status !== 0) {
+    // A fresh machine may have no package lists yet.
+    spawnSync('apt-get', ['update', '-qq'], { stdio: 'inherit' });
+    r = spawnSync('apt-get', ['install', '-y', pkg], { stdio: 'inherit' });
+  }
+  if (r.status !== 0 || !present()) throw new Error(`could not install ${pkg}: install it and run again`);
+}
+
 function ensureNginx() {
-  if (existsSync(NGINX)) return;
-  note(`${NGINX} is missing: running apt-get install -y nginx-light`);
-  const r = spawnSync('apt-get', ['install', '-y', 'nginx-light'], { stdio: 'inherit' });
-  if (r.status !== 0 || !existsSync(NGINX)) throw new Error('could not install nginx-light');
+  ensureDebianTool(() => existsSync(NGINX), 'nginx-light', NGINX);
+}
+
+function ensureWrk() {
+  ensureDebianTool(() => spawnSync('wrk', ['-v']).error === undefined, 'wrk', 'wrk');
 }
 
 async function startNginx(tmp, upstreamPort) {
@@ -789,6 +803,7 @@ function printReport(r) {
 // ------------------------------------------------------------------ main
 
 async function main() {
+  ensureWrk(); // before anything starts: the results record its version
   const tmp = mkdtempSync(join(os.tmpdir(), 'keypin-bench-'));
   chmodSync(tmp, 0o755); // nginx workers drop to an unprivileged user
   const results = {
