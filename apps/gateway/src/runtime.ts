@@ -110,7 +110,7 @@ export async function createRuntime(config: AppConfig, logger: Logger): Promise<
     { dispatch: (ids) => enqueueWebhooks(queues.webhooks, ids, config.webhookMaxAttempts) },
     logger,
   );
-  const spool = new InterceptSpool(config.spoolDir, logger);
+  const spool = new InterceptSpool(config.spoolDir, config.databaseUrl, logger);
   const intercepts = new InterceptRecorder(
     queues.intercepts,
     interceptWriter,

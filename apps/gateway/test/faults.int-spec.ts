@@ -673,7 +673,10 @@ describe('PostgreSQL and Redis both stopped under load (FAILSAFE_MODE=closed)', 
     }
     await expectNothingLost(db(), load);
     await waitFor(
-      () => readdirSync(join(spoolDir, 'intercepts')).filter((f) => f.endsWith('.json')).length === 0,
+      () =>
+        readdirSync(join(spoolDir, 'intercepts'), { recursive: true, encoding: 'utf8' }).filter((f) =>
+          f.endsWith('.json'),
+        ).length === 0,
       10_000,
     );
   });

@@ -285,11 +285,23 @@ describe('nginx (nginx/keypin.conf) in front of two gateways sharing PostgreSQL 
       );
     // Normally well under a second. Up to 20 s passes (the gateway writes a
     // batch itself when no worker has after 15 s), but a slow arrival is
-    // reported with what the gateways said, to be looked into.
+    // reported with what the gateways said, to be looked into. (This check
+    // once found another test's spooled intercept replayed into this
+    // database: the spool is now kept per database.)
     const waitedMs = await waitFor(async () => (await intercepts()) >= 4, 20_000, 50).catch(() => -1);
-    const said = [gwA!, gwB!].flatMap((g, i) =>
-      g.logs.filter((l) => Number(l['level']) >= 40).map((l) => `${'AB'[i]}: ${JSON.stringify(l)}`),
-    );
+    const said = [
+      ...[gwA!, gwB!].flatMap((g, i) =>
+        g.logs.filter((l) => Number(l['level']) >= 40).map((l) => `${'AB'[i]}: ${JSON.stringify(l)}`),
+      ),
+      `nginx: ${nginx!.output()}`,
+      `rows: ${JSON.stringify(
+        await sql(
+          stores.databaseUrl,
+          `SELECT binding_id, host(attempt_ip) AS ip, method, path, intercepted_at
+             FROM intercept_logs ORDER BY intercepted_at`,
+        ),
+      )}`,
+    ];
     if (waitedMs < 0 || waitedMs > 5000) {
       console.warn(`intercept rows took ${waitedMs} ms (-1: never); gateway warnings:\n${said.join('\n')}`);
     }

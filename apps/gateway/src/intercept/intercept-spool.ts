@@ -1,22 +1,47 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { fromWire, type InterceptEvent, type InterceptWire, toWire } from './intercept.types';
 
 /**
+ * The spool's folder for one database: its name plus a hash of host, port
+ * and name (never the credentials). Intercepts carry binding ids of that
+ * database, so they must never be replayed into another one, e.g. by a
+ * gateway of another deployment (or another test) sharing `SPOOL_DIR`.
+ */
+export function spoolFolderFor(databaseUrl: string): string {
+  const u = new URL(databaseUrl);
+  const db = decodeURIComponent(u.pathname.replace(/^\//, '')) || 'postgres';
+  const where = `${u.hostname}:${u.port || '5432'}/${db}`;
+  const readable = db.replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 60);
+  return `${readable}-${createHash('sha256').update(where).digest('hex').slice(0, 12)}`;
+}
+
+/**
  * The last resort when neither Redis nor PostgreSQL takes a batch: one
- * fsync'ed file per batch on local disk, replayed (oldest first) once
- * PostgreSQL answers again, and deleted only after a successful write.
+ * fsync'ed file per batch on local disk (`<SPOOL_DIR>/intercepts/<database
+ * folder>/`), replayed (oldest first) once PostgreSQL answers again, and
+ * deleted only after a successful write. Files directly in
+ * `<SPOOL_DIR>/intercepts/` were written by versions without per-database
+ * folders; they are replayed too.
  */
 export class InterceptSpool {
+  private readonly root: string;
   private readonly dir: string;
 
   constructor(
     spoolDir: string,
+    databaseUrl: string,
     private readonly logger: Logger,
   ) {
-    this.dir = join(spoolDir, 'intercepts');
+    this.root = join(spoolDir, 'intercepts');
+    this.dir = join(this.root, spoolFolderFor(databaseUrl));
+  }
+
+  /** Where this database's batches are spooled. */
+  get folder(): string {
+    return this.dir;
   }
 
   async write(events: readonly InterceptEvent[]): Promise<void> {
@@ -34,19 +59,24 @@ export class InterceptSpool {
     this.logger.warn({ count: events.length }, 'intercepts spooled to local disk');
   }
 
+  /** Spooled batches waiting for this database, oldest first (paths). */
   async pendingFiles(): Promise<string[]> {
-    try {
-      return (await readdir(this.dir)).filter((f) => f.endsWith('.json')).sort();
-    } catch {
-      return [];
-    }
+    const inFolder = async (dir: string) => {
+      try {
+        return (await readdir(dir)).filter((f) => f.endsWith('.json')).map((f) => join(dir, f));
+      } catch {
+        return [];
+      }
+    };
+    const files = [...(await inFolder(this.root)), ...(await inFolder(this.dir))];
+    const name = (path: string) => path.slice(path.lastIndexOf('/') + 1);
+    return files.sort((a, b) => (name(a) < name(b) ? -1 : name(a) > name(b) ? 1 : 0));
   }
 
   /** Replays spooled batches through `write`; stops at the first failure. */
   async replay(write: (events: InterceptEvent[]) => Promise<unknown>): Promise<number> {
     let replayed = 0;
-    for (const file of await this.pendingFiles()) {
-      const path = join(this.dir, file);
+    for (const path of await this.pendingFiles()) {
       const events = (JSON.parse(await readFile(path, 'utf8')) as InterceptWire[]).map(fromWire);
       await write(events);
       await unlink(path);

@@ -1,5 +1,8 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { GATEWAY_MAIN, REPO_ROOT } from './paths';
 
 export interface GatewayProcess {
@@ -40,6 +43,14 @@ export async function startGateway(env: TestEnv, timeoutMs = 30_000): Promise<Ga
       PORT: '0',
       LOG_LEVEL: 'info',
       HMAC_SECRET: 'integration-test-hmac-secret-0123456789abcdef',
+      // Outside the checkout, one per database and Redis prefix: the same
+      // for a gateway restarted on them (it replays what its predecessor
+      // spooled), never shared with another test.
+      SPOOL_DIR: join(
+        tmpdir(),
+        'keypin-test-spool',
+        createHash('sha256').update(`${env.DATABASE_URL} ${env.REDIS_PREFIX}`).digest('hex').slice(0, 16),
+      ),
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
