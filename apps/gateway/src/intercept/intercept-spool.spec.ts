@@ -49,10 +49,10 @@ describe('InterceptSpool', () => {
     const b = new InterceptSpool(dir, DB_B, logger);
     await a.write([event(1), event(2)]);
     const intoB: InterceptEvent[] = [];
-    expect(await b.replay(async (e) => intoB.push(...e))).toBe(0);
+    expect(await b.replay((e) => Promise.resolve(intoB.push(...e)))).toBe(0);
     expect(intoB).toEqual([]);
     const intoA: InterceptEvent[] = [];
-    expect(await a.replay(async (e) => intoA.push(...e))).toBe(2);
+    expect(await a.replay((e) => Promise.resolve(intoA.push(...e)))).toBe(2);
     expect(intoA.map((e) => e.id)).toEqual([event(1).id, event(2).id]);
     expect(await a.pendingFiles()).toEqual([]);
   });
@@ -69,7 +69,7 @@ describe('InterceptSpool', () => {
     );
     expect(await a.pendingFiles()).toHaveLength(2);
     const seen: string[] = [];
-    expect(await a.replay(async (e) => seen.push(...e.map((x) => x.id)))).toBe(2);
+    expect(await a.replay((e) => Promise.resolve(seen.push(...e.map((x) => x.id))))).toBe(2);
     expect(seen).toEqual([event(0).id, event(3).id]);
     expect(readdirSync(legacy).filter((f) => f.endsWith('.json'))).toEqual([]);
   });
