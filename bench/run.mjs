@@ -12,7 +12,7 @@ import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -31,10 +31,9 @@ import {
   waitQuiet,
 } from './lib/procs.mjs';
 import { int, mib, ms, prettyJson, ratio, signedMs, table } from './lib/report.mjs';
+import { GATEWAY_MAIN, ROOT, startGateway, startUpstream } from './lib/targets.mjs';
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
-const ROOT = resolve(BENCH_DIR, '..');
-const GATEWAY_MAIN = join(ROOT, 'dist/gateway/apps/gateway/src/main.js');
 const NGINX = '/usr/sbin/nginx';
 
 // ------------------------------------------------------------------ options
@@ -165,25 +164,9 @@ function sumMetric(text, re) {
 
 // ------------------------------------------------------------------ targets
 
-async function startUpstream() {
-  const child = startChild('upstream', process.execPath, [join(BENCH_DIR, 'upstream.mjs'), '--port', '0'], {
-    stdin: 'pipe', // closes when the runner dies, and the upstream then exits
-  });
-  const port = await new Promise((resolvePort, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error('bench upstream did not start in 10s')), 10_000);
-    child.stdout.on('data', (d) => {
-      out += d;
-      const m = /READY (\d+)/.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolvePort(Number(m[1]));
-      }
-    });
-    child.stderr.on('data', (d) => process.stderr.write(`upstream: ${d}`));
-    child.once('exit', (code) => reject(new Error(`bench upstream exited with ${code}`)));
-  });
-  return { name: 'direct', url: `http://127.0.0.1:${port}`, port, child };
+async function startDirect() {
+  const { child, port, url } = await startUpstream();
+  return { name: 'direct', url, port, child };
 }
 
 /** Installs a Debian package the bench needs when its program is missing (and says so). */
@@ -238,45 +221,20 @@ function ensureGatewayBuild() {
 
 async function startKeypin(tmp, upstreamPort) {
   ensureGatewayBuild();
-  const port = await freePort();
-  const env = {
-    ...process.env,
-    PORT: String(port),
-    HOST: '127.0.0.1',
-    DOWNSTREAM_URL: `http://127.0.0.1:${upstreamPort}`,
-    DATABASE_URL: process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/keypin_bench',
-    REDIS_URL: process.env.BENCH_REDIS_URL ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379/0',
-    REDIS_PREFIX: `keypin-bench-${RUN_TAG}:`,
-    LOG_LEVEL: 'warn',
-    NODE_ENV: 'development',
-    ROLE: 'all',
-    // The bench's clients talk to the gateway directly from 127.0.0.1 (and
-    // 127.0.0.2), not through a proxy: the default TRUSTED_PROXIES would make
-    // the gateway insist on an X-Real-IP header from 127.0.0.1.
-    TRUSTED_PROXIES: '::1/128',
-    ENFORCE_MODE: 'enforce',
-    FAILSAFE_MODE: 'closed',
-    TOKEN_NORMALIZE: 'newapi',
-    BIND_IPV4_PREFIX: '32',
-    AUTO_BAN: 'false',
-    // Keep the 100k bindings of the memory phase in the in-process cache
-    // for the whole phase; a quick stop at the end.
-    CACHE_TTL_SECONDS: '900',
-    SHUTDOWN_GRACE_MS: '3000',
-  };
-  const child = startChild('keypin', process.execPath, [GATEWAY_MAIN], {
-    cwd: ROOT,
-    env,
-    logFile: join(tmp, 'keypin.log'),
+  const g = await startGateway({
+    upstreamPort,
+    tmp,
+    env: {
+      DATABASE_URL: process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/keypin_bench',
+      REDIS_URL: process.env.BENCH_REDIS_URL ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379/0',
+      REDIS_PREFIX: `keypin-bench-${RUN_TAG}:`,
+      BIND_IPV4_PREFIX: '32',
+      // Keep the 100k bindings of the memory phase in the in-process cache
+      // for the whole phase; a quick stop at the end.
+      CACHE_TTL_SECONDS: '900',
+      SHUTDOWN_GRACE_MS: '3000',
+    },
   });
-  const url = `http://127.0.0.1:${port}`;
-  const t0 = performance.now();
-  await waitFor('KeyPin GET /ready → 200', async () => (await fetch(`${url}/ready`)).status === 200, {
-    child,
-    timeoutMs: 60_000,
-    everyMs: 250,
-  });
-  const readyS = (performance.now() - t0) / 1000;
   const shownEnv = Object.fromEntries(
     [
       'PORT',
@@ -289,17 +247,17 @@ async function startKeypin(tmp, upstreamPort) {
       'ROLE',
       'TRUSTED_PROXIES',
       'CACHE_TTL_SECONDS',
-    ].map((k) => [k, env[k]]),
+    ].map((k) => [k, g.env[k]]),
   );
   return {
     name: 'keypin',
-    url,
-    port,
-    child,
-    pid: child.pid,
-    readyS,
+    url: g.url,
+    port: g.port,
+    child: g.child,
+    pid: g.pid,
+    readyS: g.readyS,
     env: shownEnv,
-    log: join(tmp, 'keypin.log'),
+    log: g.log,
   };
 }
 
@@ -829,7 +787,7 @@ async function main() {
   let keypin = null;
   try {
     step(`starting targets: ${TARGETS.join(', ')} (scratch dir ${tmp})`);
-    const upstream = await startUpstream();
+    const upstream = await startDirect();
     started.push(upstream);
     if (TARGETS.includes('direct')) targets.push(upstream);
     if (TARGETS.includes('nginx')) {

@@ -12,20 +12,16 @@
 // Exits 1 when the event-loop delay p99 reached 50 ms in any interval, RSS
 // drifted more than 10 %, any intercept was lost, or a response was wrong.
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import os from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { percentile } from '../bench/lib/load.mjs';
-import { freePort, logTail, rssBytes, startChild, stopChild, waitFor } from '../bench/lib/procs.mjs';
-
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const GATEWAY_MAIN = join(ROOT, 'dist/gateway/apps/gateway/src/main.js');
-const UPSTREAM = join(ROOT, 'bench/upstream.mjs');
+import { logTail, rssBytes, stopChild } from '../bench/lib/procs.mjs';
+import { startGateway, startUpstream } from '../bench/lib/targets.mjs';
 
 // ------------------------------------------------------------------ options
 
@@ -71,61 +67,18 @@ const say = (msg) => console.log(`${stamp()} ${msg}`);
 
 // ------------------------------------------------------------------ processes
 
-async function startUpstream() {
-  const child = startChild('upstream', process.execPath, [UPSTREAM, '--port', '0'], { stdin: 'pipe' });
-  const port = await new Promise((resolvePort, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error('upstream did not start in 10 s')), 10_000);
-    child.stdout.on('data', (d) => {
-      out += d;
-      const m = /READY (\d+)/.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolvePort(Number(m[1]));
-      }
-    });
-    child.once('exit', (code) => reject(new Error(`upstream exited with ${code}`)));
+async function startKeypin(upstreamPort, tmp) {
+  return startGateway({
+    upstreamPort,
+    tmp,
+    env: {
+      DATABASE_URL,
+      REDIS_URL,
+      REDIS_PREFIX,
+      HMAC_SECRET: process.env.HMAC_SECRET ?? `soak-hmac-secret-${TAG}-0123456789abcdef`,
+      SHUTDOWN_GRACE_MS: '5000',
+    },
   });
-  return { child, port };
-}
-
-async function startGateway(upstreamPort, tmp) {
-  if (!existsSync(GATEWAY_MAIN)) {
-    throw new Error(`${GATEWAY_MAIN} is missing: run "npx nx run @keypin/gateway:build" first`);
-  }
-  const port = await freePort();
-  const env = {
-    ...process.env,
-    PORT: String(port),
-    HOST: '127.0.0.1',
-    DOWNSTREAM_URL: `http://127.0.0.1:${upstreamPort}`,
-    DATABASE_URL,
-    REDIS_URL,
-    REDIS_PREFIX,
-    HMAC_SECRET: process.env.HMAC_SECRET ?? `soak-hmac-secret-${TAG}-0123456789abcdef`,
-    LOG_LEVEL: 'warn',
-    NODE_ENV: 'development',
-    ROLE: 'all',
-    // Clients talk to the gateway directly from 127.0.0.N, not through a proxy.
-    TRUSTED_PROXIES: '::1/128',
-    ENFORCE_MODE: 'enforce',
-    FAILSAFE_MODE: 'closed',
-    TOKEN_NORMALIZE: 'newapi',
-    AUTO_BAN: 'false',
-    SHUTDOWN_GRACE_MS: '5000',
-  };
-  const child = startChild('keypin', process.execPath, [GATEWAY_MAIN], {
-    cwd: ROOT,
-    env,
-    logFile: join(tmp, 'keypin.log'),
-  });
-  const url = `http://127.0.0.1:${port}`;
-  await waitFor('KeyPin GET /ready → 200', async () => (await fetch(`${url}/ready`)).status === 200, {
-    child,
-    timeoutMs: 60_000,
-    everyMs: 250,
-  });
-  return { child, url, pid: child.pid, log: join(tmp, 'keypin.log') };
 }
 
 async function query(text, params = [], url = DATABASE_URL) {
@@ -267,7 +220,7 @@ async function main() {
       `warm-up ${WARMUP_MS / 1000} s; database ${DB_NAME}`,
   );
   const upstream = await startUpstream();
-  const gw = await startGateway(upstream.port, tmp);
+  const gw = await startKeypin(upstream.port, tmp);
   say(`gateway ${gw.url} pid ${gw.pid} ready; log ${gw.log}`);
   // Drain the event-loop histogram of the start-up.
   await eventLoop(gw.url);

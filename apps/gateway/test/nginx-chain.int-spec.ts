@@ -23,7 +23,7 @@ import {
 import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { WebSocket, WebSocketServer } from 'ws';
+import { WebSocketServer } from 'ws';
 import { ADMIN_ENV, AdminClient } from './support/admin-client';
 import { FakeDownstream, type SeenRequest } from './support/downstream';
 import { startGateway, waitFor, type GatewayProcess } from './support/gateway';
@@ -31,6 +31,7 @@ import { bearer, send, type Reply } from './support/http-client';
 import { dropStores, freshStores, sql } from './support/stores';
 import { CONSOLE_DIR, NGINX_CONF, type RunningNginx, startNginx } from './support/nginx';
 import { readSse } from './support/sse';
+import { openWs } from './support/websocket';
 
 let keyN = 0;
 /** A key no other test uses (no dash after `sk-`, so it stays whole under newapi). */
@@ -92,59 +93,6 @@ function attachWebSocket(down: FakeDownstream): WebSocketServer {
     });
   });
   return wss;
-}
-
-// ------------------------------------------------------------------ client
-
-interface OpenWs {
-  ws: WebSocket;
-  next(): Promise<string>;
-}
-
-/** Opens a WebSocket; resolves on open or with the HTTP refusal. */
-function openWs(
-  url: string,
-  from: string,
-  headers: Record<string, string>,
-): Promise<OpenWs | { status: number; body: string }> {
-  return new Promise((resolveWs, reject) => {
-    const ws = new WebSocket(url, [], { localAddress: from, headers });
-    const queued: string[] = [];
-    const waiting: ((m: string) => void)[] = [];
-    ws.on('message', (d) => {
-      const m = (d as Buffer).toString('utf8');
-      const w = waiting.shift();
-      if (w) w(m);
-      else queued.push(m);
-    });
-    const next = () =>
-      new Promise<string>((res, rej) => {
-        const m = queued.shift();
-        if (m !== undefined) return res(m);
-        waiting.push(res);
-        setTimeout(() => rej(new Error('no WebSocket message within 5 s')), 5000).unref();
-      });
-    const limit = setTimeout(() => {
-      ws.terminate();
-      reject(new Error('no answer to the WebSocket upgrade within 5 s'));
-    }, 5000);
-    ws.once('open', () => {
-      clearTimeout(limit);
-      resolveWs({ ws, next });
-    });
-    ws.once('unexpected-response', (_req, res) => {
-      clearTimeout(limit);
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () =>
-        resolveWs({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }),
-      );
-    });
-    ws.once('error', (e) => {
-      clearTimeout(limit);
-      reject(e);
-    });
-  });
 }
 
 /** `keypin_requests_total{decision="…"}` of one instance, read from its own /metrics. */
@@ -369,7 +317,11 @@ describe('nginx (nginx/keypin.conf) in front of two gateways sharing PostgreSQL 
   it('passes a WebSocket upgrade through nginx and the gateway (echo), judged by the real address', async () => {
     const key = newKey();
     const wsUrl = `${nginx!.url.replace(/^http/, 'ws')}/v1/realtime`;
-    const o = await openWs(wsUrl, '127.0.0.5', { ...bearer(key), 'x-real-ip': '127.0.0.77' });
+    const o = await openWs(wsUrl, {
+      from: '127.0.0.5',
+      headers: { ...bearer(key), 'x-real-ip': '127.0.0.77' },
+      limitMs: 5000,
+    });
     if (!('ws' in o)) throw new Error(`upgrade refused: ${o.status} ${o.body}`);
     try {
       expect(await o.next()).toBe('hello from downstream');
@@ -381,7 +333,11 @@ describe('nginx (nginx/keypin.conf) in front of two gateways sharing PostgreSQL 
     expect(wsSeen[wsSeen.length - 1]!['x-real-ip']).toBe('127.0.0.5');
     expect((await bindingsFrom('127.0.0.5')).length).toBe(1);
 
-    const refused = await openWs(wsUrl, '127.0.0.6', { ...bearer(key), 'x-real-ip': '127.0.0.5' });
+    const refused = await openWs(wsUrl, {
+      from: '127.0.0.6',
+      headers: { ...bearer(key), 'x-real-ip': '127.0.0.5' },
+      limitMs: 5000,
+    });
     if ('ws' in refused) {
       refused.ws.terminate();
       throw new Error('a key bound to 127.0.0.5 was tunnelled for 127.0.0.6');

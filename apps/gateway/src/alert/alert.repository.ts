@@ -1,22 +1,17 @@
+import type { Alert } from '@keypin/shared';
 import type { DataSource, EntityManager } from 'typeorm';
 import { queryRows } from '../infra/database/rows';
 import type { OpenAlert, WindowItem } from './alert-window';
 
-export interface AlertRecord {
-  id: string;
-  binding_id: number;
-  token_display: string;
-  allowed_ips: string[];
-  attempt_ips: string[];
-  count: number;
-  window_seconds: number;
+/** An alert row as PostgreSQL returns it: timestamps as `Date`, the bigint id as text. */
+export interface AlertRecord extends Omit<
+  Alert,
+  'binding_id' | 'first_at' | 'last_at' | 'occurred_at' | 'last_attempt_at' | 'delivered_at'
+> {
+  binding_id: string | number;
   first_at: Date;
   last_at: Date;
   occurred_at: Date;
-  auto_banned: boolean;
-  delivery_status: 'pending' | 'delivered' | 'failed';
-  attempts: number;
-  last_error: string | null;
   last_attempt_at: Date | null;
   delivered_at: Date | null;
 }
@@ -38,9 +33,11 @@ export interface NewAlert {
 
 const ALERT_LOCK_NAMESPACE = 728_461_531;
 
-const ALERT_COLUMNS = `id, binding_id::int AS binding_id, token_display, allowed_ips::text[] AS allowed_ips,
+/** The columns of an {@link AlertRecord}, for every reader of `alerts`. */
+export const ALERT_COLUMNS = `id, binding_id, token_display, allowed_ips::text[] AS allowed_ips,
   array(SELECT host(x) FROM unnest(attempt_ips) x) AS attempt_ips, count, window_seconds, first_at, last_at,
-  occurred_at, auto_banned, delivery_status, attempts, last_error, last_attempt_at, delivered_at`;
+  occurred_at, auto_banned, delivery_status::text AS delivery_status, attempts, last_error, last_attempt_at,
+  delivered_at`;
 
 /** Alerts and the alert side of intercept rows. */
 export class AlertRepository {

@@ -39,11 +39,6 @@ export class InterceptSpool {
     this.dir = join(this.root, spoolFolderFor(databaseUrl));
   }
 
-  /** Where this database's batches are spooled. */
-  get folder(): string {
-    return this.dir;
-  }
-
   async write(events: readonly InterceptEvent[]): Promise<void> {
     await mkdir(this.dir, { recursive: true });
     const name = `${Date.now().toString().padStart(15, '0')}-${randomUUID()}`;

@@ -11,7 +11,7 @@ import { join, resolve } from 'node:path';
 import { REPO_ROOT } from './paths';
 import { freePort, portAnswers } from './throwaway';
 
-export const NGINX = '/usr/sbin/nginx';
+const NGINX = '/usr/sbin/nginx';
 export const NGINX_CONF = resolve(REPO_ROOT, 'nginx/keypin.conf');
 export const CONSOLE_DIR = resolve(REPO_ROOT, 'apps/admin-ui/dist');
 

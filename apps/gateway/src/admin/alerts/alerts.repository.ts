@@ -1,26 +1,10 @@
 import type { Alert } from '@keypin/shared';
 import type { DataSource } from 'typeorm';
-
-interface AlertRow extends Omit<
-  Alert,
-  'binding_id' | 'first_at' | 'last_at' | 'occurred_at' | 'last_attempt_at' | 'delivered_at'
-> {
-  binding_id: string | number;
-  first_at: Date;
-  last_at: Date;
-  occurred_at: Date;
-  last_attempt_at: Date | null;
-  delivered_at: Date | null;
-}
-
-const COLUMNS = `id, binding_id, token_display, allowed_ips::text[] AS allowed_ips,
-  array(SELECT host(x) FROM unnest(attempt_ips) x) AS attempt_ips, count, window_seconds, first_at, last_at,
-  occurred_at, auto_banned, delivery_status::text AS delivery_status, attempts, last_error, last_attempt_at,
-  delivered_at`;
+import { ALERT_COLUMNS, type AlertRecord } from '../../alert/alert.repository';
 
 const iso = (d: Date | null): string | null => (d === null ? null : new Date(d).toISOString());
 
-function toAlert(r: AlertRow): Alert {
+function toAlert(r: AlertRecord): Alert {
   return {
     id: r.id,
     binding_id: Number(r.binding_id),
@@ -47,8 +31,8 @@ export class AlertsRepository {
 
   async list(limit: number, offset: number): Promise<{ items: Alert[]; total: number }> {
     const [rows, counted] = await Promise.all([
-      this.ds.query<AlertRow[]>(
-        `SELECT ${COLUMNS} FROM alerts ORDER BY occurred_at DESC, id DESC LIMIT $1 OFFSET $2`,
+      this.ds.query<AlertRecord[]>(
+        `SELECT ${ALERT_COLUMNS} FROM alerts ORDER BY occurred_at DESC, id DESC LIMIT $1 OFFSET $2`,
         [limit, offset],
       ),
       this.ds.query<{ n: string }[]>(`SELECT count(*) AS n FROM alerts`),

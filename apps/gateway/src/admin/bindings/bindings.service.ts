@@ -12,21 +12,13 @@ import type { DataSource, EntityManager } from 'typeorm';
 import { KeypinError } from '../../infra/http/all-exceptions.filter';
 import type { Caller } from '../common/roles';
 import type { Paging } from '../common/paging';
+import type { AuditService } from '../audit/audit.service';
 import { invalid } from '../common/validation';
 import { type BindingSearch, parseBindingSearch } from './binding-search';
 import type { BindingFilter, BindingRecord, BindingsRepository } from './bindings.repository';
 
-/** Where the service writes its audit rows (AuditService fits). */
-export interface AuditSink {
-  record(
-    caller: Caller,
-    action: string,
-    target: string | null,
-    before: unknown,
-    after: unknown,
-    tx?: EntityManager,
-  ): Promise<void>;
-}
+/** Where the service writes its audit rows. */
+export type AuditSink = Pick<AuditService, 'record'>;
 
 export interface BindingsServiceDeps {
   ds: DataSource;

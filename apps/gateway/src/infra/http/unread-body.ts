@@ -20,11 +20,11 @@ import { Socket } from 'node:net';
  */
 
 /** A declared body up to this size is read and discarded to keep the connection. */
-export const MAX_DRAIN_BYTES = 64 * 1024 * 1024;
+const MAX_DRAIN_BYTES = 64 * 1024 * 1024;
 /** A closing connection keeps discarding input for at most this long in all… */
-export const LINGER_TOTAL_MS = 30_000;
+const LINGER_TOTAL_MS = 30_000;
 /** …and for at most this long without any input. */
-export const LINGER_IDLE_MS = 5_000;
+const LINGER_IDLE_MS = 5_000;
 
 /**
  * Whether an early answer to `req` (its body not read to the end) can keep

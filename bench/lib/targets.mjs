@@ -1,0 +1,71 @@
+// The processes the bench and the soak run against: the fast upstream
+// (bench/upstream.mjs) and the built KeyPin gateway, both on loopback.
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { freePort, startChild, waitFor } from './procs.mjs';
+
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+export const GATEWAY_MAIN = join(ROOT, 'dist/gateway/apps/gateway/src/main.js');
+
+/** Starts bench/upstream.mjs on a free port; resolves once it prints `READY <port>`. */
+export async function startUpstream() {
+  const child = startChild('upstream', process.execPath, [join(ROOT, 'bench/upstream.mjs'), '--port', '0'], {
+    stdin: 'pipe', // closes when the runner dies, and the upstream then exits
+  });
+  const port = await new Promise((resolvePort, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error('upstream did not start in 10 s')), 10_000);
+    child.stdout.on('data', (d) => {
+      out += d;
+      const m = /READY (\d+)/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolvePort(Number(m[1]));
+      }
+    });
+    child.stderr.on('data', (d) => process.stderr.write(`upstream: ${d}`));
+    child.once('exit', (code) => reject(new Error(`upstream exited with ${code}`)));
+  });
+  return { child, port, url: `http://127.0.0.1:${port}` };
+}
+
+/**
+ * Starts the built gateway (`ROLE=all`, enforcing, fail-closed, `newapi`
+ * keys, no auto-ban) in front of the upstream and waits for `/ready`. The
+ * clients talk to it directly from 127.0.0.N, not through a proxy, so only
+ * ::1 is a trusted proxy (the default would make it insist on X-Real-IP from
+ * 127.0.0.1). `env` adds to or overrides these.
+ */
+export async function startGateway({ upstreamPort, tmp, env: extra }) {
+  if (!existsSync(GATEWAY_MAIN)) {
+    throw new Error(`${GATEWAY_MAIN} is missing: run "npx nx run-many -t build" first`);
+  }
+  const port = await freePort();
+  const env = {
+    ...process.env,
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    DOWNSTREAM_URL: `http://127.0.0.1:${upstreamPort}`,
+    LOG_LEVEL: 'warn',
+    NODE_ENV: 'development',
+    ROLE: 'all',
+    TRUSTED_PROXIES: '::1/128',
+    ENFORCE_MODE: 'enforce',
+    FAILSAFE_MODE: 'closed',
+    TOKEN_NORMALIZE: 'newapi',
+    AUTO_BAN: 'false',
+    ...extra,
+  };
+  const log = join(tmp, 'keypin.log');
+  const child = startChild('keypin', process.execPath, [GATEWAY_MAIN], { cwd: ROOT, env, logFile: log });
+  const url = `http://127.0.0.1:${port}`;
+  const t0 = performance.now();
+  await waitFor('KeyPin GET /ready → 200', async () => (await fetch(`${url}/ready`)).status === 200, {
+    child,
+    timeoutMs: 60_000,
+    everyMs: 250,
+  });
+  return { child, port, url, pid: child.pid, env, log, readyS: (performance.now() - t0) / 1000 };
+}
