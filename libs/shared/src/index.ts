@@ -3,4 +3,5 @@ export * from './errors';
 export * from './ip';
 export * from './key';
 export * from './networks';
+export * from './relay';
 export * from './settings';

@@ -1,4 +1,5 @@
 /** The run-time settings object (CONTRACT.md 4, `GET /settings`). */
+import { KEY_CASES, type KeyCase, RELAYS, type Relay } from './relay';
 
 export type FailsafeMode = 'closed' | 'open';
 export type EnforceMode = 'enforce' | 'monitor';
@@ -17,6 +18,10 @@ export interface Settings {
   bind_ipv6_prefix: number;
   auto_ban: boolean;
   token_normalize: 'newapi' | 'none';
+  /** Which relay's key parsing decides a key's identity (CONTRACT 2.1). */
+  relay: Relay;
+  /** Whether the relay's key store compares keys with or without case. */
+  key_case: KeyCase;
 }
 
 export type RuleType = 'single' | 'multiple' | 'all';
@@ -43,6 +48,8 @@ const ENUMS: Partial<Record<keyof Settings, readonly string[]>> = {
   failsafe_mode: FAILSAFE_MODES,
   enforce_mode: ENFORCE_MODES,
   token_normalize: ['newapi', 'none'],
+  relay: RELAYS,
+  key_case: KEY_CASES,
 };
 
 export const SETTINGS_KEYS: readonly (keyof Settings)[] = [
@@ -56,6 +63,8 @@ export const SETTINGS_KEYS: readonly (keyof Settings)[] = [
   'bind_ipv6_prefix',
   'auto_ban',
   'token_normalize',
+  'relay',
+  'key_case',
 ];
 
 /**

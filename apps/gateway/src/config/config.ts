@@ -6,6 +6,8 @@ import {
   parseCidrList,
   cidrErrorMessage,
   TOKEN_NORMALIZE_VALUES,
+  RELAYS,
+  KEY_CASES,
   type Settings,
 } from '@keypin/shared';
 
@@ -195,6 +197,8 @@ export function loadConfig(env: Env = process.env): AppConfig {
     bind_ipv6_prefix: int(env, 'BIND_IPV6_PREFIX', 64, 0, 128),
     auto_ban: bool(env, 'AUTO_BAN', false),
     token_normalize: oneOf(env, 'TOKEN_NORMALIZE', TOKEN_NORMALIZE_VALUES, 'newapi'),
+    relay: oneOf(env, 'RELAY', RELAYS, 'newapi'),
+    key_case: oneOf(env, 'KEY_CASE', KEY_CASES, 'sensitive'),
   };
 
   return {
