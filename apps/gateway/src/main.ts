@@ -9,6 +9,7 @@ import { createLogger, NestPinoLogger } from './infra/logger';
 import { handleClientError } from './proxy/client-error';
 import { Forwarder } from './proxy/forwarder';
 import { KeyHasher } from './proxy/key-hasher';
+import { rewriteRequestTarget } from './proxy/request-target';
 import { registerProxy } from './proxy/proxy.plugin';
 import { ProxyService } from './proxy/proxy.service';
 import { WebSocketTunnel } from './proxy/websocket-tunnel';
@@ -97,6 +98,9 @@ async function main(): Promise<void> {
     requestTimeout: 0,
     forceCloseConnections: 'idle',
     clientErrorHandler: handleClientError,
+    // Before routing: absolute-form targets in origin form, and a path that
+    // only resolves to a reserved one (`/%6detrics`, `//admin/`) refused.
+    rewriteUrl: rewriteRequestTarget,
   });
   const admin = createAdminContext(rt);
   const boot = await admin.auth.bootstrap(config.adminUsername, config.adminPassword?.revealText() ?? null);

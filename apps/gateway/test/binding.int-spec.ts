@@ -89,7 +89,13 @@ describe('first-use binding and enforcement', () => {
   });
 
   it.each([
-    ['authorization bearer (any case)', (k: string) => ({ headers: { authorization: `bEaReR ${k}` } })],
+    [
+      'authorization bearer (lower case, as New API reads it)',
+      (k: string) => ({ headers: { authorization: `bearer ${k}` } }),
+    ],
+    ['x-litellm-api-key', (k: string) => ({ headers: { 'x-litellm-api-key': k } })],
+    ['ocp-apim-subscription-key', (k: string) => ({ headers: { 'ocp-apim-subscription-key': k } })],
+    ['a percent-encoded query name', (k: string) => ({ query: `?%6Bey=${encodeURIComponent(k)}` })],
     ['bare authorization', (k: string) => ({ headers: { authorization: k } })],
     ['x-api-key', (k: string) => ({ headers: { 'x-api-key': k } })],
     ['api-key', (k: string) => ({ headers: { 'api-key': k } })],
@@ -106,7 +112,7 @@ describe('first-use binding and enforcement', () => {
       const [name, value] = Object.entries(p.headers)[0]!;
       expect(downstream.last().headers[name]).toBe(value);
     } else {
-      expect(downstream.last().url).toBe(`/v1/chat${p.query}`);
+      expect(downstream.last().url).toBe(`/v1/chat${p.query ?? ''}`);
     }
     const other = await send(url, { from: '127.0.0.7', headers: p.headers });
     expect(other.status).toBe(403);

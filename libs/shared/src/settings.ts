@@ -1,4 +1,5 @@
 /** The run-time settings object (CONTRACT.md 4, `GET /settings`). */
+import type { KeyRules } from './key';
 import { KEY_CASES, type KeyCase, RELAYS, type Relay } from './relay';
 
 export type FailsafeMode = 'closed' | 'open';
@@ -22,6 +23,11 @@ export interface Settings {
   relay: Relay;
   /** Whether the relay's key store compares keys with or without case. */
   key_case: KeyCase;
+}
+
+/** The settings that decide every key's identity (CONTRACT 2.1). */
+export function keyRulesOf(s: Settings): KeyRules {
+  return { relay: s.relay, tokenNormalize: s.token_normalize, keyCase: s.key_case };
 }
 
 export type RuleType = 'single' | 'multiple' | 'all';

@@ -1,8 +1,7 @@
-import { canonicalKey, type TokenNormalize } from '@keypin/shared';
+import { canonicalKeyAt, isPrintableKey, type KeyRules, MAX_KEY_LENGTH } from '@keypin/shared';
 import type { KeyCandidate } from './request-head';
 
-/** Longest raw key accepted; anything longer is refused rather than hashed. */
-export const MAX_KEY_LENGTH = 4096;
+export { MAX_KEY_LENGTH };
 
 export type KeyResolution =
   | { kind: 'none' }
@@ -11,14 +10,17 @@ export type KeyResolution =
   | { kind: 'invalid'; message: string };
 
 /**
- * Picks the request's one key from every candidate: canonical forms must
- * agree; a key header on two lines is ambiguous even when the values match.
- * Empty keys (after canonicalisation) count as no key.
+ * The request's one key, as the configured relay will read it (CONTRACT
+ * 2.1). Every candidate, from every place any relay reads, is canonicalised
+ * by the relay's own rules and all must agree, so whichever of them the relay
+ * picks, it is the key KeyPin judged. A key header on two lines is ambiguous
+ * even when the values match (relays read the first line, Node's `headers`
+ * the first or a join). Messages never echo a key.
  */
 export function resolveApiKey(
   candidates: readonly KeyCandidate[],
   duplicateHeader: string | null,
-  mode: TokenNormalize,
+  rules: KeyRules,
 ): KeyResolution {
   if (duplicateHeader !== null) {
     return { kind: 'ambiguous', message: `The ${duplicateHeader} header was sent more than once.` };
@@ -29,17 +31,26 @@ export function resolveApiKey(
     if (c.value.length > MAX_KEY_LENGTH) {
       return { kind: 'invalid', message: `The API key is longer than ${MAX_KEY_LENGTH} characters.` };
     }
-    const k = canonicalKey(c.value, mode);
-    if (k === '') continue;
+    const k = canonicalKeyAt(c.place, c.value, rules);
+    if (k === null) continue;
+    if (!isPrintableKey(k)) {
+      return {
+        kind: 'invalid',
+        message: `The API key in ${placeName(c.place)} is empty or holds characters other than printable ASCII.`,
+      };
+    }
     if (canonical === undefined) {
       canonical = k;
       raw = c.value;
     } else if (k !== canonical) {
-      return {
-        kind: 'ambiguous',
-        message: 'The request carries two different API keys; send exactly one.',
-      };
+      return { kind: 'ambiguous', message: 'The request carries two different API keys; send exactly one.' };
     }
   }
   return canonical === undefined ? { kind: 'none' } : { kind: 'key', canonical, raw };
+}
+
+function placeName(place: KeyCandidate['place']): string {
+  if (place === 'query') return 'the query parameter "key"';
+  if (place === 'websocket-protocol') return 'the WebSocket subprotocol';
+  return `the ${place} header`;
 }

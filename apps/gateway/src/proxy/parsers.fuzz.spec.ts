@@ -5,7 +5,13 @@
  */
 import {
   canonicalKey,
+  canonicalKeyAt,
   formatIp,
+  isPrintableKey,
+  KEY_CASES,
+  KEY_HEADER_PLACES,
+  type KeyRules,
+  RELAYS,
   MASK,
   maskKey,
   parseCidrList,
@@ -21,8 +27,11 @@ import { type KeyCandidate, queryKeys, scanRequestHead } from './request-head';
 const NUM_RUNS = 2000;
 const opts = { numRuns: NUM_RUNS };
 
-const KEY_HEADERS = ['authorization', 'x-api-key', 'api-key', 'x-goog-api-key', 'mj-api-secret'];
+const KEY_HEADERS = [...KEY_HEADER_PLACES.keys()];
 const MODES: TokenNormalize[] = ['newapi', 'none'];
+const RULES: KeyRules[] = RELAYS.flatMap((relay) =>
+  KEY_CASES.flatMap((keyCase) => MODES.map((tokenNormalize) => ({ relay, keyCase, tokenNormalize }))),
+);
 
 const trustedList = parseCidrList('10.0.0.0/8, fd00::/8');
 if (!trustedList.ok) throw new Error('bad trusted list in the test');
@@ -152,7 +161,7 @@ describe('scanRequestHead + resolveApiKey (fuzz)', () => {
   const candidatesOf = (raw: string[], url: string) => {
     const head = scanRequestHead(raw, 'x-real-ip');
     const c: KeyCandidate[] = [...head.keys];
-    for (const k of queryKeys(url)) c.push({ source: 'query', value: k });
+    for (const k of queryKeys(url)) c.push({ place: 'query', value: k });
     return { head, c };
   };
   const url = fc.oneof(
@@ -163,14 +172,17 @@ describe('scanRequestHead + resolveApiKey (fuzz)', () => {
 
   it('never throws on arbitrary header lists and never accepts two different canonical keys', () => {
     fc.assert(
-      fc.property(rawHeaders, url, fc.constantFrom(...MODES), (raw, u, mode) => {
+      fc.property(rawHeaders, url, fc.constantFrom(...RULES), (raw, u, rules) => {
         const { head, c } = candidatesOf(raw, u);
-        const r = resolveApiKey(c, head.duplicateKeyHeader, mode);
-        const distinct = new Set(c.map((k) => canonicalKey(k.value, mode)).filter((k) => k !== ''));
+        const r = resolveApiKey(c, head.duplicateKeyHeader, rules);
+        const found = c.map((k) => canonicalKeyAt(k.place, k.value, rules)).filter((k) => k !== null);
+        const distinct = new Set(found);
         const tooLong = c.some((k) => k.value.length > MAX_KEY_LENGTH);
         if (r.kind === 'key') {
+          // Every place that holds a key holds this one, and it is printable.
           expect(distinct.size).toBe(1);
           expect(distinct.has(r.canonical)).toBe(true);
+          expect(isPrintableKey(r.canonical)).toBe(true);
           expect(head.duplicateKeyHeader).toBeNull();
           expect(tooLong).toBe(false);
         } else if (r.kind === 'none') {
@@ -195,7 +207,7 @@ describe('scanRequestHead + resolveApiKey (fuzz)', () => {
           const dup = [...raw, name, value, upper ? name.toUpperCase() : name, value];
           const head = scanRequestHead(dup, 'x-real-ip');
           expect(head.duplicateKeyHeader).not.toBeNull();
-          expect(resolveApiKey(head.keys, head.duplicateKeyHeader, 'newapi').kind).toBe('ambiguous');
+          expect(resolveApiKey(head.keys, head.duplicateKeyHeader, RULES[0]!).kind).toBe('ambiguous');
         },
       ),
       opts,
@@ -229,9 +241,9 @@ describe('scanRequestHead + resolveApiKey (fuzz)', () => {
     fc.assert(
       fc.property(
         fc.integer({ min: MAX_KEY_LENGTH + 1, max: 100_000 }),
-        fc.constantFrom(...MODES),
-        (len, mode) => {
-          const r = resolveApiKey([{ source: 'x-api-key', value: 'a'.repeat(len) }], null, mode);
+        fc.constantFrom(...RULES),
+        (len, rules) => {
+          const r = resolveApiKey([{ place: 'x-api-key', value: 'a'.repeat(len) }], null, rules);
           expect(r.kind).toBe('invalid');
         },
       ),

@@ -5,9 +5,12 @@ import {
   type ErrorCode,
   formatCidr,
   type IpAddress,
+  type KeyRules,
+  keyRulesOf,
   looksLikeDashedVendorKey,
   maskKey,
   networkOf,
+  type Settings,
 } from '@keypin/shared';
 import type { Logger } from 'pino';
 import { judge } from '../binding/binding-rules';
@@ -32,6 +35,7 @@ import {
 import { sendError, sendSocketError } from './responses';
 import { lingerOnClose } from '../infra/http/unread-body';
 import type { WebSocketTunnel } from './websocket-tunnel';
+import { checkTarget, isReservedTarget, pathOf, REFUSED_PATH } from './request-target';
 
 type Outcome =
   | { forward: true; decision: Decision; head: RequestHead; clientIp: string }
@@ -51,13 +55,6 @@ export interface ProxyDeps {
   logger: Logger;
 }
 
-/** True for paths KeyPin keeps for itself (never forwarded). */
-export function isReservedPath(url: string): boolean {
-  if (!url.startsWith('/admin')) return false;
-  const c = url.charCodeAt(6);
-  return Number.isNaN(c) || c === 47 /* / */ || c === 63 /* ? */ || c === 35; /* # */
-}
-
 /**
  * The hot path: key → hash → client IP → decision → stream. Everything on a
  * cache hit is synchronous; a miss awaits one (shared) store load.
@@ -65,6 +62,8 @@ export function isReservedPath(url: string): boolean {
 export class ProxyService {
   private readonly ipHeader: string;
   private warnedDashedKey = false;
+  private rulesOf: Settings | null = null;
+  private rules: KeyRules = { relay: 'newapi', tokenNormalize: 'newapi', keyCase: 'sensitive' };
   /** Requests being forwarded right now (for graceful shutdown). */
   private inFlight = 0;
 
@@ -77,8 +76,9 @@ export class ProxyService {
   }
 
   handle(req: IncomingMessage, res: ServerResponse): void {
-    if (isReservedPath(req.url!)) {
-      sendError(res, 'not_found', `No admin route ${req.method} ${req.url?.split('?')[0]}.`);
+    if (isReservedTarget(req.url!)) {
+      const path = req.url === REFUSED_PATH ? 'this path' : `${req.method} ${pathOf(req.url!)}`;
+      sendError(res, 'not_found', `No route for ${path}: it is reserved for KeyPin and never forwarded.`);
       return;
     }
     const started = performance.now();
@@ -98,6 +98,17 @@ export class ProxyService {
 
   handleUpgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
     socket.on('error', () => socket.destroy());
+    // Upgrades bypass Fastify's router (and its rewriteUrl): resolve the target here.
+    const target = checkTarget(req.url!);
+    if (!target.ok) {
+      sendSocketError(
+        socket,
+        'not_found',
+        'No route for this path: it is reserved for KeyPin and never forwarded.',
+      );
+      return;
+    }
+    req.url = target.url;
     if (!isWebSocketUpgrade(req.rawHeaders)) {
       // Not a WebSocket (e.g. `Upgrade: h2c`): `Upgrade` is hop-by-hop, so
       // serve it as the ordinary request it is, on a response we attach to
@@ -113,8 +124,8 @@ export class ProxyService {
       this.handle(req, res);
       return;
     }
-    if (isReservedPath(req.url!)) {
-      sendSocketError(socket, 'not_found', 'WebSocket upgrades are not served on admin paths.');
+    if (isReservedTarget(req.url)) {
+      sendSocketError(socket, 'not_found', 'WebSocket upgrades are not served on reserved paths.');
       return;
     }
     const started = performance.now();
@@ -161,6 +172,15 @@ export class ProxyService {
     return h;
   }
 
+  /** The key rules of the current settings, rebuilt only when the settings object changes. */
+  private keyRules(settings: Settings): KeyRules {
+    if (this.rulesOf !== settings) {
+      this.rulesOf = settings;
+      this.rules = keyRulesOf(settings);
+    }
+    return this.rules;
+  }
+
   private decide(req: IncomingMessage): Outcome | Promise<Outcome> {
     const head = scanRequestHead(req.rawHeaders, this.ipHeader);
     const ipr = resolveClientIp(req.socket.remoteAddress, head.ipHeaderLines, this.d.policy);
@@ -169,8 +189,8 @@ export class ProxyService {
     }
     const settings = this.d.settings.current;
     const candidates = head.keys;
-    for (const k of queryKeys(req.url!)) candidates.push({ source: 'query', value: k });
-    const key = resolveApiKey(candidates, head.duplicateKeyHeader, settings.token_normalize);
+    for (const k of queryKeys(req.url!)) candidates.push({ place: 'query', value: k });
+    const key = resolveApiKey(candidates, head.duplicateKeyHeader, this.keyRules(settings));
     switch (key.kind) {
       case 'none':
         return { forward: true, decision: 'unauthenticated', head, clientIp: ipr.text };
@@ -179,7 +199,12 @@ export class ProxyService {
       case 'invalid':
         return { forward: false, decision: 'bad_request', code: 'invalid_key', message: key.message, head };
     }
-    if (!this.warnedDashedKey && settings.token_normalize === 'newapi' && looksLikeDashedVendorKey(key.raw)) {
+    if (
+      !this.warnedDashedKey &&
+      settings.relay === 'newapi' &&
+      settings.token_normalize === 'newapi' &&
+      looksLikeDashedVendorKey(key.raw)
+    ) {
       this.warnedDashedKey = true;
       this.d.logger.warn(
         'a key with dashes inside (like sk-proj-… or sk-ant-…) was seen under TOKEN_NORMALIZE=newapi; ' +

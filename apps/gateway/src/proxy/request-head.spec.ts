@@ -1,25 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { keyFromAuthorization, queryKeys, scanRequestHead } from './request-head';
+import { queryKeys, scanRequestHead } from './request-head';
 
 const pairs = (flat: string[]) => {
   const out: [string, string][] = [];
   for (let i = 0; i < flat.length; i += 2) out.push([flat[i]!, flat[i + 1]!]);
   return out;
 };
-
-describe('keyFromAuthorization', () => {
-  it.each([
-    ['Bearer sk-abc', 'sk-abc'],
-    ['bearer sk-abc', 'sk-abc'],
-    ['BEARER   sk-abc', 'sk-abc'],
-    ['Bearer\tsk-abc', 'sk-abc'],
-    ['sk-abc', 'sk-abc'],
-    ['Bearersk-abc', 'Bearersk-abc'],
-    ['Basic dXNlcg==', 'Basic dXNlcg=='],
-  ])('%j → %j', (value, key) => {
-    expect(keyFromAuthorization(value)).toBe(key);
-  });
-});
 
 describe('scanRequestHead', () => {
   it('collects every key source and keeps key headers for the downstream', () => {
@@ -35,18 +21,31 @@ describe('scanRequestHead', () => {
         'a4',
         'MJ-API-SECRET',
         'a5',
+        'X-LiteLLM-API-Key',
+        'a7',
+        'Ocp-Apim-Subscription-Key',
+        'a8',
+        'litellm_user_api_key',
+        'a9',
         'Sec-WebSocket-Protocol',
         'chat, openai-insecure-api-key.a6',
+        'Sec-WebSocket-Protocol',
+        ' OpenAI-Insecure-API-Key.b6 ',
       ],
       'x-real-ip',
     );
     expect(sut.keys).toEqual([
-      { source: 'authorization', value: 'a1' },
-      { source: 'x-api-key', value: 'a2' },
-      { source: 'api-key', value: 'a3' },
-      { source: 'x-goog-api-key', value: 'a4' },
-      { source: 'mj-api-secret', value: 'a5' },
-      { source: 'websocket-protocol', value: 'a6' },
+      { place: 'authorization', value: 'Bearer a1' },
+      { place: 'x-api-key', value: 'a2' },
+      { place: 'api-key', value: 'a3' },
+      { place: 'x-goog-api-key', value: 'a4' },
+      { place: 'mj-api-secret', value: 'a5' },
+      { place: 'x-litellm-api-key', value: 'a7' },
+      { place: 'ocp-apim-subscription-key', value: 'a8' },
+      { place: 'litellm_user_api_key', value: 'a9' },
+      // Every subprotocol line (New API joins them), any case of the prefix.
+      { place: 'websocket-protocol', value: 'a6' },
+      { place: 'websocket-protocol', value: 'b6' },
     ]);
     expect(sut.duplicateKeyHeader).toBeNull();
     expect(pairs(sut.forward).map(([n]) => n)).toEqual([
@@ -55,14 +54,21 @@ describe('scanRequestHead', () => {
       'api-key',
       'x-goog-api-key',
       'MJ-API-SECRET',
+      'X-LiteLLM-API-Key',
+      'Ocp-Apim-Subscription-Key',
+      'litellm_user_api_key',
+      'Sec-WebSocket-Protocol',
       'Sec-WebSocket-Protocol',
     ]);
   });
 
-  it.each(['Authorization', 'x-api-key', 'api-key'])('flags %s given on two lines', (name) => {
-    const sut = scanRequestHead([name, 'k', name.toUpperCase(), 'k'], 'x-real-ip');
-    expect(sut.duplicateKeyHeader).toBe(name.toLowerCase());
-  });
+  it.each(['Authorization', 'x-api-key', 'api-key', 'x-litellm-api-key', 'mj-api-secret'])(
+    'flags %s given on two lines',
+    (name) => {
+      const sut = scanRequestHead([name, 'k', name.toUpperCase(), 'k'], 'x-real-ip');
+      expect(sut.duplicateKeyHeader).toBe(name.toLowerCase());
+    },
+  );
 
   it('drops hop-by-hop headers, those named in Connection, and client IP claims', () => {
     const sut = scanRequestHead(
@@ -159,6 +165,14 @@ describe('queryKeys', () => {
     ['/v1/models?key=a&key=b', ['a', 'b']],
     ['/v1/models?monkey=a', []],
     ['/key=x', []],
+    // Names are decoded as Go's url.ParseQuery and Python's parse_qsl decode them.
+    ['/v1/models?%6Bey=abc', ['abc']],
+    ['/v1/models?k%65y=abc&KEY=x', ['abc']],
+    ['/v1/models?a=1;key=abc', ['abc']],
+    ['/v1/models?key=a+b%20c', ['a b c']],
+    ['/v1/models?key=%E3%80%80abc', ['\u00e3\u0080\u0080abc']],
+    ['/v1/models?key=ab%zz', ['ab%zz']],
+    ['/v1/models?key', ['']],
   ])('%s → %j', (url, keys) => {
     expect(queryKeys(url)).toEqual(keys);
   });

@@ -6,19 +6,11 @@
  * `rawHeaders` is used rather than `headers` because Node keeps only the
  * first of duplicate `Authorization` lines and joins other duplicates.
  */
-
-/** Where a key candidate came from; shown in the ambiguous-key message. */
-export type KeySource =
-  | 'authorization'
-  | 'x-api-key'
-  | 'api-key'
-  | 'x-goog-api-key'
-  | 'mj-api-secret'
-  | 'query'
-  | 'websocket-protocol';
+import { goTrimSpace, KEY_HEADER_PLACES, type KeyPlace } from '@keypin/shared';
 
 export interface KeyCandidate {
-  source: KeySource;
+  place: KeyPlace;
+  /** The value exactly as sent (canonicalised later, per relay). */
   value: string;
 }
 
@@ -26,7 +18,7 @@ export interface RequestHead {
   /** Raw key values in the order found (not yet canonical). */
   keys: KeyCandidate[];
   /** A key header given on more than one line. */
-  duplicateKeyHeader: KeySource | null;
+  duplicateKeyHeader: KeyPlace | null;
   /** Every line of the configured client-IP header. */
   ipHeaderLines: string[];
   /** Flat [name, value, name, value, …] list for the downstream request. */
@@ -56,23 +48,7 @@ const DROP = new Set([
   'proxy-authorization',
 ]);
 
-const KEY_HEADERS: ReadonlyMap<string, KeySource> = new Map([
-  ['authorization', 'authorization'],
-  ['x-api-key', 'x-api-key'],
-  ['api-key', 'api-key'],
-  ['x-goog-api-key', 'x-goog-api-key'],
-  ['mj-api-secret', 'mj-api-secret'],
-]);
-
 const WS_KEY_PROTOCOL = 'openai-insecure-api-key.';
-// `Bearer` alone (Node strips the trailing space of `Bearer `) is an empty key.
-const BEARER = /^bearer(?:[ \t]+|$)/i;
-
-/** The key inside an Authorization value: `Bearer <k>` (any case) or the bare value. */
-export function keyFromAuthorization(value: string): string {
-  const m = BEARER.exec(value);
-  return m === null ? value : value.slice(m[0].length);
-}
 
 /**
  * Scans the raw header list once.
@@ -82,8 +58,7 @@ export function scanRequestHead(rawHeaders: readonly string[], ipHeader: string)
   const keys: KeyCandidate[] = [];
   const ipHeaderLines: string[] = [];
   const forward: string[] = [];
-  let duplicateKeyHeader: KeySource | null = null;
-  let seenKeyHeaders = 0; // bit set over KEY_HEADERS order
+  let duplicateKeyHeader: KeyPlace | null = null;
   let connectionValue: string | undefined;
   let upgradeValue: string | undefined;
   let wsProtocols: string | undefined;
@@ -96,15 +71,10 @@ export function scanRequestHead(rawHeaders: readonly string[], ipHeader: string)
     const value = rawHeaders[i + 1]!;
     const name = rawName.toLowerCase();
 
-    const keySource = KEY_HEADERS.get(name);
-    if (keySource !== undefined) {
-      const bit = 1 << keyBit(keySource);
-      if ((seenKeyHeaders & bit) !== 0) duplicateKeyHeader ??= keySource;
-      seenKeyHeaders |= bit;
-      keys.push({
-        source: keySource,
-        value: keySource === 'authorization' ? keyFromAuthorization(value) : value,
-      });
+    const place = KEY_HEADER_PLACES.get(name);
+    if (place !== undefined) {
+      for (const k of keys) if (k.place === place) duplicateKeyHeader ??= place;
+      keys.push({ place, value });
       forward.push(rawName, value);
       continue;
     }
@@ -127,14 +97,7 @@ export function scanRequestHead(rawHeaders: readonly string[], ipHeader: string)
     forward.push(rawName, value);
   }
 
-  if (wsProtocols !== undefined) {
-    for (const p of wsProtocols.split(',')) {
-      const proto = p.trim();
-      if (proto.startsWith(WS_KEY_PROTOCOL)) {
-        keys.push({ source: 'websocket-protocol', value: proto.slice(WS_KEY_PROTOCOL.length) });
-      }
-    }
-  }
+  if (wsProtocols !== undefined) keys.push(...protocolKeys(wsProtocols));
 
   let result = forward;
   const connectionTokens = connectionValue ? tokens(connectionValue) : [];
@@ -142,7 +105,7 @@ export function scanRequestHead(rawHeaders: readonly string[], ipHeader: string)
   if (named.length > 0) {
     // Headers named in Connection are hop-by-hop too, except the key headers
     // the downstream needs.
-    const drop = new Set(named.filter((t) => !KEY_HEADERS.has(t)));
+    const drop = new Set(named.filter((t) => !KEY_HEADER_PLACES.has(t)));
     result = [];
     for (let i = 0; i + 1 < forward.length; i += 2) {
       if (!drop.has(forward[i]!.toLowerCase())) result.push(forward[i]!, forward[i + 1]!);
@@ -157,19 +120,25 @@ export function scanRequestHead(rawHeaders: readonly string[], ipHeader: string)
   return { keys, duplicateKeyHeader, ipHeaderLines, forward: result, websocket, hasBody, host, userAgent };
 }
 
-function keyBit(source: KeySource): number {
-  switch (source) {
-    case 'authorization':
-      return 0;
-    case 'x-api-key':
-      return 1;
-    case 'api-key':
-      return 2;
-    case 'x-goog-api-key':
-      return 3;
-    default:
-      return 4;
+/**
+ * Keys offered as WebSocket subprotocols (`openai-insecure-api-key.<k>`),
+ * from every `Sec-WebSocket-Protocol` line: New API joins all lines, LiteLLM
+ * reads the first; both split on commas and trim each entry (Go's TrimSpace,
+ * Python's strip). The prefix is matched without case so that no spelling a
+ * relay might accept goes unjudged.
+ */
+function protocolKeys(protocols: string): KeyCandidate[] {
+  const out: KeyCandidate[] = [];
+  for (const p of protocols.split(',')) {
+    const proto = goTrimSpace(p);
+    if (
+      proto.length > WS_KEY_PROTOCOL.length &&
+      proto.slice(0, WS_KEY_PROTOCOL.length).toLowerCase() === WS_KEY_PROTOCOL
+    ) {
+      out.push({ place: 'websocket-protocol', value: proto.slice(WS_KEY_PROTOCOL.length) });
+    }
   }
+  return out;
 }
 
 function tokens(value: string): string[] {
@@ -180,13 +149,36 @@ function tokens(value: string): string[] {
 }
 
 /**
- * The `key` query parameter values of a request target (`/path?a=1&key=…`).
- * Cheap when there is no `key=` in the URL, which is the common case.
+ * Every value of the query parameter `key`, as any relay's framework could
+ * decode it: pairs split on `&` (and on `;`, which old Go versions split on),
+ * names and values percent-decoded with `+` as a space (Go's
+ * url.ParseQuery, Python's parse_qsl), so `?%6Bey=` is a key too. Invalid
+ * escapes stay literal (Python keeps them; Go drops the pair, which only
+ * makes this list a superset). Values are byte strings (one char per byte),
+ * like header values. Cheap when the query holds neither `key` nor `%`.
  */
 export function queryKeys(url: string): string[] {
   const q = url.indexOf('?');
-  if (q === -1 || url.indexOf('key=', q) === -1) return [];
-  return new URLSearchParams(url.slice(q + 1)).getAll('key');
+  if (q === -1) return [];
+  if (url.indexOf('key', q) === -1 && url.indexOf('%', q) === -1) return [];
+  const out: string[] = [];
+  for (const pair of url.slice(q + 1).split(/[&;]/)) {
+    const eq = pair.indexOf('=');
+    const name = eq === -1 ? pair : pair.slice(0, eq);
+    if (name.length < 3 || formDecode(name) !== 'key') continue;
+    out.push(eq === -1 ? '' : formDecode(pair.slice(eq + 1)));
+  }
+  return out;
+}
+
+const ESCAPE = /%([0-9a-fA-F]{2})/g;
+
+/** `+` → space and `%XX` → the byte XX (as one char); anything else unchanged. */
+function formDecode(s: string): string {
+  const plus = s.includes('+') ? s.replaceAll('+', ' ') : s;
+  return plus.includes('%')
+    ? plus.replace(ESCAPE, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)))
+    : plus;
 }
 
 /** True when the raw headers ask for a WebSocket upgrade (`Upgrade: websocket` + `Connection: upgrade`). */

@@ -1,6 +1,10 @@
+import type { KeyRules } from '@keypin/shared';
 import { describe, expect, it } from 'vitest';
 import { escapeLike, parseBindingSearch } from './binding-search';
 import { filterSql } from './bindings.repository';
+
+const NEWAPI: KeyRules = { relay: 'newapi', tokenNormalize: 'newapi', keyCase: 'sensitive' };
+const NONE: KeyRules = { relay: 'newapi', tokenNormalize: 'none', keyCase: 'sensitive' };
 
 /** A stand-in hash that shows what was hashed. */
 const hash = (canonical: string) => `H(${canonical})`;
@@ -14,7 +18,7 @@ describe('parseBindingSearch', () => {
     ['10.0.0.0/8', { kind: 'network', cidr: '10.0.0.0/8' }],
     ['2001:db8::/32', { kind: 'network', cidr: '2001:db8::/32' }],
   ])('reads %j as an address search', (text, expected) => {
-    expect(parseBindingSearch(text, 'newapi', hash)).toEqual(expected);
+    expect(parseBindingSearch(text, NEWAPI, hash)).toEqual(expected);
   });
 
   it.each([
@@ -24,11 +28,11 @@ describe('parseBindingSearch', () => {
     // Host bits set: not a network, so text (too long for a mask).
     ['10.0.0.1/8', null, 'H(10.0.0.1/8)'],
   ])('reads %j as text', (text, like, hashHex) => {
-    expect(parseBindingSearch(text, 'newapi', hash)).toEqual({ kind: 'key', like, hashHex });
+    expect(parseBindingSearch(text, NEWAPI, hash)).toEqual({ kind: 'key', like, hashHex });
   });
 
   it('matches a masked key case-insensitively and turns "..." into the mask character', () => {
-    expect(parseBindingSearch('AbCd...WxYz', 'none', hash)).toEqual({
+    expect(parseBindingSearch('AbCd...WxYz', NONE, hash)).toEqual({
       kind: 'key',
       like: '%abcd\u2026wxyz%',
       hashHex: 'H(AbCd...WxYz)',
@@ -36,30 +40,30 @@ describe('parseBindingSearch', () => {
   });
 
   it('hashes the canonical form of a raw key under the current normalisation', () => {
-    const newapi = parseBindingSearch('sk-xyz-3', 'newapi', hash);
+    const newapi = parseBindingSearch('sk-xyz-3', NEWAPI, hash);
     expect(newapi).toMatchObject({ kind: 'key', hashHex: 'H(xyz)' });
-    expect(parseBindingSearch('Bearer sk-xyz', 'newapi', hash)).toMatchObject({ hashHex: 'H(xyz)' });
-    expect(parseBindingSearch('bearer   xyz-9', 'newapi', hash)).toMatchObject({ hashHex: 'H(xyz)' });
-    expect(parseBindingSearch('sk-proj-abc', 'none', hash)).toMatchObject({ hashHex: 'H(sk-proj-abc)' });
+    expect(parseBindingSearch('Bearer sk-xyz', NEWAPI, hash)).toMatchObject({ hashHex: 'H(xyz)' });
+    expect(parseBindingSearch('bearer   xyz-9', NEWAPI, hash)).toMatchObject({ hashHex: 'H(xyz)' });
+    expect(parseBindingSearch('sk-proj-abc', NONE, hash)).toMatchObject({ hashHex: 'H(sk-proj-abc)' });
   });
 
   it('keeps no raw key in its answer: text longer than any mask is only hashed', () => {
-    const r = parseBindingSearch('sk-secretvalue123-1', 'newapi', (c) => `hash-of-${c.length}`);
+    const r = parseBindingSearch('sk-secretvalue123-1', NEWAPI, (c) => `hash-of-${c.length}`);
     expect(r).toEqual({ kind: 'key', like: null, hashHex: 'hash-of-14' });
     // 9 characters is the longest mask: still a substring search.
-    expect(parseBindingSearch('abcd…wxyz', 'none', hash)).toMatchObject({ like: '%abcd\u2026wxyz%' });
-    expect(parseBindingSearch('abcd…wxyz0', 'none', hash)).toMatchObject({ like: null });
+    expect(parseBindingSearch('abcd…wxyz', NONE, hash)).toMatchObject({ like: '%abcd\u2026wxyz%' });
+    expect(parseBindingSearch('abcd…wxyz0', NONE, hash)).toMatchObject({ like: null });
   });
 
   it('has no hash when nothing canonical is left, and nothing for blank text', () => {
-    expect(parseBindingSearch('sk-', 'newapi', hash)).toEqual({ kind: 'key', like: '%sk-%', hashHex: null });
-    expect(parseBindingSearch('   ', 'newapi', hash)).toBeNull();
-    expect(parseBindingSearch('', 'newapi', hash)).toBeNull();
+    expect(parseBindingSearch('sk-', NEWAPI, hash)).toEqual({ kind: 'key', like: '%sk-%', hashHex: null });
+    expect(parseBindingSearch('   ', NEWAPI, hash)).toBeNull();
+    expect(parseBindingSearch('', NEWAPI, hash)).toBeNull();
   });
 
   it('escapes LIKE wildcards', () => {
     expect(escapeLike('50%_a\\b')).toBe('50\\%\\_a\\\\b');
-    expect(parseBindingSearch('%', 'newapi', hash)).toMatchObject({ like: '%\\%%' });
+    expect(parseBindingSearch('%', NEWAPI, hash)).toMatchObject({ like: '%\\%%' });
   });
 });
 

@@ -1,12 +1,13 @@
 import {
-  canonicalKey,
+  canonicalPastedKey,
+  isPrintableKey,
   formatCidr,
   formatIp,
   MASK,
   maskKey,
   parseCidr,
   parseIp,
-  type TokenNormalize,
+  type KeyRules,
 } from '@keypin/shared';
 
 /** Longest search text accepted (the longest key the proxy accepts). */
@@ -37,16 +38,13 @@ export function escapeLike(text: string): string {
   return text.replace(/[\\%_]/g, (c) => `\\${c}`);
 }
 
-/** A pasted `Authorization` value (`Bearer sk-…`) counts as the key it carries. */
-const BEARER = /^bearer\s+/i;
-
 /**
  * Reads a search string. Returns null for an empty one. `hash` turns a
  * canonical key into its stored hash; the raw text is not kept in the result.
  */
 export function parseBindingSearch(
   raw: string,
-  mode: TokenNormalize,
+  rules: KeyRules,
   hash: (canonical: string) => string,
 ): BindingSearch | null {
   const text = raw.trim();
@@ -61,10 +59,11 @@ export function parseBindingSearch(
 
   // The console shows masks with "…"; people type "...".
   const masked = text.replace(/\.\.\./g, MASK).toLowerCase();
-  const canonical = canonicalKey(text.replace(BEARER, ''), mode);
+  // A pasted `Authorization` value (`Bearer sk-…`) counts as the key it carries.
+  const canonical = canonicalPastedKey(text, rules);
   return {
     kind: 'key',
     like: masked.length > MAX_MASK_LENGTH ? null : `%${escapeLike(masked)}%`,
-    hashHex: canonical === '' ? null : hash(canonical),
+    hashHex: canonical === null || !isPrintableKey(canonical) ? null : hash(canonical),
   };
 }

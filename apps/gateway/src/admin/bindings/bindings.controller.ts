@@ -8,7 +8,7 @@ import {
   ApiQuery,
   ApiTags,
 } from '@nestjs/swagger';
-import { type Binding, BINDING_STATUSES, type Page, RULE_TYPES } from '@keypin/shared';
+import { type Binding, BINDING_STATUSES, keyRulesOf, type Page, RULE_TYPES } from '@keypin/shared';
 import { KeyHasher } from '../../proxy/key-hasher';
 import { AdminContext } from '../admin-context';
 import { CurrentCaller } from '../common/caller.decorator';
@@ -60,7 +60,7 @@ export class BindingsController {
       repo: new BindingsRepository(rt.dataSource),
       audit: ctx.audit,
       hashKey: (canonical) => hasher.hashHex(canonical),
-      tokenNormalize: () => rt.settings.current.token_normalize,
+      keyRules: () => keyRulesOf(rt.settings.current),
       announce: async (hashHex) => {
         // This instance at once; then the shared cache; then every other
         // instance (the bindings trigger's NOTIFY is the second path).

@@ -1,3 +1,4 @@
+import type { KeyRules } from '@keypin/shared';
 import type { Binding } from '@keypin/shared';
 import type { DataSource } from 'typeorm';
 import { describe, expect, it, vi } from 'vitest';
@@ -5,6 +6,9 @@ import { KeypinError } from '../../infra/http/all-exceptions.filter';
 import type { Caller } from '../common/roles';
 import type { BindingRecord, BindingsRepository } from './bindings.repository';
 import { BindingsService, checkKey, checkNetworks } from './bindings.service';
+
+const NEWAPI: KeyRules = { relay: 'newapi', tokenNormalize: 'newapi', keyCase: 'sensitive' };
+const NONE: KeyRules = { relay: 'newapi', tokenNormalize: 'none', keyCase: 'sensitive' };
 
 const caller: Caller = { userId: 1, username: 'alice', role: 'admin', ip: '127.0.0.1' };
 
@@ -72,7 +76,7 @@ function setup(current: Binding | null = binding()) {
     repo: repo as unknown as BindingsRepository,
     audit,
     hashKey,
-    tokenNormalize: () => 'newapi',
+    keyRules: () => NEWAPI,
     announce,
   });
   return { sut, repo, audit, announce, events, hashKey, tx };
@@ -112,14 +116,14 @@ describe('checkNetworks', () => {
 
 describe('checkKey', () => {
   it('returns the canonical form', () => {
-    expect(checkKey(' sk-abc123-7 ', 'newapi')).toBe('abc123');
-    expect(checkKey('sk-proj-abc', 'none')).toBe('sk-proj-abc');
+    expect(checkKey(' sk-abc123-7 ', NEWAPI)).toBe('abc123');
+    expect(checkKey('sk-proj-abc', NONE)).toBe('sk-proj-abc');
   });
 
   it.each(['sk-', '-x', '   ', 'Bearer abc', 'ab\u0000c', 'a\tb'])('refuses %j naming key', (raw) => {
-    expect(() => checkKey(raw, 'newapi')).toThrow(KeypinError);
+    expect(() => checkKey(raw, NEWAPI)).toThrow(KeypinError);
     try {
-      checkKey(raw, 'newapi');
+      checkKey(raw, NEWAPI);
     } catch (err) {
       expect((err as KeypinError).extra).toEqual({ field: 'key' });
       expect((err as KeypinError).message).not.toContain(raw.trim() || 'never');

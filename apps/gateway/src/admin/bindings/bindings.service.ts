@@ -1,11 +1,12 @@
 import {
   type Binding,
   type BindingStatus,
-  canonicalKey,
+  canonicalPastedKey,
+  isPrintableKey,
   type CreateBindingRequest,
   maskKey,
   type RuleType,
-  type TokenNormalize,
+  type KeyRules,
   validateNetworks,
 } from '@keypin/shared';
 import type { DataSource, EntityManager } from 'typeorm';
@@ -27,7 +28,7 @@ export interface BindingsServiceDeps {
   /** HMAC of a canonical key, as the proxy computes it. */
   hashKey: (canonical: string) => string;
   /** The current key normalisation setting. */
-  tokenNormalize: () => TokenNormalize;
+  keyRules: () => KeyRules;
   /**
    * Tells every gateway instance that a binding changed (after the commit).
    * Must not throw: the PostgreSQL trigger is the fallback path.
@@ -43,12 +44,18 @@ export function checkNetworks(rule: RuleType, entries: readonly unknown[]): stri
 }
 
 /** The canonical form of a key given to pre-bind, or a 422 naming `key`. */
-export function checkKey(raw: string, mode: TokenNormalize): string {
+export function checkKey(raw: string, rules: KeyRules): string {
   if (/[\s\p{Cc}]/u.test(raw.trim())) {
     throw invalid('key', 'must be the key alone, without spaces, control characters or "Bearer "');
   }
-  const canonical = canonicalKey(raw, mode);
-  if (canonical === '') throw invalid('key', `has nothing left after normalisation (${mode})`);
+  const canonical = canonicalPastedKey(raw, rules);
+  if (canonical === null || canonical === '') {
+    throw invalid(
+      'key',
+      `has nothing left after normalisation (relay ${rules.relay}, ${rules.tokenNormalize})`,
+    );
+  }
+  if (!isPrintableKey(canonical)) throw invalid('key', 'must be printable ASCII');
   return canonical;
 }
 
@@ -65,7 +72,7 @@ export class BindingsService {
 
   /** Reads a search string under the current normalisation (a raw key is hashed, never kept). */
   search(raw: string): BindingSearch | null {
-    return parseBindingSearch(raw, this.d.tokenNormalize(), this.d.hashKey);
+    return parseBindingSearch(raw, this.d.keyRules(), this.d.hashKey);
   }
 
   list(filter: BindingFilter, p: Paging): Promise<{ items: Binding[]; total: number }> {
@@ -79,7 +86,7 @@ export class BindingsService {
   }
 
   async create(caller: Caller, req: CreateBindingRequest): Promise<Binding> {
-    const canonical = checkKey(req.key, this.d.tokenNormalize());
+    const canonical = checkKey(req.key, this.d.keyRules());
     const networks = checkNetworks(req.rule_type, req.allowed_ips);
     const note = req.note?.trim() ? req.note.trim() : null;
     const hashHex = this.d.hashKey(canonical);
