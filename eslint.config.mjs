@@ -1,5 +1,7 @@
 // Type-aware linting for every TypeScript project in the workspace.
 import js from '@eslint/js';
+import reactHooks from 'eslint-plugin-react-hooks';
+import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
@@ -10,15 +12,18 @@ export default tseslint.config(
       '.nx/**',
       'test-output/**',
       'coverage/**',
-      '**/*.mjs',
       '**/*.js',
       'apps/admin-ui/vite.config.ts',
       'vitest.config.mts',
     ],
   },
   js.configs.recommended,
-  ...tseslint.configs.recommendedTypeChecked,
   {
+    files: ['**/*.{ts,tsx,mts}'],
+    extends: [...tseslint.configs.recommendedTypeChecked],
+  },
+  {
+    files: ['**/*.{ts,tsx,mts}'],
     languageOptions: {
       parserOptions: {
         projectService: true,
@@ -76,6 +81,23 @@ export default tseslint.config(
           ],
         },
       ],
+    },
+  },
+  // The console's hooks follow the Rules of Hooks.
+  {
+    files: ['apps/admin-ui/src/**/*.tsx', 'apps/admin-ui/src/**/*.ts'],
+    plugins: { 'react-hooks': reactHooks },
+    rules: {
+      'react-hooks/rules-of-hooks': 'error',
+      'react-hooks/exhaustive-deps': 'error',
+    },
+  },
+  // Plain Node scripts (bench, soak, start, test): linted without types.
+  {
+    files: ['**/*.mjs'],
+    languageOptions: { globals: { ...globals.node }, sourceType: 'module', ecmaVersion: 2023 },
+    rules: {
+      'no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' }],
     },
   },
 );

@@ -1,5 +1,5 @@
 import { type ChildProcess, execFileSync, spawn, type SpawnOptions } from 'node:child_process';
-import { chmodSync, chownSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,7 +15,18 @@ import { Client } from 'pg';
  */
 
 const REDIS_SERVER = '/usr/bin/redis-server';
-const PG_BIN = '/usr/lib/postgresql/15/bin';
+const PG_BIN = findPgBin();
+
+/** The newest installed PostgreSQL's binaries (Debian keeps them under /usr/lib/postgresql/<major>/bin). */
+function findPgBin(): string {
+  const root = '/usr/lib/postgresql';
+  const majors = existsSync(root)
+    ? readdirSync(root)
+        .filter((v) => /^\d+$/.test(v) && existsSync(join(root, v, 'bin', 'initdb')))
+        .sort((a, b) => Number(b) - Number(a))
+    : [];
+  return join(root, majors[0] ?? '15', 'bin');
+}
 
 /** A TCP port nobody listens on right now (on 127.0.0.1). */
 export async function freePort(): Promise<number> {
