@@ -4,6 +4,7 @@
 // `npm run migrate` passes --migrate-only: migrations, then exit.
 import { spawnSync, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { constants } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -25,6 +26,34 @@ if (outputs.some((f) => !existsSync(f))) {
   if (built.status !== 0) process.exit(built.status ?? 1);
 }
 
-const child = spawn(process.execPath, [main, ...process.argv.slice(2)], { cwd: root, stdio: 'inherit' });
-for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => child.kill(sig));
-child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
+// The gateway gets a process group of its own (detached). A signal sent to
+// this script's whole group (a terminal's Ctrl-C, `kill -- -PGID`, a
+// supervisor that signals the group) then reaches it once, passed on from
+// here, instead of twice (directly and again from here). Later signals are
+// not passed on: one starts the drain, and the gateway ignores more anyway.
+// The IPC channel lets the gateway notice if this script dies without
+// passing a signal on (SIGKILL): it then stops by itself.
+const child = spawn(process.execPath, [main, ...process.argv.slice(2)], {
+  cwd: root,
+  stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  detached: true,
+});
+let passedOn = null;
+const onSignal = (sig) => {
+  if (passedOn !== null) {
+    console.error(`[keypin] ${sig}: the gateway is already stopping (${passedOn}); waiting for it`);
+    return;
+  }
+  // A closed terminal (SIGHUP) stops the gateway the ordinary way.
+  passedOn = sig === 'SIGHUP' ? 'SIGTERM' : sig;
+  child.kill(passedOn);
+};
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(sig, onSignal);
+child.on('error', (err) => {
+  console.error(`[keypin] cannot start the gateway: ${err.message}`);
+  process.exit(1);
+});
+// Wait for the gateway's own exit (its drain), then leave with its status.
+child.on('exit', (code, signal) =>
+  process.exit(code ?? (signal ? 128 + (constants.signals[signal] ?? 0) : 0)),
+);

@@ -318,6 +318,39 @@ describe('admin console as an admin (Chromium against a real gateway)', () => {
     await screenshot(page, 'audit');
   });
 
+  it('asks before changing how keys are identified while keys are bound, and changes it only when confirmed', async () => {
+    const settings = await new SettingsPage(page).open();
+    const relay = page.getByRole('combobox', { name: 'Relay' });
+    expect(await relay.innerText()).toBe('New API / One API');
+    await relay.click();
+    await page.getByRole('option', { name: 'LiteLLM proxy' }).click();
+    await page
+      .getByTestId('identity-note')
+      .filter({ hasText: /You will be asked to confirm/ })
+      .waitFor();
+    await settings.save.click();
+
+    // Keys were bound in beforeAll: the API refuses without confirmation.
+    let dialog = page.getByRole('dialog', { name: 'Unbind every key?' });
+    await dialog.getByText(/existing binding.* would stop matching/).waitFor();
+    await dialog.getByText(/Every key will bind afresh on its next use/).waitFor();
+    await screenshot(page, 'settings-unbind-all');
+    await dialog.getByRole('button', { name: 'Cancel' }).click();
+    await dialog.waitFor({ state: 'hidden' });
+    expect((await env.api.get('/admin/api/settings')).json<SettingsResponse>().relay).toBe('newapi');
+
+    await settings.save.click();
+    dialog = page.getByRole('dialog', { name: 'Unbind every key?' });
+    await dialog.getByRole('button', { name: 'Change it and unbind all keys' }).click();
+    await settings.notice.filter({ hasText: /Settings saved \(1 change\)/ }).waitFor();
+    await dialog.waitFor({ state: 'hidden' });
+    expect((await env.api.get('/admin/api/settings')).json<SettingsResponse>().relay).toBe('litellm');
+
+    // Back to New API for the rest of this file (its keys are read that way).
+    const back = await env.api.put('/admin/api/settings', { relay: 'newapi', confirm_unbind_all: true });
+    expect(back.status).toBe(200);
+  });
+
   it('adds and deletes a user', async () => {
     const users = await new UsersPage(page).open();
     await users.rows.filter({ hasText: ADMIN_USERNAME }).waitFor();

@@ -5,6 +5,7 @@ import { FakeDownstream } from './support/downstream';
 import { startGateway, waitFor, type GatewayProcess } from './support/gateway';
 import { bearer, send } from './support/http-client';
 import { dropStores, freshStores, sql } from './support/stores';
+import { startThrowawayRedis } from './support/throwaway';
 
 const JWT_SECRET = 'integration-jwt-secret-0123456789abcdef0123';
 
@@ -129,6 +130,74 @@ describe('admin API: sessions, roles, users, settings, audit, docs', () => {
     expect((await c.post('/admin/api/login', { username: 'admin', password: ADMIN_PASSWORD })).status).toBe(
       429,
     );
+  });
+
+  /** 30 wrong-password logins at once for one username from one IP, spread over `urls`. */
+  const parallelWrongLogins = (urls: string[], from: string) =>
+    Promise.all(
+      Array.from({ length: 30 }, (_, i) =>
+        new AdminClient(urls[i % urls.length]!, from).post('/admin/api/login', {
+          username: 'admin',
+          password: `parallel-wrong-${i}`,
+        }),
+      ),
+    );
+  const expectExactLockout = async (
+    replies: Awaited<ReturnType<typeof parallelWrongLogins>>,
+    from: string,
+  ) => {
+    const statuses = replies.map((r) => r.status);
+    // Each attempt is counted before its password is checked: exactly 5 are checked.
+    expect(statuses.filter((s) => s === 401)).toHaveLength(5);
+    expect(statuses.filter((s) => s === 429)).toHaveLength(25);
+    for (const r of replies.filter((x) => x.status === 429)) {
+      expect(r.json().error).toMatchObject({ code: 'too_many_attempts', type: 'keypin_error' });
+      expect(Number(r.headers['retry-after'])).toBeGreaterThan(800);
+      expect(Number(r.headers['retry-after'])).toBeLessThanOrEqual(900);
+    }
+    const right = await new AdminClient(gw.url, from).post('/admin/api/login', {
+      username: 'admin',
+      password: ADMIN_PASSWORD,
+    });
+    expect(right.status).toBe(429);
+    expect(Number(right.headers['retry-after'])).toBeGreaterThan(800);
+    const rows = await sql<{ n: string }>(
+      stores.databaseUrl,
+      `SELECT count(*) AS n FROM login_failures WHERE ip = $1::inet`,
+      [from],
+    );
+    expect(Number(rows[0]!.n)).toBe(5);
+  };
+
+  it('is exact under concurrency: of 30 parallel wrong logins only 5 are checked, the rest 429 with Retry-After; then the right password → 429', async () => {
+    await expectExactLockout(await parallelWrongLogins([gw.url], '127.0.5.6'), '127.0.5.6');
+  });
+
+  it('stays exact across two instances, one of them with its Redis down (PostgreSQL decides)', async () => {
+    const redis = await startThrowawayRedis();
+    let second: GatewayProcess | null = null;
+    try {
+      second = await startGateway({
+        DATABASE_URL: stores.databaseUrl,
+        REDIS_PREFIX: stores.redisPrefix,
+        REDIS_URL: redis.url,
+        DOWNSTREAM_URL: downstream.url,
+        ADMIN_JWT_SECRET: JWT_SECRET,
+        ...ADMIN_ENV,
+      });
+      await redis.stop();
+      await expectExactLockout(await parallelWrongLogins([gw.url, second.url], '127.0.5.7'), '127.0.5.7');
+      const onSecond = await new AdminClient(second.url, '127.0.5.7').post('/admin/api/login', {
+        username: 'admin',
+        password: ADMIN_PASSWORD,
+      });
+      expect(onSecond.status).toBe(429);
+    } finally {
+      // This test is about logins, not about stopping after losing Redis
+      // (streaming/faults cover shutdown): no graceful stop needed.
+      await second?.stop('SIGKILL');
+      await redis.destroy();
+    }
   });
 
   it.each([
@@ -314,6 +383,8 @@ describe('admin API: sessions, roles, users, settings, audit, docs', () => {
       bind_ipv6_prefix: 64,
       auto_ban: false,
       token_normalize: 'newapi',
+      relay: 'newapi',
+      key_case: 'sensitive',
       alert_webhook_secret_set: false,
     });
     for (const [body, field] of [

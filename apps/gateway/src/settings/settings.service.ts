@@ -1,11 +1,47 @@
 import { type Settings, validateSettingsPatch } from '@keypin/shared';
 import type { Logger } from 'pino';
-import type { DataSource } from 'typeorm';
+import type { DataSource, EntityManager } from 'typeorm';
 
 type Row = { key: string; value: unknown };
 
 /** The settings row holding the sealed webhook secret (never returned by the API). */
 export const WEBHOOK_SECRET_KEY = 'alert_webhook_secret';
+
+/**
+ * The settings that decide every key's identity (CONTRACT 2.1): a binding is
+ * found by the hash of the canonical key, and these decide the canonical
+ * key, so changing one leaves every existing binding unreachable.
+ */
+export const IDENTITY_SETTINGS: readonly (keyof Settings)[] = ['relay', 'token_normalize', 'key_case'];
+
+/**
+ * Serialises settings writers on every instance, so the "before" a change is
+ * compared with (identity settings) and audited against is the one it replaces.
+ */
+const SETTINGS_WRITE_LOCK = 728_461_532;
+
+/** What `GET /settings` shows: the settings and whether a webhook secret applies. */
+export interface SettingsSnapshot extends Settings {
+  alert_webhook_secret_set: boolean;
+}
+
+export interface SettingsChange {
+  patch: Partial<Settings>;
+  /** The webhook secret: absent leaves it, null removes the stored one, else the sealed new one. */
+  sealedSecret?: unknown;
+  /** The caller accepts that an identity change leaves every binding behind. */
+  confirmUnbindAll: boolean;
+}
+
+/** A change of an identity setting refused because bindings exist (nothing was written). */
+export interface UnbindRefusal {
+  fields: (keyof Settings)[];
+  bindings: number;
+  banned: number;
+}
+
+export type SettingsChangeResult =
+  { ok: true; before: SettingsSnapshot; after: SettingsSnapshot } | { ok: false; refusal: UnbindRefusal };
 
 /**
  * Run-time settings: the environment gives the initial values, rows in the
@@ -61,7 +97,9 @@ export class SettingsService {
         this.reloadAgain = false;
         try {
           const rows: Row[] = await this.ds.query('SELECT key, value FROM settings');
-          this.value = this.merge(rows);
+          const merged = this.merge(rows, true);
+          this.value = merged.settings;
+          this.storedSecret = merged.storedSecret;
         } catch (err) {
           this.logger.debug(
             { err: (err as Error).message },
@@ -75,20 +113,76 @@ export class SettingsService {
     return this.reloading;
   }
 
-  private merge(rows: Row[]): Settings {
-    const next: Settings = { ...this.defaults };
-    this.storedSecret = null;
+  /**
+   * Applies a change in one transaction, with `audit` writing its record in
+   * the same transaction. A change of an identity setting (an actual new
+   * value) while bindings exist is refused unless confirmed; then nothing is
+   * written. The caller reloads and tells the other instances.
+   */
+  change(
+    change: SettingsChange,
+    actor: string,
+    audit: (tx: EntityManager, before: SettingsSnapshot, after: SettingsSnapshot) => Promise<void>,
+  ): Promise<SettingsChangeResult> {
+    return this.ds.transaction(async (tx): Promise<SettingsChangeResult> => {
+      await tx.query('SELECT pg_advisory_xact_lock($1)', [SETTINGS_WRITE_LOCK]);
+      // Compared with what is stored, not with this instance's copy (which
+      // may be up to a second behind another instance's write).
+      const stored = this.merge(await tx.query('SELECT key, value FROM settings'), false);
+      const before: SettingsSnapshot = {
+        ...stored.settings,
+        alert_webhook_secret_set: (stored.storedSecret ?? this.secrets.envSecret) !== null,
+      };
+
+      const fields = IDENTITY_SETTINGS.filter((k) => k in change.patch && change.patch[k] !== before[k]);
+      if (fields.length > 0 && !change.confirmUnbindAll) {
+        const [n]: { total: string; banned: string }[] = await tx.query(
+          `SELECT count(*) AS total, count(*) FILTER (WHERE status = 'banned') AS banned FROM bindings`,
+        );
+        const bindings = Number(n?.total ?? 0);
+        if (bindings > 0) return { ok: false, refusal: { fields, bindings, banned: Number(n?.banned ?? 0) } };
+      }
+
+      for (const [key, value] of Object.entries(change.patch)) {
+        await upsert(tx, key, value, actor);
+      }
+      let secretSet = before.alert_webhook_secret_set;
+      if (change.sealedSecret === null) {
+        await tx.query(`DELETE FROM settings WHERE key = $1`, [WEBHOOK_SECRET_KEY]);
+        secretSet = this.secrets.envSecret !== null;
+      } else if (change.sealedSecret !== undefined) {
+        await upsert(tx, WEBHOOK_SECRET_KEY, change.sealedSecret, actor);
+        secretSet = true;
+      }
+      const after: SettingsSnapshot = { ...before, ...change.patch, alert_webhook_secret_set: secretSet };
+      await audit(tx, before, after);
+      return { ok: true, before, after };
+    });
+  }
+
+  /** The settings the stored rows give over the defaults, and the opened webhook secret. */
+  private merge(rows: Row[], warn: boolean): { settings: Settings; storedSecret: string | null } {
+    const settings: Settings = { ...this.defaults };
+    let storedSecret: string | null = null;
     for (const row of rows) {
       if (row.key === WEBHOOK_SECRET_KEY) {
-        this.storedSecret = this.secrets.open(row.value);
-        if (this.storedSecret === null)
+        storedSecret = this.secrets.open(row.value);
+        if (storedSecret === null && warn)
           this.logger.warn('the stored webhook secret cannot be opened (HMAC_SECRET changed?)');
         continue;
       }
       const r = validateSettingsPatch({ [row.key]: row.value });
-      if (r.ok) Object.assign(next, r.value);
-      else this.logger.warn({ setting: row.key }, 'ignoring an invalid stored setting');
+      if (r.ok) Object.assign(settings, r.value);
+      else if (warn) this.logger.warn({ setting: row.key }, 'ignoring an invalid stored setting');
     }
-    return next;
+    return { settings, storedSecret };
   }
+}
+
+function upsert(tx: EntityManager, key: string, value: unknown, actor: string): Promise<unknown> {
+  return tx.query(
+    `INSERT INTO settings (key, value, updated_at, updated_by) VALUES ($1, $2::jsonb, now(), $3)
+     ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = now(), updated_by = EXCLUDED.updated_by`,
+    [key, JSON.stringify(value), actor],
+  );
 }

@@ -19,17 +19,27 @@ import {
   TextField,
   Typography,
 } from '@mui/material';
-import type { Settings, SettingsResponse } from '@keypin/shared';
+import type { Settings, SettingsResponse, SettingsUpdate } from '@keypin/shared';
 import { type ReactNode, useEffect, useState } from 'react';
 import { errorMessage } from '../../api/client';
 import { useCanChange } from '../../api/context';
 import { useSettings, useUpdateSettings } from '../../api/hooks';
+import { ConfirmDialog } from '../../components/ConfirmDialog';
 import { ErrorAlert } from '../../components/ErrorAlert';
 import { LabelWithHelp } from '../../components/format';
 import { useNotify } from '../../components/Notifier';
 import { PageHeader } from '../../components/PageHeader';
 import { Loading } from '../../components/TableStates';
-import { diffSettings, draftOf, type SecretDraft, type SettingsDraft } from './settings-form';
+import {
+  confirmingUnbindAll,
+  diffSettings,
+  draftOf,
+  identityChanges,
+  isUnbindRefusal,
+  unbindRefusalText,
+  type SecretDraft,
+  type SettingsDraft,
+} from './settings-form';
 
 interface FieldInfo {
   label: string;
@@ -55,12 +65,35 @@ const FIELDS: Record<keyof Settings, FieldInfo> = {
       { value: 'open', label: 'Open (forward)' },
     ],
   },
+  relay: {
+    label: 'Relay',
+    help:
+      'What KeyPin stands in front of: it reads every key the way that relay does (which prefixes it strips, ' +
+      'what it trims), so the key KeyPin judges is the key the relay accepts.',
+    choices: [
+      { value: 'newapi', label: 'New API / One API' },
+      { value: 'litellm', label: 'LiteLLM proxy' },
+      { value: 'openai', label: 'Plain OpenAI-compatible upstream (key as sent)' },
+    ],
+  },
   token_normalize: {
     label: 'Key normalisation',
-    help: 'newapi: "sk-abc-7" and "abc" are one key (New API, One API). none: keys are compared as sent.',
+    help:
+      'For New API / One API. newapi: "sk-abc-7", "sk-abc" and "abc" are one key (the relay drops "sk-" and ' +
+      'the channel suffix). none: when its keys contain dashes ("sk-proj-…").',
     choices: [
       { value: 'newapi', label: 'newapi' },
       { value: 'none', label: 'none' },
+    ],
+  },
+  key_case: {
+    label: 'Key case',
+    help:
+      'Insensitive when the relay’s key store compares keys without case: New API or One API on MySQL ' +
+      '(its default collation). Otherwise sensitive.',
+    choices: [
+      { value: 'sensitive', label: 'Sensitive (AbC and abc differ)' },
+      { value: 'insensitive', label: 'Insensitive (AbC is abc)' },
     ],
   },
   auto_ban: {
@@ -95,7 +128,8 @@ const FIELDS: Record<keyof Settings, FieldInfo> = {
 };
 
 const GROUPS: { title: string; keys: (keyof Settings)[] }[] = [
-  { title: 'Enforcement', keys: ['enforce_mode', 'failsafe_mode', 'token_normalize'] },
+  { title: 'Enforcement', keys: ['enforce_mode', 'failsafe_mode'] },
+  { title: 'Key identity', keys: ['relay', 'token_normalize', 'key_case'] },
   { title: 'Binding', keys: ['bind_ipv4_prefix', 'bind_ipv6_prefix', 'archive_days'] },
   {
     title: 'Alerts',
@@ -148,16 +182,35 @@ function SettingsForm({ s }: { s: SettingsResponse }) {
   const { patch, errors, changed } = diffSettings(s, draft, secret);
   const hasErrors = Object.keys(errors).length > 0;
 
+  // An identity change the API refused because bindings exist: asked about
+  // in a dialog. Kept after closing so the dialog's text stays while it fades.
+  const [unbind, setUnbind] = useState<{ open: boolean; patch: SettingsUpdate; message: string }>({
+    open: false,
+    patch: {},
+    message: '',
+  });
+  const rekeys = identityChanges(patch);
+
   const set = (k: keyof Settings, v: string | boolean) => setDraft((d) => ({ ...d, [k]: v }));
+
+  const saved = (count: number) => {
+    setSecret({ value: '', clear: false });
+    notify(`Settings saved (${count} ${count === 1 ? 'change' : 'changes'}).`);
+  };
 
   const save = () => {
     if (hasErrors || changed === 0) return;
     update.mutate(patch, {
-      onSuccess: () => {
-        setSecret({ value: '', clear: false });
-        notify(`Settings saved (${changed} ${changed === 1 ? 'change' : 'changes'}).`);
+      onSuccess: () => saved(changed),
+      onError: (err) => {
+        if (isUnbindRefusal(err)) setUnbind({ open: true, patch, message: err.message });
       },
     });
+  };
+
+  const confirmUnbind = async () => {
+    await update.mutateAsync(confirmingUnbindAll(unbind.patch));
+    saved(Object.keys(unbind.patch).length);
   };
 
   const field = (k: keyof Settings) => {
@@ -233,6 +286,20 @@ function SettingsForm({ s }: { s: SettingsResponse }) {
                 </Grid>
               ))}
             </Grid>
+            {g.title === 'Key identity' && (
+              <Alert
+                severity={rekeys.length > 0 ? 'warning' : 'info'}
+                role="note"
+                sx={{ mt: 2 }}
+                data-testid="identity-note"
+              >
+                {rekeys.length > 0
+                  ? 'Saving this changes how every key is identified: existing bindings stop matching and ' +
+                    'each key binds afresh on its next use. You will be asked to confirm.'
+                  : 'These three decide which key a request carries. Changing one while keys are bound ' +
+                    'makes every key bind afresh on its next use.'}
+              </Alert>
+            )}
           </Box>
         ))}
         <Box>
@@ -284,11 +351,36 @@ function SettingsForm({ s }: { s: SettingsResponse }) {
           </Grid>
         </Box>
       </Stack>
-      {update.isError && (
+      {update.isError && !isUnbindRefusal(update.error) && (
         <Alert severity="error" role="alert" sx={{ mt: 3 }}>
           {errorMessage(update.error)}
         </Alert>
       )}
+      <ConfirmDialog
+        open={unbind.open}
+        title="Unbind every key?"
+        confirmLabel="Change it and unbind all keys"
+        danger
+        onConfirm={confirmUnbind}
+        onClose={() => {
+          setUnbind((u) => ({ ...u, open: false }));
+          if (isUnbindRefusal(update.error)) update.reset();
+        }}
+      >
+        <Typography variant="body2" sx={{ mb: 1.5 }} data-testid="unbind-message">
+          {unbindRefusalText(unbind.message)}
+        </Typography>
+        <Typography variant="body2" sx={{ mb: 1.5 }}>
+          Every key will bind afresh on its next use, to the network that use comes from: the IP rules set for
+          keys so far and their bans stop applying, and whoever uses a key first after the change holds it.
+          The old bindings stay listed (they match again if the setting is switched back) until they are
+          archived or unbound.
+        </Typography>
+        <Typography variant="body2">
+          Do this only when the relay or its key handling has really changed, ideally while no one is using
+          the keys.
+        </Typography>
+      </ConfirmDialog>
       <Stack direction="row" spacing={1.5} sx={{ mt: 3, alignItems: 'center' }}>
         <Button
           type="submit"

@@ -5,6 +5,7 @@ import {
   type SettingsUpdate,
   validateSettingsPatch,
 } from '@keypin/shared';
+import { ApiError } from '../../api/client';
 
 /** The form's text for every setting (numbers as typed). */
 export type SettingsDraft = { [K in keyof Settings]: string | boolean };
@@ -78,4 +79,37 @@ export function diffSettings(
     else patch.alert_webhook_secret = secret.value;
   }
   return { patch, errors, changed: Object.keys(patch).length };
+}
+
+/**
+ * The settings that decide every key's identity (CONTRACT 2.1): changing one
+ * while bindings exist leaves every binding behind, so the API asks for
+ * `confirm_unbind_all` (409 `would_unbind_all` without it).
+ */
+export const IDENTITY_FIELDS: (keyof Settings)[] = ['relay', 'token_normalize', 'key_case'];
+
+/** A `PUT /settings` body, possibly confirming that every binding is left behind. */
+export type SettingsSave = SettingsUpdate & { confirm_unbind_all?: true };
+
+/** The identity settings this change gives a new value. */
+export function identityChanges(patch: SettingsUpdate): (keyof Settings)[] {
+  return IDENTITY_FIELDS.filter((k) => k in patch);
+}
+
+/** The API refused an identity change because bindings exist. */
+export function isUnbindRefusal(err: unknown): err is ApiError {
+  return err instanceof ApiError && err.code === 'would_unbind_all';
+}
+
+/** The same change, confirmed. */
+export function confirmingUnbindAll(patch: SettingsUpdate): SettingsSave {
+  return { ...patch, confirm_unbind_all: true };
+}
+
+/**
+ * The API's refusal as the dialog shows it: without its closing advice to
+ * send `confirm_unbind_all` (the dialog's button does that).
+ */
+export function unbindRefusalText(message: string): string {
+  return message.replace(/\s*[^.]*confirm_unbind_all[^.]*\.?\s*$/, '');
 }

@@ -3,7 +3,7 @@ import type { LoginResponse, Role } from '@keypin/shared';
 import type { Logger } from 'pino';
 import { KeypinError } from '../../infra/http/all-exceptions.filter';
 import type { Caller } from '../common/roles';
-import type { UsersRepository } from '../users/users.repository';
+import type { UserRecord, UsersRepository } from '../users/users.repository';
 import type { LockoutService } from './lockout.service';
 import { DUMMY_HASH, generatePassword, hashPassword, verifyPassword } from './password';
 
@@ -43,19 +43,29 @@ export class AuthService {
   }
 
   async login(username: string, password: string, ip: string): Promise<LoginResponse> {
-    const lockedMs = await this.lockout.lockedFor(username, ip);
-    if (lockedMs > 0) {
-      const retryAfter = Math.ceil(lockedMs / 1000);
+    // Counted before the password is checked: parallel attempts cannot all
+    // pass a check made before any of them has failed.
+    const attempt = await this.lockout.reserve(username, ip);
+    if (!attempt.ok) {
+      const retryAfter = Math.max(1, Math.ceil(attempt.retryAfterMs / 1000));
       throw new KeypinError(
         'too_many_attempts',
         `Too many failed logins; try again in ${Math.ceil(retryAfter / 60)} minute(s).`,
         { retry_after: retryAfter },
       );
     }
-    const user = await this.users.findByUsername(username);
-    const ok = await verifyPassword(password, user?.password_hash ?? DUMMY_HASH);
+    let user: UserRecord | null;
+    let ok: boolean;
+    try {
+      user = await this.users.findByUsername(username);
+      ok = await verifyPassword(password, user?.password_hash ?? DUMMY_HASH);
+    } catch (err) {
+      // Not a wrong password: the attempt does not count against the caller.
+      await attempt.release().catch(() => undefined);
+      throw err;
+    }
     if (!user || !ok) {
-      await this.lockout.recordFailure(username, ip);
+      // The reserved attempt stays counted: it is this failure.
       this.logger.warn({ ip }, 'admin login failed');
       throw new KeypinError('invalid_credentials', 'Wrong username or password.');
     }

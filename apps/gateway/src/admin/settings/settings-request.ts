@@ -1,0 +1,137 @@
+import {
+  ENFORCE_MODES,
+  FAILSAFE_MODES,
+  KEY_CASES,
+  RELAYS,
+  type Settings,
+  SETTINGS_KEYS,
+  validateSettingsPatch,
+} from '@keypin/shared';
+import { checkWebhookUrl } from '../../alert/url-guard';
+import { KeypinError } from '../../infra/http/all-exceptions.filter';
+import type { UnbindRefusal } from '../../settings/settings.service';
+import { WEBHOOK_SECRET_KEY } from '../../settings/settings.service';
+import { invalid } from '../common/validation';
+
+export const MAX_SECRET_LENGTH = 512;
+
+/** `PUT /settings` only: accepts an identity change that leaves every binding behind. Never stored. */
+export const CONFIRM_UNBIND_ALL = 'confirm_unbind_all';
+
+export interface SettingsRequest {
+  patch: Partial<Settings>;
+  /** Absent: keep; null: remove; a string: the new secret. */
+  secret?: string | null;
+  confirmUnbindAll: boolean;
+}
+
+/** Checks a `PUT /settings` body; anything wrong is a 422 naming the field. */
+export function parseSettingsRequest(body: unknown, allowPrivateWebhook: boolean): SettingsRequest {
+  if (typeof body !== 'object' || body === null || Array.isArray(body))
+    throw invalid('body', 'must be a JSON object');
+  const {
+    [WEBHOOK_SECRET_KEY]: secret,
+    [CONFIRM_UNBIND_ALL]: confirm,
+    ...rest
+  } = body as Record<string, unknown>;
+  const patch = validateSettingsPatch(rest);
+  if (!patch.ok) throw invalid(patch.field, patch.message);
+
+  const out: SettingsRequest = { patch: patch.value, confirmUnbindAll: false };
+  if (WEBHOOK_SECRET_KEY in body) {
+    if (
+      secret !== null &&
+      (typeof secret !== 'string' || secret.length === 0 || secret.length > MAX_SECRET_LENGTH)
+    ) {
+      throw invalid(WEBHOOK_SECRET_KEY, `must be a string of 1 to ${MAX_SECRET_LENGTH} characters, or null`);
+    }
+    out.secret = secret;
+  }
+  if (CONFIRM_UNBIND_ALL in body) {
+    if (typeof confirm !== 'boolean') throw invalid(CONFIRM_UNBIND_ALL, 'must be true or false');
+    out.confirmUnbindAll = confirm;
+  }
+  const url = patch.value.alert_webhook_url;
+  if (typeof url === 'string') {
+    try {
+      checkWebhookUrl(url, allowPrivateWebhook);
+    } catch (err) {
+      throw invalid('alert_webhook_url', (err as Error).message);
+    }
+  }
+  if (Object.keys(patch.value).length === 0 && out.secret === undefined)
+    throw invalid('body', 'names no setting to change');
+  return out;
+}
+
+/** The 409 for an unconfirmed identity change: what would happen, in numbers. */
+export function wouldUnbindAll(r: UnbindRefusal): KeypinError {
+  const which = r.fields.join(' and ');
+  const many = r.bindings === 1 ? 'the 1 existing binding' : `all ${r.bindings} existing bindings`;
+  const banned = r.banned > 0 ? ` (${r.banned} of them banned: those keys would be usable again)` : '';
+  return new KeypinError(
+    'would_unbind_all',
+    `Changing ${which} changes how every key is identified: ${many}${banned} would stop matching, ` +
+      `and each key would bind afresh on its next use, to the network it comes from. ` +
+      `Send "${CONFIRM_UNBIND_ALL}": true with the change to go ahead.`,
+    { bindings: r.bindings, banned: r.banned, fields: r.fields },
+  );
+}
+
+const SETTING_SCHEMAS: Record<keyof Settings, object> = {
+  failsafe_mode: { type: 'string', enum: FAILSAFE_MODES },
+  enforce_mode: { type: 'string', enum: ENFORCE_MODES },
+  alert_webhook_url: { type: 'string', format: 'uri', nullable: true },
+  alert_threshold_count: { type: 'integer', minimum: 1, maximum: 1_000_000 },
+  alert_threshold_seconds: { type: 'integer', minimum: 1, maximum: 30 * 86400 },
+  archive_days: { type: 'integer', minimum: 1, maximum: 36500 },
+  bind_ipv4_prefix: { type: 'integer', minimum: 0, maximum: 32 },
+  bind_ipv6_prefix: { type: 'integer', minimum: 0, maximum: 128 },
+  auto_ban: { type: 'boolean' },
+  token_normalize: {
+    type: 'string',
+    enum: ['newapi', 'none'],
+    description: 'Decides key identity (see confirm_unbind_all).',
+  },
+  relay: {
+    type: 'string',
+    enum: RELAYS,
+    description:
+      'The relay behind KeyPin: newapi (New API, One API), litellm (LiteLLM proxy), openai (a plain upstream). Decides key identity.',
+  },
+  key_case: {
+    type: 'string',
+    enum: KEY_CASES,
+    description:
+      'insensitive for a relay whose key store ignores case (New API on MySQL). Decides key identity.',
+  },
+};
+
+/** OpenAPI: the settings object as `GET`/`PUT /settings` answer it. */
+export const SETTINGS_RESPONSE_SCHEMA = {
+  type: 'object',
+  required: [...SETTINGS_KEYS, 'alert_webhook_secret_set'],
+  properties: { ...SETTING_SCHEMAS, alert_webhook_secret_set: { type: 'boolean' } },
+};
+
+/** OpenAPI: the `PUT /settings` body. */
+export const SETTINGS_UPDATE_SCHEMA = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    ...SETTING_SCHEMAS,
+    [WEBHOOK_SECRET_KEY]: {
+      type: 'string',
+      minLength: 1,
+      maxLength: MAX_SECRET_LENGTH,
+      nullable: true,
+      description: 'Write-only; null removes it.',
+    },
+    [CONFIRM_UNBIND_ALL]: {
+      type: 'boolean',
+      description:
+        'Needed to change relay, token_normalize or key_case while bindings exist (otherwise 409 would_unbind_all): ' +
+        'every existing binding stops matching and each key binds afresh on its next use. Not stored.',
+    },
+  },
+};
