@@ -33,7 +33,7 @@ export async function startUpstream() {
 
 /**
  * Starts the built gateway (`ROLE=all`, enforcing, fail-closed, `newapi`
- * keys, no auto-ban) in front of the upstream and waits for `/ready`. The
+ * keys, no auto-ban, no FIRST_USE_LIMIT) in front of the upstream and waits for `/ready`. The
  * clients talk to it directly from 127.0.0.N, not through a proxy, so only
  * ::1 is a trusted proxy (the default would make it insist on X-Real-IP from
  * 127.0.0.1). `env` adds to or overrides these.
@@ -56,6 +56,9 @@ export async function startGateway({ upstreamPort, tmp, env: extra }) {
     FAILSAFE_MODE: 'closed',
     TOKEN_NORMALIZE: 'newapi',
     AUTO_BAN: 'false',
+    // The memory phase binds 100,000 keys from one address (and the soak
+    // binds its clients' keys from one /24): far past FIRST_USE_LIMIT.
+    FIRST_USE_LIMIT: '0',
     ...extra,
   };
   const log = join(tmp, 'keypin.log');

@@ -13,12 +13,15 @@ import { rewriteRequestTarget } from './proxy/request-target';
 import { registerProxy } from './proxy/proxy.plugin';
 import { ProxyService } from './proxy/proxy.service';
 import { WebSocketTunnel } from './proxy/websocket-tunnel';
-import { closeRuntime, createRuntime } from './runtime';
+import { closeRuntime, createRuntime, migrateOnly } from './runtime';
 import { createAdminContext } from './admin/admin.module';
 import { setupApiDocs } from './admin/api-docs';
 import { registerConsole } from './admin/console';
 
 async function main(): Promise<void> {
+  // scripts/start.mjs talks to us over IPC only to notice it is gone; the
+  // channel alone must not keep a finished process (--migrate-only) alive.
+  process.channel?.unref();
   let config: AppConfig;
   try {
     config = loadConfig();
@@ -33,14 +36,12 @@ async function main(): Promise<void> {
   if (config.hmacSecretIsDevDefault) {
     logger.warn('HMAC_SECRET is not set: using a development key (production refuses to start without one)');
   }
-  const migrateOnly = process.argv.includes('--migrate-only');
-
-  const rt = await createRuntime(config, logger);
-  if (migrateOnly) {
-    await closeRuntime(rt);
-    logger.info('migrations are up to date');
+  if (process.argv.includes('--migrate-only')) {
+    await migrateOnly(config, logger);
     return;
   }
+
+  const rt = await createRuntime(config, logger);
 
   if (config.role === 'worker') {
     logger.info({ role: config.role }, 'worker started');
@@ -62,6 +63,8 @@ async function main(): Promise<void> {
       connectTimeoutMs: config.downstreamConnectTimeoutMs,
       headersTimeoutMs: config.downstreamHeadersTimeoutMs,
       bodyTimeoutMs: config.downstreamBodyTimeoutMs,
+      maxConnections: config.downstreamMaxConnections,
+      requestBodyTimeoutMs: config.bodyTimeoutMs,
     },
     rt.metrics,
     logger,
@@ -86,6 +89,7 @@ async function main(): Promise<void> {
     tunnel,
     metrics: rt.metrics,
     logger,
+    maxInflightPerIp: config.maxInflightPerIp,
   });
 
   const adapter = new FastifyAdapter({
@@ -151,12 +155,25 @@ async function main(): Promise<void> {
   });
 }
 
+/**
+ * Runs `stop` exactly once, whatever stops the process first and however
+ * many signals follow. A signal sent to a whole process group (a
+ * terminal's Ctrl-C, `kill -- -PGID`, some supervisors) can arrive twice,
+ * once directly and once forwarded by a parent; with a one-shot handler the
+ * second would take the default action and kill the process mid-drain,
+ * cutting requests in flight and losing buffered intercepts. So later
+ * signals are only logged: the drain is already bounded by
+ * SHUTDOWN_GRACE_MS, and SIGKILL remains for stopping at once.
+ */
 function onSignals(logger: Logger, stop: () => Promise<void>): void {
   let stopping = false;
-  const handler = (signal: NodeJS.Signals) => {
-    if (stopping) return;
+  const handler = (cause: NodeJS.Signals | 'disconnect') => {
+    if (stopping) {
+      logger.warn({ signal: cause }, 'already shutting down: signal ignored');
+      return;
+    }
     stopping = true;
-    logger.info({ signal }, 'shutting down');
+    logger.info({ signal: cause }, 'shutting down');
     stop().then(
       () => {
         logger.info('stopped');
@@ -168,8 +185,12 @@ function onSignals(logger: Logger, stop: () => Promise<void>): void {
       },
     );
   };
-  process.once('SIGTERM', handler);
-  process.once('SIGINT', handler);
+  process.on('SIGTERM', handler);
+  process.on('SIGINT', handler);
+  // Started by scripts/start.mjs (an IPC channel): it passes signals on. If
+  // it dies without doing so (SIGKILL), the channel closes: stop as well,
+  // rather than run on unsupervised in a process group nobody signals.
+  if (process.channel) process.once('disconnect', () => handler('disconnect'));
 }
 
 main().catch((err: Error) => {

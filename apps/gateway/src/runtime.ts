@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { DataSource } from 'typeorm';
 import { BindingRepository } from './binding/binding.repository';
 import { BindingStore } from './binding/binding-store.service';
+import { FirstUseLimiter } from './binding/first-use-limiter';
 import { UsageRecorder } from './binding/usage-recorder.service';
 import { DailyStats } from './binding/daily-stats.service';
 import type { AppConfig } from './config/config';
@@ -83,6 +84,7 @@ export async function createRuntime(config: AppConfig, logger: Logger): Promise<
     maxEntries: config.cacheMaxEntries,
     ttlMs: config.cacheTtlMs,
     serveUnconfirmed: () => settings.current.failsafe_mode === 'open',
+    firstUses: config.firstUseLimit === 0 ? null : new FirstUseLimiter(redis, keys, config.firstUseLimit),
   });
   const usage = new UsageRecorder(bindingRepo, logger);
   usage.start();
@@ -210,4 +212,20 @@ export async function closeRuntime(rt: Runtime): Promise<void> {
   rt.redis.disconnect();
   rt.subscriber.disconnect();
   await rt.dataSource.destroy();
+}
+
+/**
+ * `--migrate-only`: creates the database if missing and applies migrations,
+ * touching nothing else (no Redis, no queues, no workers to tear down).
+ */
+export async function migrateOnly(config: AppConfig, logger: Logger): Promise<void> {
+  await ensureDatabase(config.databaseUrl);
+  const dataSource = createDataSource(config.databaseUrl);
+  await dataSource.initialize();
+  try {
+    const applied = await runMigrations(dataSource);
+    logger.info({ migrations: applied }, applied.length > 0 ? 'migrations applied' : 'migrations are up to date');
+  } finally {
+    await dataSource.destroy();
+  }
 }

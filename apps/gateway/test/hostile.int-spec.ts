@@ -513,18 +513,24 @@ describe('hostile input against the real gateway', () => {
     expect(await bindingCount()).toBe(before);
   });
 
-  it('treats a 0-character key as no key (forwarded, nothing bound) and binds a 1-character key', async () => {
+  it('treats a 0-character key as no key (forwarded, nothing bound), refuses one stripped to nothing, and binds a 1-character key', async () => {
     const before = await bindingCount();
     for (const headers of [
       { 'x-api-key': '' } as Record<string, string>,
       { authorization: 'Bearer ' },
-      { authorization: 'Bearer sk-' },
       { 'api-key': '   ' },
     ]) {
       tried++;
       const r = await send(`${gw.url}/v1/empty`, { from: '127.0.0.48', headers });
       expect(r.status, JSON.stringify(headers)).toBe(200);
     }
+    // `sk-` is a key the relay's own stripping leaves empty (CONTRACT 2.1): refused.
+    tried++;
+    expectReplyError(
+      await send(`${gw.url}/v1/empty`, { from: '127.0.0.48', headers: { authorization: 'Bearer sk-' } }),
+      400,
+      'invalid_key',
+    );
     tried++;
     const q = await send(`${gw.url}/v1/empty?key=`, { from: '127.0.0.48' });
     expect(q.status).toBe(200);

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { MetricsService } from '../infra/metrics/metrics.service';
 import { RedisKeys } from '../infra/redis/redis-keys';
 import type { BindingRepository } from './binding.repository';
-import { BindingStore } from './binding-store.service';
+import { BindingStore, type FirstUseGate } from './binding-store.service';
 import type { BindingRuleData, FirstUse } from './binding.types';
 
 /** An in-memory bindings table standing in for PostgreSQL. */
@@ -38,9 +38,26 @@ class FakeRepo {
     this.rows.set(hash, data);
     return { data, created: true };
   }
+  async deleteUntouchedFirstUse(id: number) {
+    await Promise.resolve();
+    for (const [hash, row] of this.rows) {
+      if (row.id === id && row.status === 'active' && row.rule_type === 'single') {
+        this.rows.delete(hash);
+        return hash;
+      }
+    }
+    return null;
+  }
 }
 
-const offlineRedis = { status: 'end', on: () => undefined } as unknown as Redis;
+const offlineRedis = {
+  status: 'end',
+  on: () => undefined,
+  multi: () => ({ del: chain, set: chain, exec: () => Promise.reject(new Error('offline')) }),
+} as unknown as Redis;
+function chain(this: unknown) {
+  return this;
+}
 const first: FirstUse = {
   tokenDisplay: 'ab\u2026cd',
   network: '10.0.0.1/32',
@@ -48,7 +65,11 @@ const first: FirstUse = {
   at: new Date(),
 };
 
-function setup(ttlMs = 60_000, failsafe: { mode: 'open' | 'closed' } = { mode: 'open' }) {
+function setup(
+  ttlMs = 60_000,
+  failsafe: { mode: 'open' | 'closed' } = { mode: 'open' },
+  firstUses: FirstUseGate | null = null,
+) {
   const repo = new FakeRepo();
   const sut = new BindingStore(
     repo as unknown as BindingRepository,
@@ -56,9 +77,21 @@ function setup(ttlMs = 60_000, failsafe: { mode: 'open' | 'closed' } = { mode: '
     new RedisKeys('t:'),
     new MetricsService(),
     pino({ level: 'silent' }),
-    { maxEntries: 3, ttlMs, serveUnconfirmed: () => failsafe.mode === 'open' },
+    { maxEntries: 3, ttlMs, serveUnconfirmed: () => failsafe.mode === 'open', firstUses },
   );
   return { repo, sut };
+}
+
+/** A FIRST_USE_LIMIT gate that admits `room` first uses and records who asked. */
+function gate(room: number) {
+  const asked: string[] = [];
+  return {
+    asked,
+    reserve: (ip: string) => {
+      asked.push(ip);
+      return Promise.resolve(asked.length <= room ? 0 : 42);
+    },
+  };
 }
 
 describe('BindingStore', () => {
@@ -166,5 +199,42 @@ describe('BindingStore', () => {
     expect(sut.size).toBe(3);
     expect(sut.peek('h1')).toBeUndefined();
     expect(sut.peek('h4')).toBeDefined();
+  });
+  it('asks the first-use gate only right before binding a new key, and binds nothing past it', async () => {
+    const g = gate(1);
+    const { repo, sut } = setup(60_000, { mode: 'open' }, g);
+    expect(await sut.load('h1', first)).toMatchObject({ kind: 'found', created: true });
+    expect(await sut.load('h2', first)).toEqual({ kind: 'limited', retryAfterSeconds: 42 });
+    expect(repo.rows.has('h2')).toBe(false);
+    expect(sut.peek('h2')).toBeUndefined();
+    // A key bound already (in PostgreSQL, not in this cache) never asks.
+    sut.invalidateLocal('h1');
+    expect(await sut.load('h1', first)).toMatchObject({ kind: 'found', created: false });
+    expect(g.asked).toEqual(['10.0.0.1', '10.0.0.1']);
+  });
+
+  it('revokes an untouched first use: the row goes and the cached entry with it', async () => {
+    const { repo, sut } = setup();
+    const o = await sut.load('h1', first);
+    expect(o.kind === 'found' && o.created).toBe(true);
+    const id = o.kind === 'found' ? o.rule.id : 0;
+    expect(await sut.revokeFirstUse(id)).toBe(true);
+    expect(repo.rows.has('h1')).toBe(false);
+    expect(sut.peek('h1')).toBeUndefined();
+    expect(await sut.revokeFirstUse(id)).toBe(false);
+    // The key binds afresh on its next use.
+    expect(await sut.load('h1', { ...first, network: '10.9.9.9/32' })).toMatchObject({
+      kind: 'found',
+      created: true,
+      rule: { allowedIps: ['10.9.9.9/32'] },
+    });
+  });
+
+  it('keeps a first use that changed since (here: banned)', async () => {
+    const { repo, sut } = setup();
+    const o = await sut.load('h1', first);
+    repo.rows.get('h1')!.status = 'banned';
+    expect(await sut.revokeFirstUse(o.kind === 'found' ? o.rule.id : 0)).toBe(false);
+    expect(repo.rows.has('h1')).toBe(true);
   });
 });

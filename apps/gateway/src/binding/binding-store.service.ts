@@ -7,7 +7,17 @@ import type { BindingRepository } from './binding.repository';
 import { toBindingRule, toBindingRuleData } from './binding-rules';
 import type { BindingRule, BindingRuleData, FirstUse } from './binding.types';
 
-export type LoadOutcome = { kind: 'found'; rule: BindingRule; created: boolean } | { kind: 'unavailable' };
+export type LoadOutcome =
+  | { kind: 'found'; rule: BindingRule; created: boolean }
+  | { kind: 'unavailable' }
+  /** A first use over FIRST_USE_LIMIT: nothing was bound. */
+  | { kind: 'limited'; retryAfterSeconds: number };
+
+/** Decides whether one more first use from a client may bind (the FIRST_USE_LIMIT gate). */
+export interface FirstUseGate {
+  /** 0 when it may, else seconds until one may. Never rejects. */
+  reserve(clientIp: string): Promise<number>;
+}
 
 interface Entry {
   rule: BindingRule;
@@ -37,6 +47,8 @@ export interface BindingStoreOptions {
    * the setting can change at run time.
    */
   serveUnconfirmed: () => boolean;
+  /** Asked right before a first-use insert; absent = unlimited. */
+  firstUses?: FirstUseGate | null;
 }
 
 /**
@@ -117,6 +129,27 @@ export class BindingStore {
   }
 
   /**
+   * Undoes a first use the relay refused (CONTRACT 2.3 item 6): deletes the
+   * binding if it is still exactly as that first use made it, then tells
+   * every instance as an admin unbind does (this one at once, the shared
+   * cache, Redis pub/sub; the bindings trigger's NOTIFY is the second path).
+   * Resolves whether a binding was removed.
+   */
+  async revokeFirstUse(bindingId: number): Promise<boolean> {
+    const hashHex = await this.repo.deleteUntouchedFirstUse(bindingId);
+    if (hashHex === null) return false;
+    this.invalidateLocal(hashHex);
+    await Promise.all([this.evictShared(hashHex).catch(() => undefined), this.publishChange(hashHex)]);
+    return true;
+  }
+
+  /** Tells every instance through Redis pub/sub (as ChangeFeed.publishBinding does); best effort. */
+  private async publishChange(hashHex: string): Promise<void> {
+    if (this.redis.status !== 'ready') return;
+    await this.redis.publish(this.keys.bindingChannel, hashHex).catch(() => undefined);
+  }
+
+  /**
    * Removes a binding from the shared Redis cache and marks it changed so a
    * racing reader does not put the old value back.
    */
@@ -166,6 +199,9 @@ export class BindingStore {
           created: false,
         };
       }
+      // Only a key that is about to be bound pays for the limit check.
+      const waitSeconds = (await this.options.firstUses?.reserve(first.ip)) ?? 0;
+      if (waitSeconds > 0) return { kind: 'limited', retryAfterSeconds: waitSeconds };
       const { data, created } = await this.repo.bindFirstUse(hashHex, first);
       this.writeRedis(hashHex, data);
       return { kind: 'found', rule: this.remember(hashHex, toBindingRule(data), epoch), created };

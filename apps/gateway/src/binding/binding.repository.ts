@@ -1,5 +1,6 @@
 import type { BindingStatus, RuleType } from '@keypin/shared';
 import type { DataSource } from 'typeorm';
+import { queryRows } from '../infra/database/rows';
 import type { BindingRuleData, FirstUse } from './binding.types';
 
 interface RuleRow {
@@ -64,6 +65,25 @@ export class BindingRepository {
     // The winner was removed between our insert and read: try again.
     if (attempt >= 3) throw new Error('binding kept disappearing during first use');
     return this.bindFirstUse(hashHex, first, attempt + 1);
+  }
+
+  /**
+   * Deletes a binding made by a first use, unless something changed it since:
+   * still `single` and active, and never edited (an admin edit, ban or
+   * auto-ban moves `updated_at` past `created_at`; usage batches do not). Ids
+   * are never reused, so the id alone names the row that first use created.
+   * Nothing is archived: a key the relay refused leaves no trace. Returns
+   * the key hash (hex) of the deleted row, or null when none was deleted.
+   */
+  async deleteUntouchedFirstUse(id: number): Promise<string | null> {
+    const rows = await queryRows<{ key_hash: string }>(
+      this.ds,
+      `DELETE FROM bindings
+        WHERE id = $1 AND status = 'active' AND rule_type = 'single' AND updated_at = created_at
+        RETURNING encode(key_hash, 'hex') AS key_hash`,
+      [id],
+    );
+    return rows[0]?.key_hash ?? null;
   }
 
   /** Adds a batch of usage counts; last-used time and IP only move forward. */

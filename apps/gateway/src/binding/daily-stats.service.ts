@@ -43,14 +43,27 @@ export class DailyStats {
       this.day = new Date(now).toISOString().slice(0, 10);
       this.dayEnds = (Math.floor(now / 86_400_000) + 1) * 86_400_000;
     }
-    const day = this.day;
+    const c = this.countsOf(this.day);
+    c[field]++;
+    if (field === 'firstBinds') c.allowed++;
+  }
+
+  /**
+   * A first bind made at `boundAt` (ms) was undone because the relay refused
+   * the key: it stops counting as a first bind of its day. The request was
+   * forwarded all the same, so it stays counted as allowed.
+   */
+  firstBindRevoked(boundAt: number): void {
+    this.countsOf(new Date(boundAt).toISOString().slice(0, 10)).firstBinds--;
+  }
+
+  private countsOf(day: string): Counts {
     let c = this.pending.get(day);
     if (c === undefined) {
       c = { allowed: 0, intercepted: 0, firstBinds: 0 };
       this.pending.set(day, c);
     }
-    c[field]++;
-    if (field === 'firstBinds') c.allowed++;
+    return c;
   }
 
   flush(): Promise<void> {

@@ -45,6 +45,8 @@ describe('loadConfig', () => {
       bind_ipv6_prefix: 64,
       auto_ban: false,
       token_normalize: 'newapi',
+      relay: 'newapi',
+      key_case: 'sensitive',
     });
     expect(sut.trustedProxies).toHaveLength(2);
   });
@@ -94,5 +96,28 @@ describe('loadConfig', () => {
 
   it('takes enum values in any case', () => {
     expect(loadConfig({ FAILSAFE_MODE: 'OPEN', ROLE: 'Worker' })).toMatchObject({ role: 'worker' });
+  });
+
+  it('has the proxy limits, 0 switching each off', () => {
+    expect(loadConfig({})).toMatchObject({
+      firstUseLimit: 30,
+      bodyTimeoutMs: 60_000,
+      maxInflightPerIp: 256,
+      downstreamMaxConnections: 1024,
+    });
+    const off = { FIRST_USE_LIMIT: '0', BODY_TIMEOUT_SECONDS: '0', MAX_INFLIGHT_PER_IP: '0' };
+    expect(loadConfig({ ...off, DOWNSTREAM_MAX_CONNECTIONS: '0' })).toMatchObject({
+      firstUseLimit: 0,
+      bodyTimeoutMs: 0,
+      maxInflightPerIp: 0,
+      downstreamMaxConnections: 0,
+    });
+    const names = [
+      'FIRST_USE_LIMIT',
+      'BODY_TIMEOUT_SECONDS',
+      'MAX_INFLIGHT_PER_IP',
+      'DOWNSTREAM_MAX_CONNECTIONS',
+    ];
+    for (const name of names) expect(failure({ [name]: '-1' }).variable).toBe(name);
   });
 });

@@ -75,6 +75,14 @@ export interface AppConfig {
   downstreamConnectTimeoutMs: number;
   downstreamHeadersTimeoutMs: number;
   downstreamBodyTimeoutMs: number;
+  /** Upper bound on connections to the downstream (0 = unlimited); more requests wait in the pool's queue. */
+  downstreamMaxConnections: number;
+  /** First uses per minute from one client network (/24, /48); 0 = unlimited. */
+  firstUseLimit: number;
+  /** A request body silent this long is aborted (0 = never). */
+  bodyTimeoutMs: number;
+  /** Requests in flight per client IP on one instance (0 = unlimited). */
+  maxInflightPerIp: number;
   shutdownGraceMs: number;
   cacheMaxEntries: number;
   cacheTtlMs: number;
@@ -226,6 +234,10 @@ export function loadConfig(env: Env = process.env): AppConfig {
     downstreamConnectTimeoutMs: int(env, 'DOWNSTREAM_CONNECT_TIMEOUT_MS', 10_000, 100, 600_000),
     downstreamHeadersTimeoutMs: int(env, 'DOWNSTREAM_HEADERS_TIMEOUT_MS', 300_000, 100, 3_600_000),
     downstreamBodyTimeoutMs: int(env, 'DOWNSTREAM_BODY_TIMEOUT_MS', 300_000, 0, 3_600_000),
+    downstreamMaxConnections: int(env, 'DOWNSTREAM_MAX_CONNECTIONS', 1024, 0, 1_000_000),
+    firstUseLimit: int(env, 'FIRST_USE_LIMIT', 30, 0, 1_000_000),
+    bodyTimeoutMs: int(env, 'BODY_TIMEOUT_SECONDS', 60, 0, 86_400) * 1000,
+    maxInflightPerIp: int(env, 'MAX_INFLIGHT_PER_IP', 256, 0, 1_000_000),
     shutdownGraceMs: int(env, 'SHUTDOWN_GRACE_MS', 25_000, 0, 600_000),
     cacheMaxEntries: int(env, 'CACHE_MAX_ENTRIES', 500_000, 100, 50_000_000),
     cacheTtlMs: int(env, 'CACHE_TTL_SECONDS', 60, 1, 86400) * 1000,

@@ -10,7 +10,14 @@ export interface ForwarderOptions {
   connectTimeoutMs: number;
   headersTimeoutMs: number;
   bodyTimeoutMs: number;
+  /** Connections to the downstream at most (0 = unlimited); further requests wait in the pool's queue. */
+  maxConnections: number;
+  /** A client request body silent this long is aborted (0 = never). */
+  requestBodyTimeoutMs: number;
 }
+
+/** Told the downstream's final status as soon as its head arrives (before the client sees it). */
+export type StatusListener = (status: number) => void;
 
 /** Response headers that never cross a proxy. */
 const HOP_BY_HOP = new Set([
@@ -25,6 +32,10 @@ const HOP_BY_HOP = new Set([
 
 const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT']);
 
+/** One reason object for every abort KeyPin starts (no allocation per request). */
+const CLIENT_GONE = new Error('client closed the connection');
+const DONE_WITH_CLIENT = new Error('KeyPin answered the client itself');
+
 /**
  * Streams a request to the downstream and its response back, through one
  * long-lived undici pool, with backpressure both ways and no buffering.
@@ -34,23 +45,29 @@ export class Forwarder {
   readonly pool: Pool;
   private readonly basePath: string;
   readonly origin: string;
-  private readonly failureLog: RateLimitedLog;
+  readonly failureLog: RateLimitedLog;
+  /** Requests handed to the pool and not yet settled: above `maxConnections` the newest wait for a connection. */
+  private active = 0;
+  /** How often a request body's progress is checked: the stall limit is enforced within a tenth of itself. */
+  readonly bodyCheckMs: number;
 
   constructor(
     readonly downstream: URL,
-    private readonly options: ForwarderOptions,
-    private readonly metrics: MetricsService,
+    readonly options: ForwarderOptions,
+    readonly metrics: MetricsService,
     private readonly logger: Logger,
   ) {
     this.origin = downstream.origin;
     this.failureLog = new RateLimitedLog(logger, 'downstream request failed');
     this.basePath = downstream.pathname.replace(/\/+$/, '');
+    this.bodyCheckMs = Math.max(50, Math.floor(options.requestBodyTimeoutMs / 10));
     this.pool = new Pool(this.origin, {
       connect: { timeout: options.connectTimeoutMs },
       headersTimeout: options.headersTimeoutMs,
       bodyTimeout: options.bodyTimeoutMs,
       keepAliveTimeout: 30_000,
       pipelining: 1,
+      connections: options.maxConnections === 0 ? null : options.maxConnections,
     });
   }
 
@@ -61,10 +78,18 @@ export class Forwarder {
 
   /**
    * Forwards `req` with `headers` (already stripped of hop-by-hop headers and
-   * carrying KeyPin's X-Real-IP / X-Forwarded-For).
+   * carrying KeyPin's X-Real-IP / X-Forwarded-For). `onStatus`, when given,
+   * hears the downstream's final status.
    */
-  forward(req: IncomingMessage, res: ServerResponse, headers: string[], hasBody: boolean): void {
-    const handler = new ResponseRelay(res, this.metrics, this.failureLog);
+  forward(
+    req: IncomingMessage,
+    res: ServerResponse,
+    headers: string[],
+    hasBody: boolean,
+    onStatus?: StatusListener,
+  ): void {
+    const watchBody = hasBody && this.options.requestBodyTimeoutMs > 0 ? req : null;
+    const handler = new ResponseRelay(res, this, watchBody, onStatus);
     const opts: Dispatcher.DispatchOptions = {
       method: req.method as string,
       path: this.pathFor(req.url!),
@@ -72,7 +97,17 @@ export class Forwarder {
       body: hasBody ? req : null,
     };
     res.once('close', handler.onClientClose);
+    // Every connection busy: this request queues in the pool, where undici's
+    // headers timeout has not started yet. Bound the wait by the same limit.
+    if (++this.active > this.options.maxConnections && this.options.maxConnections !== 0) {
+      handler.limitQueueWait(this.options.headersTimeoutMs);
+    }
     this.pool.dispatch(opts, handler);
+  }
+
+  /** Called once by each relay when undici is done with its request. */
+  settled(): void {
+    this.active--;
   }
 
   async close(): Promise<void> {
@@ -84,40 +119,79 @@ function uncork(res: ServerResponse): void {
   res.uncork();
 }
 
-/** Relays one downstream response to the client (undici's handler protocol). */
+/**
+ * Relays one downstream response to the client (undici's handler protocol).
+ * It also enforces the two client-side limits of a forwarded request: the
+ * wait for a pool connection, and BODY_TIMEOUT for a stalled upload.
+ */
 class ResponseRelay {
   private abortDownstream: ((err?: Error) => void) | null = null;
   private resume: (() => void) | null = null;
-  private finished = false;
-  private clientGone = false;
+  /** undici called onComplete or onError: nothing more comes from the downstream. */
+  private settled = false;
+  /** Nothing more goes to the client: it left, or KeyPin answered it (408/504) itself. */
+  private detached = false;
+  /** The queue-wait timer until a connection is assigned, then the body-progress timer. */
+  private timer: NodeJS.Timeout | null = null;
+  private bodyBytesSeen = 0;
+  private bodyQuietSince = 0;
   private readonly started = performance.now();
 
   constructor(
     private readonly res: ServerResponse,
-    private readonly metrics: MetricsService,
-    private readonly failureLog: RateLimitedLog,
+    private readonly owner: Forwarder,
+    /** The request whose body is watched for stalls, or null. */
+    private readonly body: IncomingMessage | null,
+    private readonly onStatus: StatusListener | undefined,
   ) {}
 
   readonly onClientClose = (): void => {
-    if (this.finished) return;
-    this.clientGone = true;
-    this.metrics.downstreamError('aborted');
-    this.abortDownstream?.(new Error('client closed the connection'));
+    if (this.settled) return;
+    if (!this.detached) {
+      this.detached = true;
+      this.owner.metrics.downstreamError('aborted');
+    }
+    this.clearTimer();
+    this.abortDownstream?.(CLIENT_GONE);
   };
 
   private readonly onDrain = (): void => {
     this.resume?.();
   };
 
+  /** Answers 504 if no connection is free within `ms`; the request is aborted when it gets one. */
+  limitQueueWait(ms: number): void {
+    this.timer = setTimeout(this.onQueueTimeout, ms);
+  }
+
+  private readonly onQueueTimeout = (): void => {
+    this.timer = null;
+    if (this.settled || this.detached) return;
+    this.detached = true;
+    this.owner.metrics.downstreamError('timeout');
+    sendError(this.res, 'gateway_timeout', 'The upstream did not answer in time.', true);
+  };
+
   onConnect(abort: (err?: Error) => void): void {
-    if (this.clientGone) abort(new Error('client closed the connection'));
-    else this.abortDownstream = abort;
+    this.clearTimer(); // out of the queue
+    if (this.detached) {
+      abort(this.res.headersSent ? DONE_WITH_CLIENT : CLIENT_GONE);
+      return;
+    }
+    this.abortDownstream = abort;
+    if (this.body !== null) this.watchBody(this.body);
+  }
+
+  onRequestSent(): void {
+    this.clearTimer(); // the whole body arrived
   }
 
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText?: string): boolean {
     if (statusCode < 200) return true; // 1xx informational: not relayed
+    if (this.detached) return true; // answered already; the abort follows with the client's close
+    this.onStatus?.(statusCode);
     this.resume = resume;
-    this.metrics.downstreamSeconds.observe((performance.now() - this.started) / 1000);
+    this.owner.metrics.downstreamSeconds.observe((performance.now() - this.started) / 1000);
     const headers = filterResponseHeaders(rawHeaders);
     // Cork until the end of this tick: a body that arrived with the head
     // (the common case) leaves in the same write as the head; a stream's
@@ -131,35 +205,97 @@ class ResponseRelay {
   }
 
   onData(chunk: Buffer): boolean {
+    if (this.detached) return true;
     const ok = this.res.write(chunk);
     if (!ok) this.res.once('drain', this.onDrain);
     return ok;
   }
 
   onComplete(): void {
-    this.finished = true;
-    this.res.end();
+    this.settle();
+    if (!this.detached) this.res.end();
   }
 
   onError(err: Error & { code?: string }): void {
-    const wasGone = this.clientGone;
-    this.finished = true;
-    if (wasGone) return;
+    this.settle();
+    if (this.detached) return;
     if (this.res.headersSent) {
       // Mid-response: the status is gone already; cut the connection so the
       // client sees an incomplete response rather than a clean end.
-      this.metrics.downstreamError('reset');
+      this.owner.metrics.downstreamError('reset');
       this.res.destroy(err);
       return;
     }
     if (err.code !== undefined && TIMEOUT_CODES.has(err.code)) {
-      this.metrics.downstreamError('timeout');
+      this.owner.metrics.downstreamError('timeout');
       sendError(this.res, 'gateway_timeout', 'The upstream did not answer in time.', true);
     } else {
-      this.metrics.downstreamError('unreachable');
-      this.failureLog.warn({ err: err.message, code: err.code });
+      this.owner.metrics.downstreamError('unreachable');
+      this.owner.failureLog.warn({ err: err.message, code: err.code });
       sendError(this.res, 'bad_gateway', 'The upstream could not be reached.', true);
     }
+  }
+
+  private settle(): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.clearTimer();
+    this.owner.settled();
+  }
+
+  private clearTimer(): void {
+    if (this.timer !== null) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
+  }
+
+  /**
+   * BODY_TIMEOUT: polls the client socket's byte count rather than listening
+   * to the body stream (a second `data` listener would change how undici
+   * reads it, and costs a call per chunk). Time the body is not being read —
+   * not yet, or paused because the downstream is slow to take it — is not
+   * the client's stall and does not count.
+   */
+  private watchBody(req: IncomingMessage): void {
+    if (req.complete) return;
+    this.bodyBytesSeen = req.socket.bytesRead;
+    this.bodyQuietSince = performance.now();
+    this.timer = setTimeout(this.checkBody, this.owner.bodyCheckMs);
+  }
+
+  private readonly checkBody = (): void => {
+    const req = this.body!;
+    if (this.settled || this.detached || req.complete) {
+      this.timer = null;
+      return;
+    }
+    const now = performance.now();
+    const read = req.socket.bytesRead;
+    if (read !== this.bodyBytesSeen || req.readableFlowing !== true) {
+      this.bodyBytesSeen = read;
+      this.bodyQuietSince = now;
+    } else if (now - this.bodyQuietSince >= this.owner.options.requestBodyTimeoutMs) {
+      this.timer = null;
+      this.bodyStalled();
+      return;
+    }
+    this.timer?.refresh();
+  };
+
+  private bodyStalled(): void {
+    this.detached = true;
+    this.owner.metrics.downstreamError('body_timeout');
+    if (this.res.headersSent) {
+      // Mid-response (a full-duplex exchange): no status can be sent any more.
+      this.abortDownstream?.(DONE_WITH_CLIENT);
+      this.res.destroy();
+      return;
+    }
+    // The downstream is aborted by `onClientClose` once this answer is out
+    // and the connection closes (Connection: close): aborting first would
+    // destroy the request stream, and the socket with it, before the 408.
+    sendError(this.res, 'request_timeout', 'The request body stopped arriving; it was not forwarded.', true);
   }
 }
 

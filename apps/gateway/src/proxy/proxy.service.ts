@@ -23,7 +23,9 @@ import type { InterceptSink } from '../intercept/intercept.types';
 import type { SettingsService } from '../settings/settings.service';
 import { resolveApiKey } from './api-key';
 import { type ClientIpPolicy, resolveClientIp } from './client-ip';
-import type { Forwarder } from './forwarder';
+import type { Forwarder, StatusListener } from './forwarder';
+import { InflightLimiter } from './inflight-limiter';
+import { RateLimitedLog } from '../infra/rate-limited-log';
 import type { KeyHasher } from './key-hasher';
 import {
   hasRequestBody,
@@ -38,8 +40,16 @@ import type { WebSocketTunnel } from './websocket-tunnel';
 import { checkTarget, isReservedTarget, pathOf, REFUSED_PATH } from './request-target';
 
 type Outcome =
-  | { forward: true; decision: Decision; head: RequestHead; clientIp: string }
-  | { forward: false; decision: Decision; code: ErrorCode; message: string; head: RequestHead | null };
+  /** `bindingId`: the binding that allowed it (its usage is counted once it is really forwarded). */
+  | { forward: true; decision: Decision; head: RequestHead; clientIp: string; bindingId?: number }
+  | {
+      forward: false;
+      decision: Decision;
+      code: ErrorCode;
+      message: string;
+      head: RequestHead | null;
+      retryAfter?: number;
+    };
 
 export interface ProxyDeps {
   policy: ClientIpPolicy;
@@ -53,6 +63,8 @@ export interface ProxyDeps {
   tunnel: WebSocketTunnel;
   metrics: MetricsService;
   logger: Logger;
+  /** MAX_INFLIGHT_PER_IP (0 = unlimited). */
+  maxInflightPerIp: number;
 }
 
 /**
@@ -66,9 +78,22 @@ export class ProxyService {
   private rules: KeyRules = { relay: 'newapi', tokenNormalize: 'newapi', keyCase: 'sensitive' };
   /** Requests being forwarded right now (for graceful shutdown). */
   private inFlight = 0;
+  /** The same, per client IP (MAX_INFLIGHT_PER_IP); WebSocket tunnels included. */
+  private readonly perIp: InflightLimiter;
+  private readonly tooManyInFlightMessage: string;
+  private readonly revokeFailureLog: RateLimitedLog;
 
   constructor(private readonly d: ProxyDeps) {
     this.ipHeader = d.policy.header;
+    this.perIp = new InflightLimiter(d.maxInflightPerIp);
+    this.tooManyInFlightMessage =
+      `Too many requests from your address are in progress at once (at most ${d.maxInflightPerIp}); ` +
+      'wait for some to finish.';
+    this.revokeFailureLog = new RateLimitedLog(
+      d.logger,
+      'could not remove a first-use binding the relay refused',
+    );
+    d.metrics.inflightSource = () => ({ requests: this.perIp.requests, clientIps: this.perIp.clientIps });
   }
 
   get activeRequests(): number {
@@ -128,16 +153,29 @@ export class ProxyService {
       sendSocketError(socket, 'not_found', 'WebSocket upgrades are not served on reserved paths.');
       return;
     }
+    // A handshake is a bodiless GET: a body would be held until the relay's
+    // 101 and never belong to the tunnel.
+    if (hasRequestBody(req.rawHeaders)) {
+      sendSocketError(socket, 'bad_request', 'A WebSocket upgrade request carries no body.');
+      return;
+    }
     const started = performance.now();
     const act = (o: Outcome) => {
+      const out =
+        o.forward && !socket.destroyed && !this.perIp.tryAcquire(o.clientIp) ? this.tooManyInFlight(o) : o;
       this.d.metrics.decisionSeconds.observe((performance.now() - started) / 1000);
-      this.d.metrics.decision(o.decision);
-      this.d.stats.count(o.decision);
-      if (!o.forward) {
-        sendSocketError(socket, o.code, o.message);
+      this.d.metrics.decision(out.decision);
+      this.d.stats.count(out.decision);
+      if (!out.forward) {
+        sendSocketError(socket, out.code, out.message, out.retryAfter);
         return;
       }
-      this.d.tunnel.tunnel(req, socket, head, this.downstreamHeaders(o.head, o.clientIp));
+      if (socket.destroyed) return; // the client left while we were deciding: no slot was taken
+      const ip = out.clientIp;
+      if (out.bindingId !== undefined) this.d.usage.record(out.bindingId, ip, Date.now());
+      // The tunnel lasts as long as the client's socket.
+      socket.once('close', () => this.perIp.release(ip));
+      this.d.tunnel.tunnel(req, socket, head, this.downstreamHeaders(out.head, ip));
     };
     const out = this.decide(req);
     if (out instanceof Promise) {
@@ -148,21 +186,79 @@ export class ProxyService {
   }
 
   private respond(o: Outcome, req: IncomingMessage, res: ServerResponse, started: number): void {
+    // A slot per client IP is taken only for what is really forwarded (a
+    // client that left while we were deciding takes none).
+    const out =
+      o.forward && !res.destroyed && !this.perIp.tryAcquire(o.clientIp) ? this.tooManyInFlight(o) : o;
     this.d.metrics.decisionSeconds.observe((performance.now() - started) / 1000);
-    this.d.metrics.decision(o.decision);
-    this.d.stats.count(o.decision);
-    if (!o.forward) {
-      const bodyUnread = o.head !== null && o.head.hasBody;
+    this.d.metrics.decision(out.decision);
+    this.d.stats.count(out.decision);
+    if (!out.forward) {
+      const bodyUnread = out.head !== null && out.head.hasBody;
       // A refused upload may still be arriving: read and discard it after the
       // answer, so the client sees its 403 rather than a connection reset.
       if (bodyUnread) lingerOnClose(req);
-      sendError(res, o.code, o.message, o.head === null || bodyUnread);
+      sendError(res, out.code, out.message, out.head === null || bodyUnread, out.retryAfter);
       return;
     }
     if (res.destroyed) return; // the client left while we were deciding
+    const ip = out.clientIp;
+    if (out.bindingId !== undefined) this.d.usage.record(out.bindingId, ip, Date.now());
     this.inFlight++;
-    res.once('close', () => this.inFlight--);
-    this.d.forwarder.forward(req, res, this.downstreamHeaders(o.head, o.clientIp), o.head.hasBody);
+    // 'close' ends every response: finished, failed, or cut by either side.
+    res.once('close', () => {
+      this.inFlight--;
+      this.perIp.release(ip);
+    });
+    const onStatus =
+      out.decision === 'first_bind' && out.bindingId !== undefined
+        ? this.undoFirstBindIfRefused(out.bindingId)
+        : undefined;
+    this.d.forwarder.forward(req, res, this.downstreamHeaders(out.head, ip), out.head.hasBody, onStatus);
+  }
+
+  /** MAX_INFLIGHT_PER_IP reached: the request that would have been forwarded is refused instead. */
+  private tooManyInFlight(o: Outcome): Outcome {
+    return {
+      forward: false,
+      decision: 'too_many_concurrent_requests',
+      code: 'too_many_concurrent_requests',
+      message: this.tooManyInFlightMessage,
+      head: o.head,
+      retryAfter: 1,
+    };
+  }
+
+  /** FIRST_USE_LIMIT reached for the client's network: nothing was bound. */
+  private tooManyNewKeys(retryAfter: number, head: RequestHead): Outcome {
+    return {
+      forward: false,
+      decision: 'too_many_new_keys',
+      code: 'too_many_new_keys',
+      message: `Too many new API keys were used from your network in the last minute; try again in ${retryAfter} s.`,
+      head,
+      retryAfter,
+    };
+  }
+
+  /**
+   * CONTRACT 2.3 item 6: when the relay answers a first use with 401 or 403,
+   * the binding that use made is removed again (the answer itself passes
+   * unchanged), so keys the relay does not know leave nothing behind.
+   */
+  private undoFirstBindIfRefused(bindingId: number): StatusListener {
+    const boundAt = Date.now();
+    return (status) => {
+      if (status !== 401 && status !== 403) return;
+      this.d.store.revokeFirstUse(bindingId).then(
+        (removed) => {
+          if (!removed) return; // changed since (an admin edit, a ban): kept
+          this.d.stats.firstBindRevoked(boundAt);
+          this.d.metrics.firstBindRevoked();
+        },
+        (err: Error) => this.revokeFailureLog.warn({ err: err.message, bindingId }),
+      );
+    };
   }
 
   private downstreamHeaders(head: RequestHead, clientIp: string): string[] {
@@ -225,6 +321,7 @@ export class ProxyService {
       })
       .then((o: LoadOutcome): Outcome => {
         if (o.kind === 'found') return this.judged(o.rule, o.created, req, head, ipr.ip, ipr.text);
+        if (o.kind === 'limited') return this.tooManyNewKeys(o.retryAfterSeconds, head);
         if (this.d.settings.current.failsafe_mode === 'open') {
           return { forward: true, decision: 'failsafe_open', head, clientIp: ipr.text };
         }
@@ -248,8 +345,13 @@ export class ProxyService {
   ): Outcome {
     const verdict = created ? 'allow' : judge(rule, ip);
     if (verdict === 'allow') {
-      this.d.usage.record(rule.id, ipText, Date.now());
-      return { forward: true, decision: created ? 'first_bind' : 'allowed', head, clientIp: ipText };
+      return {
+        forward: true,
+        decision: created ? 'first_bind' : 'allowed',
+        head,
+        clientIp: ipText,
+        bindingId: rule.id,
+      };
     }
     const enforce = this.d.settings.current.enforce_mode === 'enforce';
     this.d.intercepts.record({

@@ -5,9 +5,16 @@ import { STATUS_CODES } from 'node:http';
 
 /**
  * Writes an error in the contract's shape. `closeAfter` asks the client to
- * close the connection (used when a request body was not read).
+ * close the connection (used when a request body was not read);
+ * `retryAfterSeconds` adds `Retry-After` (429s).
  */
-export function sendError(res: ServerResponse, code: ErrorCode, message: string, closeAfter = false): void {
+export function sendError(
+  res: ServerResponse,
+  code: ErrorCode,
+  message: string,
+  closeAfter = false,
+  retryAfterSeconds?: number,
+): void {
   if (res.headersSent || res.destroyed) return;
   const body = JSON.stringify(errorBody(code, message));
   const headers: Record<string, string | number> = {
@@ -16,12 +23,18 @@ export function sendError(res: ServerResponse, code: ErrorCode, message: string,
     'cache-control': 'no-store',
   };
   if (closeAfter) headers['connection'] = 'close';
+  if (retryAfterSeconds !== undefined) headers['retry-after'] = retryAfterSeconds;
   res.writeHead(statusOf(code), headers);
   res.end(body);
 }
 
 /** The same, written raw on a socket (WebSocket upgrades have no ServerResponse). */
-export function sendSocketError(socket: Socket, code: ErrorCode, message: string): void {
+export function sendSocketError(
+  socket: Socket,
+  code: ErrorCode,
+  message: string,
+  retryAfterSeconds?: number,
+): void {
   if (socket.destroyed) return;
   const body = JSON.stringify(errorBody(code, message));
   const status = statusOf(code);
@@ -30,6 +43,7 @@ export function sendSocketError(socket: Socket, code: ErrorCode, message: string
       'Content-Type: application/json; charset=utf-8\r\n' +
       `Content-Length: ${Buffer.byteLength(body)}\r\n` +
       'Cache-Control: no-store\r\n' +
+      (retryAfterSeconds === undefined ? '' : `Retry-After: ${retryAfterSeconds}\r\n`) +
       'Connection: close\r\n\r\n' +
       body,
   );

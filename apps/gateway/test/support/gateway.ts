@@ -43,6 +43,9 @@ export async function startGateway(env: TestEnv, timeoutMs = 30_000): Promise<Ga
       PORT: '0',
       LOG_LEVEL: 'info',
       HMAC_SECRET: 'integration-test-hmac-secret-0123456789abcdef',
+      // Tests bind far more than FIRST_USE_LIMIT keys a minute, all from
+      // 127.0.0.N (one /24): unlimited unless a test sets it.
+      FIRST_USE_LIMIT: '0',
       // Outside the checkout, one per database and Redis prefix: the same
       // for a gateway restarted on them (it replays what its predecessor
       // spooled), never shared with another test.

@@ -8,7 +8,11 @@ export type Decision =
   | 'unauthenticated'
   | 'failsafe_open'
   | 'failsafe_closed'
-  | 'bad_request';
+  | 'bad_request'
+  /** Refused: FIRST_USE_LIMIT reached for the client's network (nothing bound). */
+  | 'too_many_new_keys'
+  /** Refused: MAX_INFLIGHT_PER_IP reached for the client's IP. */
+  | 'too_many_concurrent_requests';
 
 export const DECISIONS: readonly Decision[] = [
   'allowed',
@@ -19,6 +23,8 @@ export const DECISIONS: readonly Decision[] = [
   'failsafe_open',
   'failsafe_closed',
   'bad_request',
+  'too_many_new_keys',
+  'too_many_concurrent_requests',
 ];
 
 type CacheLayer = 'memory' | 'redis' | 'postgres';
@@ -87,6 +93,25 @@ export class MetricsService {
     registers: [this.registry],
   });
 
+  private readonly firstBindsRevoked = new Counter({
+    name: 'keypin_first_binds_revoked_total',
+    help: 'First-use bindings removed again because the relay answered 401 or 403',
+    registers: [this.registry],
+  });
+
+  private readonly inflightRequests = new Gauge({
+    name: 'keypin_inflight_requests',
+    help: 'Proxied requests and WebSocket tunnels in flight on this instance (counted per client IP for MAX_INFLIGHT_PER_IP)',
+    registers: [this.registry],
+  });
+  private readonly inflightClientIps = new Gauge({
+    name: 'keypin_inflight_client_ips',
+    help: 'Client IPs with at least one request in flight on this instance',
+    registers: [this.registry],
+  });
+  /** Set by the proxy; read when /metrics is scraped, never per request. */
+  inflightSource: () => { requests: number; clientIps: number } = () => ({ requests: 0, clientIps: 0 });
+
   private memoryHits = 0;
   private lookups = 0;
 
@@ -108,12 +133,20 @@ export class MetricsService {
     this.cacheChildren.get(layer)!.inc();
   }
 
-  downstreamError(kind: 'unreachable' | 'timeout' | 'aborted' | 'reset'): void {
+  /** `body_timeout`: the client's request body stalled for BODY_TIMEOUT_SECONDS. */
+  downstreamError(kind: 'unreachable' | 'timeout' | 'aborted' | 'reset' | 'body_timeout'): void {
     this.downstreamErrors.labels(kind).inc();
+  }
+
+  firstBindRevoked(): void {
+    this.firstBindsRevoked.inc();
   }
 
   async render(): Promise<string> {
     this.cacheHitRatio.set(this.lookups === 0 ? 0 : this.memoryHits / this.lookups);
+    const inflight = this.inflightSource();
+    this.inflightRequests.set(inflight.requests);
+    this.inflightClientIps.set(inflight.clientIps);
     return this.registry.metrics();
   }
 }

@@ -10,6 +10,10 @@ export class RedisKeys {
   bindingInvalidated(hashHex: string): string {
     return `${this.prefix}binding-inv:${hashHex}`;
   }
+  /** First uses from one client network in the last minute (sorted set of times), by network CIDR. */
+  firstUses(network: string): string {
+    return `${this.prefix}first-use:${network}`;
+  }
   /** Pub/sub: binding changed (message: key hash hex, or `*` for all). */
   get bindingChannel(): string {
     return `${this.prefix}events:binding`;
