@@ -10,15 +10,8 @@ import { LoginPage } from './auth/LoginPage';
 import { ErrorBoundary } from './components/ErrorBoundary';
 import { Layout } from './components/Layout';
 import { NotifierProvider } from './components/Notifier';
-import { AlertsPage } from './pages/alerts/AlertsPage';
-import { AuditPage } from './pages/audit/AuditPage';
-import { BindingDetailPage } from './pages/bindings/BindingDetailPage';
-import { BindingsPage } from './pages/bindings/BindingsPage';
-import { DashboardPage } from './pages/dashboard/DashboardPage';
-import { LogsPage } from './pages/logs/LogsPage';
 import { NotFoundPage } from './pages/NotFoundPage';
-import { SettingsPage } from './pages/settings/SettingsPage';
-import { UsersPage } from './pages/users/UsersPage';
+import { SECTIONS } from './sections';
 import { theme } from './theme/theme';
 
 const globalStyles = (
@@ -105,14 +98,16 @@ export function AppRoutes() {
           </RequireSession>
         }
       >
-        <Route index element={<DashboardPage />} />
-        <Route path="bindings" element={<BindingsPage />} />
-        <Route path="bindings/:id" element={<BindingDetailPage />} />
-        <Route path="logs" element={<LogsPage />} />
-        <Route path="alerts" element={<AlertsPage />} />
-        <Route path="settings" element={<SettingsPage />} />
-        <Route path="users" element={<UsersPage />} />
-        <Route path="audit" element={<AuditPage />} />
+        {SECTIONS.map(({ path, element }) =>
+          path === '/' ? (
+            <Route key={path} index element={element} />
+          ) : (
+            <Route key={path} path={path} element={element} />
+          ),
+        )}
+        {SECTIONS.flatMap(({ subpages = [] }) =>
+          subpages.map(({ path, element }) => <Route key={path} path={path} element={element} />),
+        )}
         <Route path="*" element={<NotFoundPage />} />
       </Route>
     </Routes>

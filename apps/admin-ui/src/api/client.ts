@@ -1,27 +1,48 @@
-import type {
-  AdminUser,
-  Alert,
-  AuditEntry,
-  Binding,
-  BindingListQuery,
-  ChangePasswordRequest,
-  CreateBindingRequest,
-  CreateUserRequest,
-  Dashboard,
-  Intercept,
-  InterceptListQuery,
-  LoginRequest,
-  LoginResponse,
-  Me,
-  Page,
-  PageQuery,
-  SettingsResponse,
-  SettingsUpdate,
-  UpdateBindingIpRequest,
+import {
+  type AdminUser,
+  type Alert,
+  type AuditEntry,
+  type Binding,
+  type BindingListQuery,
+  type ChangePasswordRequest,
+  type CreateBindingRequest,
+  type CreateUserRequest,
+  type Dashboard,
+  ERROR_CODES,
+  type ErrorCode,
+  type Intercept,
+  type InterceptListQuery,
+  type LoginRequest,
+  type LoginResponse,
+  type Me,
+  type Page,
+  type PageQuery,
+  type SettingsResponse,
+  type SettingsUpdate,
+  type UpdateBindingIpRequest,
 } from '@keypin/shared';
 
 /** Where the admin API lives, relative to the console's origin. */
 export const API_BASE = '/admin/api';
+
+/**
+ * The codes the console gives failures the API did not describe: the server
+ * could not be reached, answered without a KeyPin error body, or sent a
+ * success that is not JSON.
+ */
+export type ClientErrorCode = 'network_error' | 'http_error' | 'bad_response';
+
+/**
+ * What `ApiError.code` can be: one of the contract's codes, one of the
+ * console's own, or `unknown` for an error body whose code the console does
+ * not know (a newer server) or that has none.
+ */
+export type ApiErrorCode = ErrorCode | ClientErrorCode | 'unknown';
+
+/** True for a code the contract defines (CONTRACT.md, libs/shared errors.ts). */
+export function isErrorCode(v: unknown): v is ErrorCode {
+  return typeof v === 'string' && Object.hasOwn(ERROR_CODES, v);
+}
 
 /**
  * A failed call: the API's own error (`{"error": {message, type, code}}`), or
@@ -33,7 +54,7 @@ export class ApiError extends Error {
 
   constructor(
     readonly status: number,
-    readonly code: string,
+    readonly code: ApiErrorCode,
     message: string,
     /** Seconds from `Retry-After`, when the answer had one. */
     readonly retryAfter: number | null = null,
@@ -70,7 +91,7 @@ function parseRetryAfter(value: string | null): number | null {
   return Math.max(0, Math.ceil((at - Date.now()) / 1000));
 }
 
-function isErrorBody(v: unknown): v is { error: { message: string; code?: string } } {
+function isErrorBody(v: unknown): v is { error: { message: string; code?: unknown } } {
   if (typeof v !== 'object' || v === null) return false;
   const e = (v as { error?: unknown }).error;
   return typeof e === 'object' && e !== null && typeof (e as { message?: unknown }).message === 'string';
@@ -87,7 +108,8 @@ async function errorFrom(res: Response): Promise<ApiError> {
   try {
     const body: unknown = JSON.parse(text);
     if (isErrorBody(body)) {
-      return new ApiError(res.status, body.error.code ?? 'error', body.error.message, retryAfter);
+      const code = isErrorCode(body.error.code) ? body.error.code : 'unknown';
+      return new ApiError(res.status, code, body.error.message, retryAfter);
     }
   } catch {
     // Not JSON (a proxy's HTML page, an empty body): described below.

@@ -1,4 +1,4 @@
-import type { Role } from '@keypin/shared';
+import { type Role, ROLES } from '@keypin/shared';
 
 /** A logged-in admin: the JWT and when it stops being accepted. */
 export interface Session {
@@ -11,13 +11,17 @@ export interface Session {
 
 const STORAGE_KEY = 'keypin.session';
 
+function isRole(v: unknown): v is Role {
+  return (ROLES as readonly unknown[]).includes(v);
+}
+
 function isSession(v: unknown): v is Session {
   if (typeof v !== 'object' || v === null) return false;
   const s = v as Record<string, unknown>;
   return (
     typeof s['token'] === 'string' &&
     typeof s['username'] === 'string' &&
-    (s['role'] === 'admin' || s['role'] === 'auditor') &&
+    isRole(s['role']) &&
     typeof s['expiresAt'] === 'number'
   );
 }

@@ -1,13 +1,6 @@
-import DashboardOutlined from '@mui/icons-material/DashboardOutlined';
-import GavelOutlined from '@mui/icons-material/GavelOutlined';
-import HistoryOutlined from '@mui/icons-material/HistoryOutlined';
 import KeyOutlined from '@mui/icons-material/KeyOutlined';
-import LinkOutlined from '@mui/icons-material/LinkOutlined';
 import LogoutOutlined from '@mui/icons-material/LogoutOutlined';
-import NotificationsActiveOutlined from '@mui/icons-material/NotificationsActiveOutlined';
 import PersonOutlined from '@mui/icons-material/PersonOutlined';
-import PeopleOutlined from '@mui/icons-material/PeopleOutlined';
-import SettingsOutlined from '@mui/icons-material/SettingsOutlined';
 import {
   AppBar,
   Box,
@@ -23,33 +16,22 @@ import {
   Tooltip,
   Typography,
 } from '@mui/material';
+import type { Role } from '@keypin/shared';
 import { useQueryClient } from '@tanstack/react-query';
-import { type ReactNode, useEffect } from 'react';
+import { useEffect } from 'react';
 import { Link as RouterLink, Outlet, useLocation } from 'react-router-dom';
 import { useSession, useSessionStore } from '../api/context';
 import { ApiError } from '../api/client';
 import { useMe } from '../api/hooks';
+import { sectionsFor } from '../sections';
 import { ErrorAlert } from './ErrorAlert';
+import { ROLE_LABELS } from './format';
 import { ColorModeToggle } from '../theme/ColorModeToggle';
 
 const DRAWER_WIDTH = 208;
 
-interface NavItem {
-  to: string;
-  label: string;
-  icon: ReactNode;
-  adminOnly?: boolean;
-}
-
-export const NAV: NavItem[] = [
-  { to: '/', label: 'Dashboard', icon: <DashboardOutlined /> },
-  { to: '/bindings', label: 'Bindings', icon: <LinkOutlined /> },
-  { to: '/logs', label: 'Intercept logs', icon: <GavelOutlined /> },
-  { to: '/alerts', label: 'Alerts', icon: <NotificationsActiveOutlined /> },
-  { to: '/settings', label: 'Settings', icon: <SettingsOutlined /> },
-  { to: '/users', label: 'Users', icon: <PeopleOutlined />, adminOnly: true },
-  { to: '/audit', label: 'Audit trail', icon: <HistoryOutlined /> },
-];
+/** The whoami badge's colour per role (its words are in ROLE_LABELS). */
+const ROLE_BADGE_COLORS: Record<Role, 'primary' | 'warning'> = { admin: 'primary', auditor: 'warning' };
 
 function isCurrent(pathname: string, to: string): boolean {
   return to === '/' ? pathname === '/' : pathname === to || pathname.startsWith(`${to}/`);
@@ -61,7 +43,7 @@ export function Layout() {
   const sessions = useSessionStore();
   const qc = useQueryClient();
   const { pathname } = useLocation();
-  const items = NAV.filter((n) => !n.adminOnly || session?.role === 'admin');
+  const items = sectionsFor(session?.role);
   // The server's word on who this token is: checked on every load (a token
   // from before a restart or a password change answers 401 and ends the session).
   const me = useMe();
@@ -100,17 +82,11 @@ export function Layout() {
             <Stack direction="row" spacing={1} sx={{ alignItems: 'center', mr: 1 }} data-testid="whoami">
               <PersonOutlined fontSize="small" color="action" />
               <Typography variant="body2">{session.username}</Typography>
-              <Tooltip
-                title={
-                  session.role === 'auditor'
-                    ? 'Auditors look at everything and change nothing'
-                    : 'Administrators may change everything'
-                }
-              >
+              <Tooltip title={ROLE_LABELS[session.role].summary}>
                 <Chip
                   size="small"
-                  label={session.role === 'auditor' ? 'Auditor · read-only' : 'Admin'}
-                  color={session.role === 'auditor' ? 'warning' : 'primary'}
+                  label={ROLE_LABELS[session.role].badge}
+                  color={ROLE_BADGE_COLORS[session.role]}
                   variant="outlined"
                 />
               </Tooltip>
@@ -134,12 +110,12 @@ export function Layout() {
         <Box component="nav" aria-label="Main">
           <List>
             {items.map((n) => {
-              const current = isCurrent(pathname, n.to);
+              const current = isCurrent(pathname, n.path);
               return (
                 <ListItemButton
-                  key={n.to}
+                  key={n.path}
                   component={RouterLink}
-                  to={n.to}
+                  to={n.path}
                   selected={current}
                   aria-current={current ? 'page' : undefined}
                 >

@@ -1,5 +1,5 @@
 import { Box, Chip, Link, Stack, Tooltip, Typography } from '@mui/material';
-import type { AlertDeliveryStatus, BindingStatus, InterceptReason, RuleType } from '@keypin/shared';
+import type { AlertDeliveryStatus, BindingStatus, InterceptReason, Role, RuleType } from '@keypin/shared';
 import { Link as RouterLink } from 'react-router-dom';
 import { monoFont } from '../theme/theme';
 
@@ -66,14 +66,40 @@ export function KeyLink({ bindingId, token }: { bindingId: number; token: string
   );
 }
 
+export type ChipColor = 'default' | 'primary' | 'success' | 'warning' | 'error';
+
+/**
+ * How each role is described (keyed by the shared `Role`, so a new role
+ * fails to compile until it has words): the badge beside the user name, its
+ * tooltip, and the choice when adding a user.
+ */
+export const ROLE_LABELS: Record<Role, { badge: string; summary: string; choice: string }> = {
+  admin: {
+    badge: 'Admin',
+    summary: 'Administrators may change everything',
+    choice: 'Admin: may change everything',
+  },
+  auditor: {
+    badge: 'Auditor · read-only',
+    summary: 'Auditors look at everything and change nothing',
+    choice: 'Auditor: reads everything, changes nothing',
+  },
+};
+
+export const STATUS_LABELS: Record<BindingStatus, string> = {
+  active: 'Active',
+  banned: 'Banned',
+};
+
+const STATUS_LOOK: Record<BindingStatus, { color: ChipColor; variant: 'outlined' | 'filled' }> = {
+  active: { color: 'success', variant: 'outlined' },
+  banned: { color: 'error', variant: 'filled' },
+};
+
 export function StatusChip({ status }: { status: BindingStatus }) {
+  const look = STATUS_LOOK[status] ?? { color: 'default', variant: 'outlined' };
   return (
-    <Chip
-      size="small"
-      label={status === 'active' ? 'Active' : 'Banned'}
-      color={status === 'active' ? 'success' : 'error'}
-      variant={status === 'active' ? 'outlined' : 'filled'}
-    />
+    <Chip size="small" label={STATUS_LABELS[status] ?? status} color={look.color} variant={look.variant} />
   );
 }
 
@@ -92,12 +118,17 @@ export const REASON_LABELS: Record<InterceptReason, string> = {
   key_banned: 'Key banned',
 };
 
+const REASON_COLORS: Record<InterceptReason, ChipColor> = {
+  ip_not_allowed: 'warning',
+  key_banned: 'error',
+};
+
 export function ReasonChip({ reason }: { reason: InterceptReason }) {
   return (
     <Chip
       size="small"
       label={REASON_LABELS[reason] ?? reason}
-      color={reason === 'key_banned' ? 'error' : 'warning'}
+      color={REASON_COLORS[reason] ?? 'warning'}
       variant="outlined"
     />
   );

@@ -1,9 +1,9 @@
 import ClearOutlined from '@mui/icons-material/ClearOutlined';
 import SearchOutlined from '@mui/icons-material/SearchOutlined';
 import { Button, InputAdornment, MenuItem, Stack, TextField } from '@mui/material';
-import { type BindingStatus, parseCidr, type RuleType } from '@keypin/shared';
+import { BINDING_STATUSES, type BindingStatus, parseCidr, RULE_TYPES, type RuleType } from '@keypin/shared';
 import { useEffect, useState } from 'react';
-import { RULE_LABELS } from '../../components/format';
+import { RULE_LABELS, STATUS_LABELS } from '../../components/format';
 import { useDebouncedEffect } from '../../components/useDebounced';
 
 export interface BindingFilterValue {
@@ -79,8 +79,11 @@ export function BindingFilters({
         sx={{ width: 150 }}
       >
         <MenuItem value="">All</MenuItem>
-        <MenuItem value="active">Active</MenuItem>
-        <MenuItem value="banned">Banned</MenuItem>
+        {BINDING_STATUSES.map((s) => (
+          <MenuItem key={s} value={s}>
+            {STATUS_LABELS[s]}
+          </MenuItem>
+        ))}
       </TextField>
       <TextField
         select
@@ -90,7 +93,7 @@ export function BindingFilters({
         sx={{ width: 190 }}
       >
         <MenuItem value="">All</MenuItem>
-        {(Object.keys(RULE_LABELS) as RuleType[]).map((r) => (
+        {RULE_TYPES.map((r) => (
           <MenuItem key={r} value={r}>
             {RULE_LABELS[r]}
           </MenuItem>

@@ -14,17 +14,17 @@ import {
   TextField,
   Typography,
 } from '@mui/material';
-import { MAX_NETWORKS, type RuleType } from '@keypin/shared';
+import { MAX_NETWORKS, RULE_TYPES, type RuleType } from '@keypin/shared';
 import { type ClipboardEvent, useId } from 'react';
-import { LabelWithHelp } from '../../components/format';
+import { LabelWithHelp, RULE_LABELS } from '../../components/format';
 import { monoFont } from '../../theme/theme';
 import { changeRule, checkNetworks, type NetworksValue, splitEntries } from './networks';
 
-const RULE_OPTIONS: { value: RuleType; label: string; help: string }[] = [
-  { value: 'single', label: 'Single network', help: 'One IP address or CIDR' },
-  { value: 'multiple', label: 'Several networks', help: `1 to ${MAX_NETWORKS} IPs or CIDRs` },
-  { value: 'all', label: 'Any IP', help: 'No address restriction' },
-];
+const RULE_HELP: Record<RuleType, string> = {
+  single: 'One IP address or CIDR',
+  multiple: `1 to ${MAX_NETWORKS} IPs or CIDRs`,
+  all: 'No address restriction',
+};
 
 /**
  * The rule and its networks. Each entry is checked with the gateway's parser
@@ -74,12 +74,12 @@ export function NetworksForm({
           value={value.rule}
           onChange={(e) => onChange(changeRule(value, e.target.value as RuleType))}
         >
-          {RULE_OPTIONS.map((o) => (
+          {RULE_TYPES.map((r) => (
             <FormControlLabel
-              key={o.value}
-              value={o.value}
+              key={r}
+              value={r}
               control={<Radio size="small" />}
-              label={<LabelWithHelp label={o.label} help={o.help} />}
+              label={<LabelWithHelp label={RULE_LABELS[r]} help={RULE_HELP[r]} />}
               sx={{ mr: 3, alignItems: 'flex-start', '& .MuiRadio-root': { pt: 0.25 } }}
             />
           ))}

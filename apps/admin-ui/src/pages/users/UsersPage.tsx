@@ -2,14 +2,14 @@ import DeleteOutlineOutlined from '@mui/icons-material/DeleteOutlineOutlined';
 import LockResetOutlined from '@mui/icons-material/LockResetOutlined';
 import PersonAddOutlined from '@mui/icons-material/PersonAddOutlined';
 import { Alert, Button, Chip, MenuItem, TableCell, TableRow, TextField } from '@mui/material';
-import { type AdminUser, MIN_PASSWORD_LENGTH, type Role, USERNAME_PATTERN } from '@keypin/shared';
+import { type AdminUser, MIN_PASSWORD_LENGTH, type Role, ROLES, USERNAME_PATTERN } from '@keypin/shared';
 import { useState } from 'react';
 import { useSession } from '../../api/context';
 import { useCreateUser, useDeleteUser, useSetPassword, useUsers } from '../../api/hooks';
 import { ConfirmDialog } from '../../components/ConfirmDialog';
 import type { Column } from '../../components/DataTable';
 import { FormDialog } from '../../components/FormDialog';
-import { DateTime } from '../../components/format';
+import { type ChipColor, DateTime, ROLE_LABELS } from '../../components/format';
 import { useNotify } from '../../components/Notifier';
 import { PageHeader } from '../../components/PageHeader';
 import { PagedTable } from '../../components/PagedList';
@@ -28,10 +28,15 @@ function usernameError(u: string): string | null {
   return USERNAME_PATTERN.test(u) ? null : 'Letters, digits and _ . @ - only, at most 64.';
 }
 
+/** The role a new user gets unless the admin picks another: the one that changes nothing. */
+const DEFAULT_ROLE: Role = 'auditor';
+
+const ROLE_CHIP_COLORS: Record<Role, ChipColor> = { admin: 'primary', auditor: 'default' };
+
 function CreateUserDialog({ open, onClose }: { open: boolean; onClose: () => void }) {
   const [username, setUsername] = useState('');
   const [password, setPassword] = useState('');
-  const [role, setRole] = useState<Role>('auditor');
+  const [role, setRole] = useState<Role>(DEFAULT_ROLE);
   const create = useCreateUser();
   const notify = useNotify();
   const uErr = usernameError(username);
@@ -40,7 +45,7 @@ function CreateUserDialog({ open, onClose }: { open: boolean; onClose: () => voi
   const reset = () => {
     setUsername('');
     setPassword('');
-    setRole('auditor');
+    setRole(DEFAULT_ROLE);
     create.reset();
   };
   return (
@@ -87,8 +92,11 @@ function CreateUserDialog({ open, onClose }: { open: boolean; onClose: () => voi
         required
       />
       <TextField select label="Role" value={role} onChange={(e) => setRole(e.target.value as Role)}>
-        <MenuItem value="admin">Admin: may change everything</MenuItem>
-        <MenuItem value="auditor">Auditor: reads everything, changes nothing</MenuItem>
+        {ROLES.map((r) => (
+          <MenuItem key={r} value={r}>
+            {ROLE_LABELS[r].choice}
+          </MenuItem>
+        ))}
       </TextField>
     </FormDialog>
   );
@@ -199,7 +207,7 @@ export function UsersPage() {
                   size="small"
                   variant="outlined"
                   label={u.role}
-                  color={u.role === 'admin' ? 'primary' : 'default'}
+                  color={ROLE_CHIP_COLORS[u.role] ?? 'default'}
                 />
               </TableCell>
               <TableCell>
