@@ -2,7 +2,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { DataSource } from 'typeorm';
 import { BindingRepository } from './binding/binding.repository';
-import { BindingStore } from './binding/binding-store.service';
+import { BindingStoreService } from './binding/binding-store.service';
 import { FirstUseLimiter } from './binding/first-use-limiter';
 import { UsageRecorder } from './binding/usage-recorder.service';
 import { DailyStats } from './binding/daily-stats.service';
@@ -45,7 +45,7 @@ export interface Runtime {
   settings: SettingsService;
   secretBox: SecretBox;
   bindingRepo: BindingRepository;
-  store: BindingStore;
+  store: BindingStoreService;
   usage: UsageRecorder;
   stats: DailyStats;
   interceptRepo: InterceptRepository;
@@ -80,7 +80,7 @@ export async function createRuntime(config: AppConfig, logger: Logger): Promise<
   await settings.start();
 
   const bindingRepo = new BindingRepository(dataSource);
-  const store = new BindingStore(bindingRepo, redis, keys, metrics, logger, {
+  const store = new BindingStoreService(bindingRepo, redis, keys, metrics, logger, {
     maxEntries: config.cacheMaxEntries,
     ttlMs: config.cacheTtlMs,
     serveUnconfirmed: () => settings.current.failsafe_mode === 'open',
@@ -224,7 +224,10 @@ export async function migrateOnly(config: AppConfig, logger: Logger): Promise<vo
   await dataSource.initialize();
   try {
     const applied = await runMigrations(dataSource);
-    logger.info({ migrations: applied }, applied.length > 0 ? 'migrations applied' : 'migrations are up to date');
+    logger.info(
+      { migrations: applied },
+      applied.length > 0 ? 'migrations applied' : 'migrations are up to date',
+    );
   } finally {
     await dataSource.destroy();
   }

@@ -2,9 +2,9 @@ import type { IncomingMessage } from 'node:http';
 import { resolveClientIp, type ClientIpPolicy } from '../proxy/client-ip';
 import { scanRequestHead } from '../proxy/request-head';
 import type { Runtime } from '../runtime';
-import type { AuditService } from './audit/audit.service';
-import type { AuthService } from './auth/auth.service';
-import type { UsersRepository } from './users/users.repository';
+import type { AuditRepository } from '../audit/audit.repository';
+import type { AuthService } from '../user/auth.service';
+import type { UsersRepository } from '../user/users.repository';
 
 /**
  * The admin API's services, built once from the runtime and handed to the
@@ -15,7 +15,7 @@ export class AdminContext {
     readonly rt: Runtime,
     readonly auth: AuthService,
     readonly users: UsersRepository,
-    readonly audit: AuditService,
+    readonly audit: AuditRepository,
     private readonly policy: ClientIpPolicy,
   ) {}
 

@@ -2,20 +2,20 @@ import { type DynamicModule, type Type, Module } from '@nestjs/common';
 import { APP_GUARD, APP_PIPE } from '@nestjs/core';
 import type { Runtime } from '../runtime';
 import { AdminContext } from './admin-context';
-import { AuditController } from './audit/audit.controller';
-import { AuditService } from './audit/audit.service';
-import { AdminAuthGuard } from './auth/auth.guard';
-import { AuthController } from './auth/auth.controller';
-import { AuthService } from './auth/auth.service';
-import { LockoutService } from './auth/lockout.service';
+import { AuditController } from '../audit/audit.controller';
+import { AuditRepository } from '../audit/audit.repository';
+import { AdminAuthGuard } from '../user/auth.guard';
+import { AuthController } from '../user/auth.controller';
+import { AuthService } from '../user/auth.service';
+import { LockoutRepository } from '../user/lockout.repository';
 import { createValidationPipe } from './common/validation';
-import { UsersController } from './users/users.controller';
+import { UsersController } from '../user/users.controller';
 import { AlertsController } from './alerts/alerts.controller';
-import { BindingsController } from './bindings/bindings.controller';
+import { BindingsController } from '../binding/bindings.controller';
 import { DashboardController } from './dashboard/dashboard.controller';
 import { LogsController } from './logs/logs.controller';
-import { SettingsController } from './settings/settings.controller';
-import { UsersRepository } from './users/users.repository';
+import { SettingsController } from '../settings/settings.controller';
+import { UsersRepository } from '../user/users.repository';
 
 /** Every admin API controller; the OpenAPI document covers exactly these. */
 export const ADMIN_CONTROLLERS: Type[] = [
@@ -31,7 +31,7 @@ export const ADMIN_CONTROLLERS: Type[] = [
 
 export function createAdminContext(rt: Runtime): AdminContext {
   const users = new UsersRepository(rt.dataSource);
-  const lockout = new LockoutService(rt.dataSource, rt.redis, rt.keys);
+  const lockout = new LockoutRepository(rt.dataSource, rt.redis, rt.keys);
   const auth = new AuthService(
     users,
     lockout,
@@ -39,7 +39,7 @@ export function createAdminContext(rt: Runtime): AdminContext {
     rt.config.adminJwtTtlSeconds,
     rt.logger,
   );
-  return new AdminContext(rt, auth, users, new AuditService(rt.dataSource), {
+  return new AdminContext(rt, auth, users, new AuditRepository(rt.dataSource), {
     trusted: rt.config.trustedProxies,
     header: rt.config.realIpHeader,
   });

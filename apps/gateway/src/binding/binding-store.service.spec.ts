@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { MetricsService } from '../infra/metrics/metrics.service';
 import { RedisKeys } from '../infra/redis/redis-keys';
 import type { BindingRepository } from './binding.repository';
-import { BindingStore, type FirstUseGate } from './binding-store.service';
+import { BindingStoreService, type FirstUseGate } from './binding-store.service';
 import type { BindingRuleData, FirstUse } from './binding.types';
 
 /** An in-memory bindings table standing in for PostgreSQL. */
@@ -71,7 +71,7 @@ function setup(
   firstUses: FirstUseGate | null = null,
 ) {
   const repo = new FakeRepo();
-  const sut = new BindingStore(
+  const sut = new BindingStoreService(
     repo as unknown as BindingRepository,
     offlineRedis,
     new RedisKeys('t:'),
@@ -94,7 +94,7 @@ function gate(room: number) {
   };
 }
 
-describe('BindingStore', () => {
+describe('BindingStoreService', () => {
   it('coalesces concurrent misses for one key into one load; only the first caller created it', async () => {
     const { repo, sut } = setup();
     let open!: () => void;

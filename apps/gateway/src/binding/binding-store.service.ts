@@ -63,7 +63,7 @@ export interface BindingStoreOptions {
  * - Changes arrive as invalidations (Redis pub/sub and PostgreSQL NOTIFY);
  *   a load that overlaps an invalidation does not cache its result.
  */
-export class BindingStore {
+export class BindingStoreService {
   private readonly entries = new Map<string, Entry>();
   private readonly loads = new Map<string, Promise<LoadOutcome>>();
   private readonly refreshing = new Set<string>();

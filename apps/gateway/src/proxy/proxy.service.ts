@@ -14,7 +14,7 @@ import {
 } from '@keypin/shared';
 import type { Logger } from 'pino';
 import { judge } from '../binding/binding-rules';
-import type { BindingStore, LoadOutcome } from '../binding/binding-store.service';
+import type { BindingStoreService, LoadOutcome } from '../binding/binding-store.service';
 import type { BindingRule } from '../binding/binding.types';
 import type { UsageRecorder } from '../binding/usage-recorder.service';
 import type { DailyStats } from '../binding/daily-stats.service';
@@ -54,7 +54,7 @@ type Outcome =
 export interface ProxyDeps {
   policy: ClientIpPolicy;
   hasher: KeyHasher;
-  store: BindingStore;
+  store: BindingStoreService;
   settings: SettingsService;
   usage: UsageRecorder;
   stats: DailyStats;

@@ -2,11 +2,11 @@ import { Body, Controller, Get, HttpCode, Inject, Post, Req, Res } from '@nestjs
 import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { LoginResponse, Me } from '@keypin/shared';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { KeypinError } from '../../infra/http/all-exceptions.filter';
-import { AdminContext } from '../admin-context';
-import { CurrentCaller } from '../common/caller.decorator';
-import { type Caller, Public } from '../common/roles';
-import { LoginDto } from './dto';
+import { KeypinError } from '../infra/http/all-exceptions.filter';
+import { AdminContext } from '../admin/admin-context';
+import { CurrentCaller } from '../admin/common/caller.decorator';
+import { type Caller, Public } from '../admin/common/roles';
+import { LoginDto } from './dto/auth.dto';
 
 @ApiTags('auth')
 @Controller('admin/api')

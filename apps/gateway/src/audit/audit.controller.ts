@@ -1,8 +1,8 @@
 import { Controller, Get, Inject, Query } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { AuditEntry, Page } from '@keypin/shared';
-import { AdminContext } from '../admin-context';
-import { pageOf, parsePaging } from '../common/paging';
+import { AdminContext } from '../admin/admin-context';
+import { pageOf, parsePaging } from '../admin/common/paging';
 
 @ApiTags('audit')
 @ApiBearerAuth()

@@ -1,10 +1,10 @@
 import { type CanActivate, type ExecutionContext, Inject, Injectable } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import type { FastifyRequest } from 'fastify';
-import { KeypinError } from '../../infra/http/all-exceptions.filter';
-import { CALLER_KEY } from '../common/caller.decorator';
-import { PUBLIC_ROUTE, REQUIRED_ROLE } from '../common/roles';
-import { AdminContext } from '../admin-context';
+import { KeypinError } from '../infra/http/all-exceptions.filter';
+import { CALLER_KEY } from '../admin/common/caller.decorator';
+import { PUBLIC_ROUTE, REQUIRED_ROLE } from '../admin/common/roles';
+import { AdminContext } from '../admin/admin-context';
 
 const READ_METHODS = new Set(['GET', 'HEAD']);
 

@@ -1,10 +1,10 @@
 import { JwtService } from '@nestjs/jwt';
 import type { LoginResponse, Role } from '@keypin/shared';
 import type { Logger } from 'pino';
-import { KeypinError } from '../../infra/http/all-exceptions.filter';
-import type { Caller } from '../common/roles';
-import type { UserRecord, UsersRepository } from '../users/users.repository';
-import type { LockoutService } from './lockout.service';
+import { KeypinError } from '../infra/http/all-exceptions.filter';
+import type { Caller } from '../admin/common/roles';
+import type { UserRecord, UsersRepository } from './users.repository';
+import type { LockoutRepository } from './lockout.repository';
 import { DUMMY_HASH, generatePassword, hashPassword, verifyPassword } from './password';
 
 export const JWT_ISSUER = 'keypin';
@@ -25,7 +25,7 @@ export class AuthService {
 
   constructor(
     private readonly users: UsersRepository,
-    private readonly lockout: LockoutService,
+    private readonly lockout: LockoutRepository,
     secret: Buffer,
     private readonly ttlSeconds: number,
     private readonly logger: Logger,

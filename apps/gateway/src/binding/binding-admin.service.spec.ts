@@ -2,10 +2,10 @@ import type { KeyRules } from '@keypin/shared';
 import type { Binding } from '@keypin/shared';
 import type { DataSource } from 'typeorm';
 import { describe, expect, it, vi } from 'vitest';
-import { KeypinError } from '../../infra/http/all-exceptions.filter';
-import type { Caller } from '../common/roles';
-import type { BindingRecord, BindingsRepository } from './bindings.repository';
-import { BindingsService, checkKey, checkNetworks } from './bindings.service';
+import { KeypinError } from '../infra/http/all-exceptions.filter';
+import type { Caller } from '../admin/common/roles';
+import type { BindingRecord, BindingAdminRepository } from './binding-admin.repository';
+import { BindingAdminService, checkKey, checkNetworks } from './binding-admin.service';
 
 const NEWAPI: KeyRules = { relay: 'newapi', tokenNormalize: 'newapi', keyCase: 'sensitive' };
 const NONE: KeyRules = { relay: 'newapi', tokenNormalize: 'none', keyCase: 'sensitive' };
@@ -71,9 +71,9 @@ function setup(current: Binding | null = binding()) {
     return Promise.resolve();
   });
   const hashKey = vi.fn((canonical: string) => `hash:${canonical}`);
-  const sut = new BindingsService({
+  const sut = new BindingAdminService({
     ds: ds as unknown as DataSource,
-    repo: repo as unknown as BindingsRepository,
+    repo: repo as unknown as BindingAdminRepository,
     audit,
     hashKey,
     keyRules: () => NEWAPI,
@@ -131,7 +131,7 @@ describe('checkKey', () => {
   });
 });
 
-describe('BindingsService', () => {
+describe('BindingAdminService', () => {
   it('bans inside one transaction with its audit row, then announces', async () => {
     const { sut, audit, events } = setup();
     const out = await sut.setStatus(caller, 7, 'banned');

@@ -1,6 +1,6 @@
 import type { AdminUser, Role } from '@keypin/shared';
 import type { DataSource } from 'typeorm';
-import { queryRows } from '../../infra/database/rows';
+import { queryRows } from '../infra/database/rows';
 
 export interface UserRecord extends AdminUser {
   password_hash: string;

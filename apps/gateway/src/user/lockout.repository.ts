@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { DataSource } from 'typeorm';
-import type { RedisKeys } from '../../infra/redis/redis-keys';
+import type { RedisKeys } from '../infra/redis/redis-keys';
 
 export const MAX_FAILURES = 5;
 export const WINDOW_MS = 15 * 60 * 1000;
@@ -32,7 +32,7 @@ export type Reservation =
  * pair is refused without a database transaction; neither a Redis restart
  * nor an outage lifts a lock, as PostgreSQL still has it.
  */
-export class LockoutService {
+export class LockoutRepository {
   constructor(
     private readonly ds: DataSource,
     private readonly redis: Redis,

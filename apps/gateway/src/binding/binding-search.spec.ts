@@ -1,7 +1,7 @@
 import type { KeyRules } from '@keypin/shared';
 import { describe, expect, it } from 'vitest';
 import { escapeLike, parseBindingSearch } from './binding-search';
-import { filterSql } from './bindings.repository';
+import { filterSql } from './binding-admin.repository';
 
 const NEWAPI: KeyRules = { relay: 'newapi', tokenNormalize: 'newapi', keyCase: 'sensitive' };
 const NONE: KeyRules = { relay: 'newapi', tokenNormalize: 'none', keyCase: 'sensitive' };

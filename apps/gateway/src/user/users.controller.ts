@@ -1,14 +1,14 @@
 import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Put, Query } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { AdminUser, Page } from '@keypin/shared';
-import { KeypinError } from '../../infra/http/all-exceptions.filter';
-import { AdminContext } from '../admin-context';
-import { hashPassword } from '../auth/password';
-import { CurrentCaller } from '../common/caller.decorator';
-import { pageOf, parsePaging } from '../common/paging';
-import { AdminOnly, type Caller } from '../common/roles';
-import { invalid } from '../common/validation';
-import { ChangePasswordDto, CreateUserDto } from './dto';
+import { KeypinError } from '../infra/http/all-exceptions.filter';
+import { AdminContext } from '../admin/admin-context';
+import { hashPassword } from './password';
+import { CurrentCaller } from '../admin/common/caller.decorator';
+import { pageOf, parsePaging } from '../admin/common/paging';
+import { AdminOnly, type Caller } from '../admin/common/roles';
+import { invalid } from '../admin/common/validation';
+import { ChangePasswordDto, CreateUserDto } from './dto/user.dto';
 import { publicUser } from './users.repository';
 
 function parseId(raw: string): number {

@@ -9,16 +9,22 @@ import {
   ApiTags,
 } from '@nestjs/swagger';
 import { type Binding, BINDING_STATUSES, keyRulesOf, type Page, RULE_TYPES } from '@keypin/shared';
-import { KeyHasher } from '../../proxy/key-hasher';
-import { AdminContext } from '../admin-context';
-import { CurrentCaller } from '../common/caller.decorator';
-import { pageOf, parsePaging } from '../common/paging';
-import type { Caller } from '../common/roles';
-import { invalid } from '../common/validation';
+import { KeyHasher } from '../proxy/key-hasher';
+import { AdminContext } from '../admin/admin-context';
+import { CurrentCaller } from '../admin/common/caller.decorator';
+import { pageOf, parsePaging } from '../admin/common/paging';
+import type { Caller } from '../admin/common/roles';
+import { invalid } from '../admin/common/validation';
 import { MAX_SEARCH_LENGTH } from './binding-search';
-import { type BindingFilter, BindingsRepository } from './bindings.repository';
-import { BindingsService } from './bindings.service';
-import { BindingIdDto, BindingPageView, BindingView, CreateBindingDto, UpdateBindingIpDto } from './dto';
+import { type BindingFilter, BindingAdminRepository } from './binding-admin.repository';
+import { BindingAdminService } from './binding-admin.service';
+import {
+  BindingIdDto,
+  BindingPageView,
+  BindingView,
+  CreateBindingDto,
+  UpdateBindingIpDto,
+} from './dto/binding.dto';
 
 const LIST_PARAMS = new Set(['search', 'status', 'rule_type', 'page', 'page_size']);
 
@@ -50,14 +56,14 @@ function oneOf<T extends string>(
 @ApiBearerAuth()
 @Controller('admin/api')
 export class BindingsController {
-  private readonly bindings: BindingsService;
+  private readonly bindings: BindingAdminService;
 
   constructor(@Inject(AdminContext) private readonly ctx: AdminContext) {
     const rt = ctx.rt;
     const hasher = new KeyHasher(rt.config.hmacSecret.reveal());
-    this.bindings = new BindingsService({
+    this.bindings = new BindingAdminService({
       ds: rt.dataSource,
-      repo: new BindingsRepository(rt.dataSource),
+      repo: new BindingAdminRepository(rt.dataSource),
       audit: ctx.audit,
       hashKey: (canonical) => hasher.hashHex(canonical),
       keyRules: () => keyRulesOf(rt.settings.current),

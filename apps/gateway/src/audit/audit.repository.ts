@@ -1,10 +1,10 @@
 import type { AuditEntry } from '@keypin/shared';
 import type { DataSource, EntityManager } from 'typeorm';
-import type { Caller } from '../common/roles';
-import type { Paging } from '../common/paging';
+import type { Caller } from '../admin/common/roles';
+import type { Paging } from '../admin/common/paging';
 
 /** The audit trail: one row per change made through the admin API. */
-export class AuditService {
+export class AuditRepository {
   constructor(private readonly ds: DataSource) {}
 
   /** Records a change; pass the transaction's manager so the row commits with the change. */

@@ -7,7 +7,7 @@ import {
   type RuleType,
 } from '@keypin/shared';
 import type { DataSource } from 'typeorm';
-import { queryRows, type SqlRunner } from '../../infra/database/rows';
+import { queryRows, type SqlRunner } from '../infra/database/rows';
 import type { BindingSearch } from './binding-search';
 
 /** A binding as the admin API shows it, plus its key hash (never shown; used to invalidate caches). */
@@ -113,7 +113,7 @@ export function filterSql(f: BindingFilter): { where: string; params: unknown[] 
  * smaller repository). Plain SQL, plain objects; each change method takes
  * the transaction it belongs to.
  */
-export class BindingsRepository {
+export class BindingAdminRepository {
   constructor(private readonly ds: DataSource) {}
 
   async list(f: BindingFilter, limit: number, offset: number): Promise<{ items: Binding[]; total: number }> {

@@ -9,9 +9,9 @@ import {
   ApiUnprocessableEntityResponse,
 } from '@nestjs/swagger';
 import type { SettingsResponse } from '@keypin/shared';
-import { AdminContext } from '../admin-context';
-import { CurrentCaller } from '../common/caller.decorator';
-import { type Caller } from '../common/roles';
+import { AdminContext } from '../admin/admin-context';
+import { CurrentCaller } from '../admin/common/caller.decorator';
+import { type Caller } from '../admin/common/roles';
 import {
   parseSettingsRequest,
   SETTINGS_RESPONSE_SCHEMA,

@@ -10,20 +10,20 @@ import {
   validateNetworks,
 } from '@keypin/shared';
 import type { DataSource, EntityManager } from 'typeorm';
-import { KeypinError } from '../../infra/http/all-exceptions.filter';
-import type { Caller } from '../common/roles';
-import type { Paging } from '../common/paging';
-import type { AuditService } from '../audit/audit.service';
-import { invalid } from '../common/validation';
+import { KeypinError } from '../infra/http/all-exceptions.filter';
+import type { Caller } from '../admin/common/roles';
+import type { Paging } from '../admin/common/paging';
+import type { AuditRepository } from '../audit/audit.repository';
+import { invalid } from '../admin/common/validation';
 import { type BindingSearch, parseBindingSearch } from './binding-search';
-import type { BindingFilter, BindingRecord, BindingsRepository } from './bindings.repository';
+import type { BindingFilter, BindingRecord, BindingAdminRepository } from './binding-admin.repository';
 
 /** Where the service writes its audit rows. */
-export type AuditSink = Pick<AuditService, 'record'>;
+export type AuditSink = Pick<AuditRepository, 'record'>;
 
-export interface BindingsServiceDeps {
+export interface BindingAdminServiceDeps {
   ds: DataSource;
-  repo: BindingsRepository;
+  repo: BindingAdminRepository;
   audit: AuditSink;
   /** HMAC of a canonical key, as the proxy computes it. */
   hashKey: (canonical: string) => string;
@@ -67,8 +67,8 @@ const notFound = (id: number) => new KeypinError('not_found', `No binding ${id}.
  * unban and unbind. Every change commits together with its audit row, then
  * is announced so every instance enforces it within a second.
  */
-export class BindingsService {
-  constructor(private readonly d: BindingsServiceDeps) {}
+export class BindingAdminService {
+  constructor(private readonly d: BindingAdminServiceDeps) {}
 
   /** Reads a search string under the current normalisation (a raw key is hashed, never kept). */
   search(raw: string): BindingSearch | null {

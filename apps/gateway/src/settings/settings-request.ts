@@ -7,11 +7,11 @@ import {
   SETTINGS_KEYS,
   validateSettingsPatch,
 } from '@keypin/shared';
-import { checkWebhookUrl } from '../../alert/url-guard';
-import { KeypinError } from '../../infra/http/all-exceptions.filter';
-import type { UnbindRefusal } from '../../settings/settings.service';
-import { WEBHOOK_SECRET_KEY } from '../../settings/settings.service';
-import { invalid } from '../common/validation';
+import { checkWebhookUrl } from '../alert/url-guard';
+import { KeypinError } from '../infra/http/all-exceptions.filter';
+import type { UnbindRefusal } from './settings.service';
+import { WEBHOOK_SECRET_KEY } from './settings.service';
+import { invalid } from '../admin/common/validation';
 
 export const MAX_SECRET_LENGTH = 512;
 
