@@ -13,8 +13,7 @@ import { rewriteRequestTarget } from './proxy/request-target';
 import { registerProxy } from './proxy/proxy.plugin';
 import { ProxyService } from './proxy/proxy.service';
 import { WebSocketTunnel } from './proxy/websocket-tunnel';
-import { closeRuntime, createRuntime, migrateOnly } from './runtime';
-import { createAdminContext } from './admin/admin.module';
+import { closeRuntime, createAdminServices, createRuntime, migrateOnly } from './runtime';
 import { setupApiDocs } from './admin/api-docs';
 import { registerConsole } from './admin/console';
 
@@ -106,7 +105,7 @@ async function main(): Promise<void> {
     // only resolves to a reserved one (`/%6detrics`, `//admin/`) refused.
     rewriteUrl: rewriteRequestTarget,
   });
-  const admin = createAdminContext(rt);
+  const admin = createAdminServices(rt);
   const boot = await admin.auth.bootstrap(config.adminUsername, config.adminPassword?.revealText() ?? null);
   if (boot.generated !== null) {
     // Printed once, on the console only: the password is not stored anywhere in clear.
@@ -118,7 +117,7 @@ async function main(): Promise<void> {
     logger.info({ username: config.adminUsername }, 'bootstrap admin created from ADMIN_PASSWORD');
   }
 
-  const app = await NestFactory.create<NestFastifyApplication>(AppModule.forRuntime(rt, admin), adapter, {
+  const app = await NestFactory.create<NestFastifyApplication>(AppModule.forServices(rt, admin), adapter, {
     logger: new NestPinoLogger(logger),
     bufferLogs: false,
   });

@@ -1,4 +1,17 @@
+import { keyRulesOf } from '@keypin/shared';
 import type { Redis } from 'ioredis';
+import { AdminContext } from './admin/admin-context';
+import type { AdminServices } from './admin/admin-services';
+import { CallerIpResolver } from './admin/common/caller-ip';
+import { AuditRepository } from './audit/audit.repository';
+import { BindingAdminRepository } from './binding/binding-admin.repository';
+import { BindingAdminService } from './binding/binding-admin.service';
+import { KeyHasher } from './proxy/key-hasher';
+import { SettingsAdminService } from './settings/settings-admin.service';
+import { AuthService } from './user/auth.service';
+import { LockoutRepository } from './user/lockout.repository';
+import { UsersRepository } from './user/users.repository';
+import { UsersService } from './user/users.service';
 import type { Logger } from 'pino';
 import type { DataSource } from 'typeorm';
 import { BindingRepository } from './binding/binding.repository';
@@ -231,4 +244,44 @@ export async function migrateOnly(config: AppConfig, logger: Logger): Promise<vo
   } finally {
     await dataSource.destroy();
   }
+}
+
+/**
+ * The admin API's services, built once from the runtime (the admin half of
+ * the composition root). Controllers receive these, never the runtime.
+ */
+export function createAdminServices(rt: Runtime): AdminServices {
+  const { config, dataSource } = rt;
+  const audit = new AuditRepository(dataSource);
+  const users = new UsersRepository(dataSource);
+  const hasher = new KeyHasher(config.hmacSecret.reveal());
+  return {
+    auth: new AuthService(
+      users,
+      new LockoutRepository(dataSource, rt.redis, rt.keys),
+      config.adminJwtSecret.reveal(),
+      config.adminJwtTtlSeconds,
+      rt.logger,
+    ),
+    callerIp: new CallerIpResolver({ trusted: config.trustedProxies, header: config.realIpHeader }),
+    users: new UsersService(users, audit),
+    audit,
+    bindings: new BindingAdminService({
+      ds: dataSource,
+      repo: new BindingAdminRepository(dataSource),
+      audit,
+      hashKey: (canonical) => hasher.hashHex(canonical),
+      keyRules: () => keyRulesOf(rt.settings.current),
+      announce: (hashHex) => rt.store.announceChange(hashHex),
+    }),
+    settings: new SettingsAdminService({
+      settings: rt.settings,
+      secretBox: rt.secretBox,
+      audit,
+      changeFeed: rt.changeFeed,
+      publisher: rt.redis,
+      allowPrivateWebhook: config.alertWebhookAllowPrivate,
+    }),
+    legacy: new AdminContext(rt),
+  };
 }

@@ -21,6 +21,8 @@ export interface PageQuery {
 
 export const DEFAULT_PAGE_SIZE = 20;
 export const MAX_PAGE_SIZE = 200;
+/** Longest `search` text any list accepts (a full raw key at most: MAX_KEY_LENGTH). */
+export const MAX_SEARCH_LENGTH = 4096;
 
 export interface LoginRequest {
   username: string;

@@ -10,9 +10,6 @@ import {
   type KeyRules,
 } from '@keypin/shared';
 
-/** Longest search text accepted (the longest key the proxy accepts). */
-export const MAX_SEARCH_LENGTH = 4096;
-
 /**
  * What a `GET /bindings?search=` string asks for:
  * - `ip`: bindings whose networks contain the address, or whose first or

@@ -138,12 +138,22 @@ export class BindingStoreService {
   async revokeFirstUse(bindingId: number): Promise<boolean> {
     const hashHex = await this.repo.deleteUntouchedFirstUse(bindingId);
     if (hashHex === null) return false;
-    this.invalidateLocal(hashHex);
-    await Promise.all([this.evictShared(hashHex).catch(() => undefined), this.publishChange(hashHex)]);
+    await this.announceChange(hashHex);
     return true;
   }
 
-  /** Tells every instance through Redis pub/sub (as ChangeFeed.publishBinding does); best effort. */
+  /**
+   * The one place a binding change is announced (admin edits, a revoked
+   * first use): this instance at once, then the shared Redis cache, then
+   * every other instance over Redis pub/sub. The bindings table's trigger
+   * NOTIFY is the second, independent path to the other instances.
+   */
+  async announceChange(hashHex: string): Promise<void> {
+    this.invalidateLocal(hashHex);
+    await Promise.all([this.evictShared(hashHex).catch(() => undefined), this.publishChange(hashHex)]);
+  }
+
+  /** Tells every instance through Redis pub/sub; best effort. */
   private async publishChange(hashHex: string): Promise<void> {
     if (this.redis.status !== 'ready') return;
     await this.redis.publish(this.keys.bindingChannel, hashHex).catch(() => undefined);

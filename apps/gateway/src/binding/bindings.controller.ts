@@ -8,15 +8,13 @@ import {
   ApiQuery,
   ApiTags,
 } from '@nestjs/swagger';
-import { type Binding, BINDING_STATUSES, keyRulesOf, type Page, RULE_TYPES } from '@keypin/shared';
-import { KeyHasher } from '../proxy/key-hasher';
-import { AdminContext } from '../admin/admin-context';
+import { type Binding, BINDING_STATUSES, MAX_SEARCH_LENGTH, type Page, RULE_TYPES } from '@keypin/shared';
 import { CurrentCaller } from '../admin/common/caller.decorator';
 import { pageOf, parsePaging } from '../admin/common/paging';
 import type { Caller } from '../admin/common/roles';
+import { onlyParams, parseId, queryOne, queryOneOf } from '../admin/common/params';
 import { invalid } from '../admin/common/validation';
-import { MAX_SEARCH_LENGTH } from './binding-search';
-import { type BindingFilter, BindingAdminRepository } from './binding-admin.repository';
+import type { BindingFilter } from './binding-admin.repository';
 import { BindingAdminService } from './binding-admin.service';
 import {
   BindingIdDto,
@@ -28,54 +26,11 @@ import {
 
 const LIST_PARAMS = new Set(['search', 'status', 'rule_type', 'page', 'page_size']);
 
-function parseId(raw: string): number {
-  if (!/^[1-9]\d{0,14}$/.test(raw)) throw invalid('id', 'must be a positive integer');
-  return Number(raw);
-}
-
-/** One optional query parameter: absent or empty → null; repeated → 422. */
-function one(query: Record<string, unknown>, field: string): string | null {
-  const v = query[field];
-  if (v === undefined || v === '') return null;
-  if (typeof v !== 'string') throw invalid(field, 'must be given once');
-  return v;
-}
-
-function oneOf<T extends string>(
-  query: Record<string, unknown>,
-  field: string,
-  values: readonly T[],
-): T | null {
-  const v = one(query, field);
-  if (v === null) return null;
-  if (!(values as readonly string[]).includes(v)) throw invalid(field, `must be one of ${values.join(', ')}`);
-  return v as T;
-}
-
 @ApiTags('bindings')
 @ApiBearerAuth()
 @Controller('admin/api')
 export class BindingsController {
-  private readonly bindings: BindingAdminService;
-
-  constructor(@Inject(AdminContext) private readonly ctx: AdminContext) {
-    const rt = ctx.rt;
-    const hasher = new KeyHasher(rt.config.hmacSecret.reveal());
-    this.bindings = new BindingAdminService({
-      ds: rt.dataSource,
-      repo: new BindingAdminRepository(rt.dataSource),
-      audit: ctx.audit,
-      hashKey: (canonical) => hasher.hashHex(canonical),
-      keyRules: () => keyRulesOf(rt.settings.current),
-      announce: async (hashHex) => {
-        // This instance at once; then the shared cache; then every other
-        // instance (the bindings trigger's NOTIFY is the second path).
-        rt.store.invalidateLocal(hashHex);
-        await rt.store.evictShared(hashHex).catch(() => undefined);
-        await rt.changeFeed.publishBinding(rt.redis, hashHex).catch(() => undefined);
-      },
-    });
-  }
+  constructor(@Inject(BindingAdminService) private readonly bindings: BindingAdminService) {}
 
   @Get('bindings')
   @ApiOperation({
@@ -91,18 +46,16 @@ export class BindingsController {
   @ApiQuery({ name: 'page_size', required: false, type: Number })
   @ApiOkResponse({ type: BindingPageView })
   async list(@Query() query: Record<string, unknown>): Promise<Page<Binding>> {
-    for (const field of Object.keys(query)) {
-      if (!LIST_PARAMS.has(field)) throw invalid(field, 'is not a filter of this list');
-    }
+    onlyParams(query, LIST_PARAMS);
     const p = parsePaging(query);
-    const search = one(query, 'search');
+    const search = queryOne(query, 'search');
     if (search !== null && search.length > MAX_SEARCH_LENGTH) {
       throw invalid('search', `must be at most ${MAX_SEARCH_LENGTH} characters`);
     }
     const filter: BindingFilter = {
       search: search === null ? null : this.bindings.search(search),
-      status: oneOf(query, 'status', BINDING_STATUSES),
-      ruleType: oneOf(query, 'rule_type', RULE_TYPES),
+      status: queryOneOf(query, 'status', BINDING_STATUSES),
+      ruleType: queryOneOf(query, 'rule_type', RULE_TYPES),
     };
     const { items, total } = await this.bindings.list(filter, p);
     return pageOf(items, total, p);

@@ -9,34 +9,22 @@ import {
   ApiUnprocessableEntityResponse,
 } from '@nestjs/swagger';
 import type { SettingsResponse } from '@keypin/shared';
-import { AdminContext } from '../admin/admin-context';
 import { CurrentCaller } from '../admin/common/caller.decorator';
 import { type Caller } from '../admin/common/roles';
-import {
-  parseSettingsRequest,
-  SETTINGS_RESPONSE_SCHEMA,
-  SETTINGS_UPDATE_SCHEMA,
-  wouldUnbindAll,
-} from './settings-request';
+import { SettingsAdminService } from './settings-admin.service';
+import { SETTINGS_RESPONSE_SCHEMA, SETTINGS_UPDATE_SCHEMA } from './settings-request';
 
 @ApiTags('settings')
 @ApiBearerAuth()
 @Controller('admin/api')
 export class SettingsController {
-  constructor(@Inject(AdminContext) private readonly ctx: AdminContext) {}
-
-  private view(): SettingsResponse {
-    return {
-      ...this.ctx.rt.settings.current,
-      alert_webhook_secret_set: this.ctx.rt.settings.webhookSecret() !== null,
-    };
-  }
+  constructor(@Inject(SettingsAdminService) private readonly settings: SettingsAdminService) {}
 
   @Get('settings')
   @ApiOperation({ summary: 'The run-time settings (the webhook secret is write-only)' })
   @ApiOkResponse({ schema: SETTINGS_RESPONSE_SCHEMA })
   get(): SettingsResponse {
-    return this.view();
+    return this.settings.view();
   }
 
   @Put('settings')
@@ -53,27 +41,7 @@ export class SettingsController {
     description: 'would_unbind_all: an identity setting change needs confirm_unbind_all',
   })
   @ApiUnprocessableEntityResponse({ description: 'validation_failed, naming the field' })
-  async update(@Body() body: unknown, @CurrentCaller() caller: Caller): Promise<SettingsResponse> {
-    const req = parseSettingsRequest(body, this.ctx.rt.config.alertWebhookAllowPrivate);
-    const { secretBox } = this.ctx.rt;
-    const result = await this.ctx.rt.settings.change(
-      {
-        patch: req.patch,
-        sealedSecret:
-          req.secret === undefined ? undefined : req.secret === null ? null : secretBox.seal(req.secret),
-        confirmUnbindAll: req.confirmUnbindAll,
-      },
-      caller.username,
-      (tx, before, after) => {
-        const audited: Record<string, unknown> = { ...after };
-        if (req.secret !== undefined)
-          audited['alert_webhook_secret'] = req.secret === null ? 'cleared' : 'changed';
-        return this.ctx.audit.record(caller, 'settings.update', 'settings', before, audited, tx);
-      },
-    );
-    if (!result.ok) throw wouldUnbindAll(result.refusal);
-    await this.ctx.rt.changeFeed.publishSettings(this.ctx.rt.redis).catch(() => undefined);
-    await this.ctx.rt.settings.reload();
-    return this.view();
+  update(@Body() body: unknown, @CurrentCaller() caller: Caller): Promise<SettingsResponse> {
+    return this.settings.update(caller, body);
   }
 }

@@ -3,7 +3,8 @@ import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { LoginResponse, Me } from '@keypin/shared';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { KeypinError } from '../infra/http/all-exceptions.filter';
-import { AdminContext } from '../admin/admin-context';
+import { CallerIpResolver } from '../admin/common/caller-ip';
+import { AuthService } from './auth.service';
 import { CurrentCaller } from '../admin/common/caller.decorator';
 import { type Caller, Public } from '../admin/common/roles';
 import { LoginDto } from './dto/auth.dto';
@@ -11,7 +12,10 @@ import { LoginDto } from './dto/auth.dto';
 @ApiTags('auth')
 @Controller('admin/api')
 export class AuthController {
-  constructor(@Inject(AdminContext) private readonly ctx: AdminContext) {}
+  constructor(
+    @Inject(AuthService) private readonly auth: AuthService,
+    @Inject(CallerIpResolver) private readonly callerIp: CallerIpResolver,
+  ) {}
 
   @Public()
   @Post('login')
@@ -22,9 +26,9 @@ export class AuthController {
     @Req() req: FastifyRequest,
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<LoginResponse> {
-    const ip = this.ctx.callerIp(req.raw) ?? '0.0.0.0';
+    const ip = this.callerIp.resolve(req.raw) ?? '0.0.0.0';
     try {
-      return await this.ctx.auth.login(body.username, body.password, ip);
+      return await this.auth.login(body.username, body.password, ip);
     } catch (err) {
       if (err instanceof KeypinError && err.code === 'too_many_attempts') {
         const retryAfter = Number(err.extra?.['retry_after'] ?? 900);

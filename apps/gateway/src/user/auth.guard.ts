@@ -4,7 +4,8 @@ import type { FastifyRequest } from 'fastify';
 import { KeypinError } from '../infra/http/all-exceptions.filter';
 import { CALLER_KEY } from '../admin/common/caller.decorator';
 import { PUBLIC_ROUTE, REQUIRED_ROLE } from '../admin/common/roles';
-import { AdminContext } from '../admin/admin-context';
+import { CallerIpResolver } from '../admin/common/caller-ip';
+import { AuthService } from './auth.service';
 
 const READ_METHODS = new Set(['GET', 'HEAD']);
 
@@ -17,7 +18,8 @@ const READ_METHODS = new Set(['GET', 'HEAD']);
 export class AdminAuthGuard implements CanActivate {
   constructor(
     @Inject(Reflector) private readonly reflector: Reflector,
-    @Inject(AdminContext) private readonly ctx: AdminContext,
+    @Inject(AuthService) private readonly auth: AuthService,
+    @Inject(CallerIpResolver) private readonly callerIp: CallerIpResolver,
   ) {}
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
@@ -27,7 +29,7 @@ export class AdminAuthGuard implements CanActivate {
     const header = req.headers.authorization;
     const match = typeof header === 'string' ? /^Bearer ([A-Za-z0-9._~+/=-]+)$/i.exec(header.trim()) : null;
     if (!match) throw new KeypinError('unauthorized', 'Log in first: send Authorization: Bearer <token>.');
-    const caller = await this.ctx.auth.authenticate(match[1]!, this.ctx.callerIp(req.raw));
+    const caller = await this.auth.authenticate(match[1]!, this.callerIp.resolve(req.raw));
     const adminOnly = this.reflector.getAllAndOverride<string>(REQUIRED_ROLE, targets) === 'admin';
     if ((adminOnly || !READ_METHODS.has(req.method)) && caller.role !== 'admin') {
       throw new KeypinError('forbidden', 'Your role may not do this.');

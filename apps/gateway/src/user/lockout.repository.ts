@@ -75,7 +75,8 @@ export class LockoutRepository {
     if (recent.length >= MAX_FAILURES) {
       // Redis had forgotten the lock (restart, outage): give it PostgreSQL's failures.
       await this.copyToRedis(username, ip, recent, now, true);
-      return { ok: false, retryAfterMs: lockedUntil(recent) - now };
+      // A concurrent attempt may carry a time a little after `now`: never more than the window.
+      return { ok: false, retryAfterMs: Math.min(WINDOW_MS, lockedUntil(recent) - now) };
     }
     const member = await this.copyToRedis(username, ip, [now], now, false);
     return {
@@ -114,7 +115,7 @@ export class LockoutRepository {
       );
       const times: number[] = [];
       for (let i = 1; i < members.length; i += 2) times.push(Number(members[i]));
-      return times.length >= MAX_FAILURES ? lockedUntil(times) - now : 0;
+      return times.length >= MAX_FAILURES ? Math.min(WINDOW_MS, lockedUntil(times) - now) : 0;
     } catch {
       return 0;
     }

@@ -57,11 +57,6 @@ export class ChangeFeed {
     await this.connectPg(false);
   }
 
-  /** Tells every instance (this one included) that a binding changed. */
-  async publishBinding(publisher: Redis, hashHex: string): Promise<void> {
-    await publisher.publish(this.keys.bindingChannel, hashHex);
-  }
-
   async publishSettings(publisher: Redis): Promise<void> {
     await publisher.publish(this.keys.settingsChannel, '1');
   }

@@ -1,0 +1,23 @@
+import type { AuditRepository } from '../audit/audit.repository';
+import type { BindingAdminService } from '../binding/binding-admin.service';
+import type { SettingsAdminService } from '../settings/settings-admin.service';
+import type { AuthService } from '../user/auth.service';
+import type { UsersService } from '../user/users.service';
+import type { AdminContext } from './admin-context';
+import type { CallerIpResolver } from './common/caller-ip';
+
+/**
+ * What the admin API's controllers and guard receive: one instance of
+ * each, built by the composition root (`runtime.ts`, createAdminServices)
+ * and registered as a Nest provider under its own class.
+ */
+export interface AdminServices {
+  auth: AuthService;
+  callerIp: CallerIpResolver;
+  users: UsersService;
+  audit: AuditRepository;
+  bindings: BindingAdminService;
+  settings: SettingsAdminService;
+  /** Transitional, for logs, dashboard and alerts. */
+  legacy: AdminContext;
+}
