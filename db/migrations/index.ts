@@ -2,6 +2,7 @@ import { InitialSchema1764000000000 } from './1764000000000-initial-schema';
 import { Alerts1764000100000 } from './1764000100000-alerts';
 import { Admin1764000200000 } from './1764000200000-admin';
 import { InterceptIndexes1764000300000 } from './1764000300000-intercept-indexes';
+import { InterceptCount1765000100000 } from './1765000100000-intercept-count';
 
 /** Every migration, oldest first. A new migration is added here too. */
 export const MIGRATIONS = [
@@ -9,4 +10,5 @@ export const MIGRATIONS = [
   Alerts1764000100000,
   Admin1764000200000,
   InterceptIndexes1764000300000,
+  InterceptCount1765000100000,
 ];

@@ -52,6 +52,7 @@ function expectedRecord(i: Intercept): string[] {
     String(i.alerted),
     String(i.binding_id),
     i.id,
+    String(i.count),
   ];
 }
 
@@ -101,6 +102,17 @@ describe('admin API: intercept logs, CSV export, dashboard, alerts', () => {
       stores.databaseUrl,
       'SELECT binding_id, delivery_status FROM alerts',
     );
+  /** Refused requests stored for a binding: the sum of its records' counts. */
+  const storedRequests = async (binding: number) =>
+    Number(
+      (
+        await sql<{ n: string }>(
+          stores.databaseUrl,
+          'SELECT coalesce(sum(count), 0) AS n FROM intercept_logs WHERE binding_id = $1',
+          [binding],
+        )
+      )[0]!.n,
+    );
 
   const getJson = async <T>(client: AdminClient, path: string): Promise<T> => {
     const r = await client.get(path);
@@ -144,10 +156,16 @@ describe('admin API: intercept logs, CSV export, dashboard, alerts', () => {
     expect(created.status).toBe(201);
     auditor = await AdminClient.login(gw.url, 'reader', 'auditor-password-1');
 
-    // A: six refusals with hostile user agents and an odd path; one alert, delivered.
+    // A: six refusals with hostile user agents and an odd path; one alert (raised by the
+    // third), delivered. Each refusal is stored before the next is sent, so each is a
+    // record of its own (requests of one key from one IP within one second share one).
     expect((await hit(KEY_A, '127.0.3.1')).status).toBe(200);
     ids.A = await bindingId('127.0.3.1');
-    for (const ua of HOSTILE_AGENTS) expect((await hit(KEY_A, '127.0.3.2', { ua })).status).toBe(403);
+    for (const [n, ua] of HOSTILE_AGENTS.entries()) {
+      expect((await hit(KEY_A, '127.0.3.2', { ua })).status).toBe(403);
+      await waitFor(async () => (await storedRequests(ids.A)) === n + 1, 10_000, 50);
+      if (n === 2) await waitFor(async () => (await alertRows()).length === 1, 10_000, 50);
+    }
     expect((await hit(KEY_A, '127.0.3.3', { path: ODD_PATH, ua: 'odd-path' })).status).toBe(403);
     await waitFor(async () => (await alertRows()).some((a) => a.delivery_status === 'delivered'), 15_000);
 
@@ -171,11 +189,12 @@ describe('admin API: intercept logs, CSV export, dashboard, alerts', () => {
       expect((await hit(KEY_C, `127.0.4.${2 + i}`, { ua: 'c-agent' })).status).toBe(403);
     await waitFor(async () => (await alertRows()).some((a) => a.delivery_status === 'failed'), 15_000);
 
-    // Every refusal stored and every alerted one marked.
+    // Every refusal stored and every alerted one marked (counted in requests).
     await waitFor(async () => {
       const rows = await sql<{ n: string; alerted: string }>(
         stores.databaseUrl,
-        `SELECT count(*) AS n, count(*) FILTER (WHERE alerted) AS alerted FROM intercept_logs`,
+        `SELECT coalesce(sum(count), 0) AS n, coalesce(sum(count) FILTER (WHERE alerted), 0) AS alerted
+           FROM intercept_logs`,
       );
       return Number(rows[0]!.n) === 12 && Number(rows[0]!.alerted) === 9;
     }, 15_000);
@@ -233,6 +252,7 @@ describe('admin API: intercept logs, CSV export, dashboard, alerts', () => {
       user_agent: 'c-agent',
       alerted: true,
       intercepted_at: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
+      count: 1,
     });
 
     const byDefault = await list();
@@ -530,9 +550,10 @@ describe('admin API: intercept logs, CSV export, dashboard, alerts', () => {
     expect(a).toMatchObject({
       binding_id: ids.A,
       allowed_ips: ['127.0.3.1/32'],
-      // Later intercepts in the same window joined the alert.
-      attempt_ips: ['127.0.3.2', '127.0.3.3'],
-      count: 6,
+      // Raised by the third refusal (each was stored before the next was sent); the
+      // later ones in the window joined the alert (marked alerted) without changing it.
+      attempt_ips: ['127.0.3.2'],
+      count: 3,
       delivery_status: 'delivered',
       attempts: 1,
       last_error: null,

@@ -241,7 +241,7 @@ describe('first-use binding and enforcement', () => {
     expect(rows[0]!.allowed_ips).toEqual([`${winner}/32`]);
   });
 
-  it('writes one intercept row per refused request, with the networks at that moment', async () => {
+  it('counts every refused request in the intercept log, with the networks at that moment', async () => {
     const key = newKey();
     expect((await send(`${gw.url}/v1/x`, { from: '127.0.0.20', headers: bearer(key) })).status).toBe(200);
     for (let i = 0; i < 3; i++) {
@@ -252,18 +252,27 @@ describe('first-use binding and enforcement', () => {
       expect(r.status).toBe(403);
     }
     const id = (await bindings()).find((b) => b.first_ip === '127.0.0.20')!.id;
-    await waitFor(
-      async () =>
-        (await sql(stores.databaseUrl, 'SELECT 1 FROM intercept_logs WHERE binding_id = $1', [id])).length ===
-        3,
-    );
+    const requests = async () =>
+      Number(
+        (
+          await sql<{ n: string }>(
+            stores.databaseUrl,
+            'SELECT coalesce(sum(count), 0) AS n FROM intercept_logs WHERE binding_id = $1',
+            [id],
+          )
+        )[0]!.n,
+      );
+    await waitFor(async () => (await requests()) === 3);
     const logs = await sql<Record<string, unknown>>(
       stores.databaseUrl,
       `SELECT host(attempt_ip) AS ip, allowed_ips::text[] AS allowed, reason, method, path, user_agent, enforced
          FROM intercept_logs WHERE binding_id = $1`,
       [id],
     );
-    expect(logs).toHaveLength(3);
+    // Requests of one key from one IP within one second may share a record.
+    expect(logs.length).toBeGreaterThanOrEqual(1);
+    expect(logs.length).toBeLessThanOrEqual(3);
+    expect(await requests()).toBe(3);
     expect(logs[0]).toEqual({
       ip: '127.0.0.21',
       allowed: ['127.0.0.20/32'],

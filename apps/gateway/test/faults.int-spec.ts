@@ -273,8 +273,12 @@ function expectEveryAnswerRight(load: Load): void {
 
 const ready = (gw: GatewayProcess) => send(`${gw.url}/ready`, { from: '127.0.0.2' });
 
+/** Refused requests stored: the sum of the intercept records' counts. */
 async function interceptRows(databaseUrl: string): Promise<number> {
-  const rows = await sql<{ n: string }>(databaseUrl, 'SELECT count(*) AS n FROM intercept_logs');
+  const rows = await sql<{ n: string }>(
+    databaseUrl,
+    'SELECT coalesce(sum(count), 0) AS n FROM intercept_logs',
+  );
   return Number(rows[0]!.n);
 }
 
@@ -291,7 +295,7 @@ async function requestCounts(databaseUrl: string, keys: string[]): Promise<Map<s
   return out;
 }
 
-/** Waits until PostgreSQL holds one intercept row per 403 and each key's request_count equals its 200s. */
+/** Waits until PostgreSQL counts one intercept per 403 (sum of counts) and each key's request_count equals its 200s. */
 async function expectNothingLost(databaseUrl: string, load: Load, timeoutMs = 30_000): Promise<void> {
   const want = Object.fromEntries(load.keys.map((k) => [k, load.allowedPerKey.get(k) ?? 0]));
   let rows = -1;

@@ -930,7 +930,7 @@ describe('hostile input against the real gateway', () => {
         (
           await sql<{ n: string }>(
             stores.databaseUrl,
-            'SELECT count(*) AS n FROM intercept_logs WHERE binding_id = $1',
+            'SELECT coalesce(sum(count), 0) AS n FROM intercept_logs WHERE binding_id = $1',
             [binding!.id],
           )
         )[0]!.n,

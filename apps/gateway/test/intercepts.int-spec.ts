@@ -1,4 +1,8 @@
+import { Agent } from 'node:http';
+import { type Intercept, type Page } from '@keypin/shared';
+import { parse } from 'csv-parse/sync';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { ADMIN_ENV, AdminClient } from './support/admin-client';
 import { FakeDownstream } from './support/downstream';
 import { startGateway, waitFor, type GatewayProcess } from './support/gateway';
 import { bearer, send } from './support/http-client';
@@ -59,11 +63,14 @@ describe('intercepts, alert windows and webhooks', () => {
   };
 
   const intercepts = (bindingId: string) =>
-    sql<{ id: string; alerted: boolean; alert_id: string | null }>(
+    sql<{ id: string; alerted: boolean; alert_id: string | null; count: number }>(
       stores.databaseUrl,
-      'SELECT id, alerted, alert_id FROM intercept_logs WHERE binding_id = $1',
+      'SELECT id, alerted, alert_id, count FROM intercept_logs WHERE binding_id = $1',
       [bindingId],
     );
+  /** Refused requests stored for a binding: the sum of its records' counts. */
+  const requestsOf = async (bindingId: string) =>
+    (await intercepts(bindingId)).reduce((sum, r) => sum + r.count, 0);
   const alerts = (bindingId: string) =>
     sql<AlertRow>(stores.databaseUrl, 'SELECT * FROM alerts WHERE binding_id = $1 ORDER BY occurred_at', [
       bindingId,
@@ -90,7 +97,7 @@ describe('intercepts, alert windows and webhooks', () => {
     await dropStores(stores.dbName, stores.redisPrefix);
   });
 
-  it('writes exactly one row per refused request', async () => {
+  it('counts every refused request exactly once', async () => {
     const { key, id } = await bindKey(gw, '127.0.2.1');
     const replies = await Promise.all(
       Array.from({ length: 2 }, () =>
@@ -98,9 +105,9 @@ describe('intercepts, alert windows and webhooks', () => {
       ),
     );
     expect(replies.map((r) => r.status)).toEqual([403, 403]);
-    await waitFor(async () => (await intercepts(id)).length === 2, 5000);
+    await waitFor(async () => (await requestsOf(id)) === 2, 5000);
     await new Promise((r) => setTimeout(r, 500));
-    expect(await intercepts(id)).toHaveLength(2);
+    expect(await requestsOf(id)).toBe(2);
   });
 
   it('raises exactly one signed alert per key and window, with the contract payload', async () => {
@@ -118,7 +125,7 @@ describe('intercepts, alert windows and webhooks', () => {
       );
     }
     await waitFor(
-      async () => (await intercepts(id)).every((r) => r.alerted) && (await intercepts(id)).length === 7,
+      async () => (await intercepts(id)).every((r) => r.alerted) && (await requestsOf(id)) === 7,
       10_000,
     );
     await new Promise((r) => setTimeout(r, 1000));
@@ -204,7 +211,7 @@ describe('intercepts, alert windows and webhooks', () => {
     );
     expect((await Promise.all(hits)).every((r) => r.status === 403)).toBe(true);
     await waitFor(
-      async () => (await intercepts(id)).length === 12 && (await intercepts(id)).every((r) => r.alerted),
+      async () => (await requestsOf(id)) === 12 && (await intercepts(id)).every((r) => r.alerted),
       10_000,
     );
     await waitFor(() => deliveriesFor(id).length >= 1, 10_000);
@@ -288,10 +295,14 @@ describe('intercepts survive stops and store outages', () => {
     );
     expect(replies.filter((r) => r.status === 403)).toHaveLength(count);
   };
+  /** Refused requests stored: the sum of the records' counts. */
   const countRows = async (databaseUrl: string) =>
-    Number((await sql<{ n: string }>(databaseUrl, 'SELECT count(*) AS n FROM intercept_logs'))[0]!.n);
+    Number(
+      (await sql<{ n: string }>(databaseUrl, 'SELECT coalesce(sum(count), 0) AS n FROM intercept_logs'))[0]!
+        .n,
+    );
 
-  it('SIGTERM right after 200 intercepts: 200 rows after restart', async () => {
+  it('SIGTERM right after 200 intercepts: 200 counted after restart', async () => {
     const { stores, env, g } = await isolated('sigterm');
     const key = `sk-sigterm${Date.now().toString(36)}`;
     expect((await send(`${g.url}/v1/models`, { from: '127.0.0.2', headers: bearer(key) })).status).toBe(200);
@@ -351,5 +362,172 @@ describe('intercepts survive stops and store outages', () => {
     const [alert] = await sql<AlertRow>(stores.databaseUrl, 'SELECT * FROM alerts');
     expect(alert!.last_error).toMatch(/private, loopback or link-local/);
     expect(receiver.deliveries).toHaveLength(0);
+  });
+});
+
+describe('a record stands for the refused requests of one key from one IP within one second', () => {
+  const stores = freshStores('icount');
+  const downstream = new FakeDownstream();
+  const receiver = new WebhookReceiver();
+  let gw: GatewayProcess;
+  let admin: AdminClient;
+
+  beforeAll(async () => {
+    await downstream.start();
+    await receiver.start();
+    gw = await startGateway({
+      DATABASE_URL: stores.databaseUrl,
+      REDIS_PREFIX: stores.redisPrefix,
+      DOWNSTREAM_URL: downstream.url,
+      ALERT_WEBHOOK_URL: receiver.url,
+      ALERT_WEBHOOK_ALLOW_PRIVATE: 'true',
+      ALERT_THRESHOLD_COUNT: '5',
+      ALERT_THRESHOLD_SECONDS: '60',
+      ...ADMIN_ENV,
+    });
+    admin = await AdminClient.login(gw.url);
+  });
+
+  afterAll(async () => {
+    await gw?.stop();
+    await downstream.stop();
+    await receiver.stop();
+    await dropStores(stores.dbName, stores.redisPrefix);
+  });
+
+  const bindFrom = async (home: string, label: string) => {
+    const key = `sk-${label}${Date.now().toString(36)}`;
+    expect((await send(`${gw.url}/v1/models`, { from: home, headers: bearer(key) })).status).toBe(200);
+    const [row] = await sql<{ id: string }>(
+      stores.databaseUrl,
+      'SELECT id FROM bindings WHERE host(first_ip) = $1',
+      [home],
+    );
+    return { key, id: row!.id };
+  };
+  const records = (bindingId: string) =>
+    sql<{ id: string; ip: string; count: number; alerted: boolean }>(
+      stores.databaseUrl,
+      'SELECT id, host(attempt_ip) AS ip, count, alerted FROM intercept_logs WHERE binding_id = $1',
+      [bindingId],
+    );
+  const requestsIn = (rows: { count: number }[]) => rows.reduce((sum, r) => sum + r.count, 0);
+  const alertsOf = (bindingId: string) =>
+    sql<{ id: string; count: number }>(
+      stores.databaseUrl,
+      'SELECT id, count FROM alerts WHERE binding_id = $1',
+      [bindingId],
+    );
+  const deliveriesFor = (bindingId: string) =>
+    receiver.deliveries
+      .map((d) => JSON.parse(d.body) as { id: string; binding_id: number; count: number })
+      .filter((b) => b.binding_id === Number(bindingId));
+  /** Waits for the next UTC second to begin. */
+  const nextSecond = () => new Promise((r) => setTimeout(r, 1000 - (Date.now() % 1000) + 10));
+  /** Waits, if need be, for the start of a UTC second, so that what follows falls within one. */
+  const startOfASecond = async () => {
+    if (Date.now() % 1000 > 100) await nextSecond();
+  };
+
+  it('a key hammered from one address grows the log by one row per second, and every request counts', async () => {
+    const { key, id } = await bindFrom('127.0.6.1', 'hammer');
+    const total = 3000;
+    const agent = new Agent({ keepAlive: true, maxSockets: 32 });
+    let next = 0;
+    const statuses = new Map<number, number>();
+    const started = Date.now();
+    await Promise.all(
+      Array.from({ length: 32 }, async () => {
+        while (next < total) {
+          next++;
+          const r = await send(`${gw.url}/v1/chat/completions`, {
+            from: '127.0.6.2',
+            headers: bearer(key),
+            agent,
+          });
+          statuses.set(r.status, (statuses.get(r.status) ?? 0) + 1);
+        }
+      }),
+    );
+    const finished = Date.now();
+    agent.destroy();
+    expect(Object.fromEntries(statuses)).toEqual({ 403: total });
+
+    await waitFor(async () => requestsIn(await records(id)) >= total, 20_000, 100);
+    await new Promise((r) => setTimeout(r, 1500)); // nothing arrives twice either
+    const rows = await records(id);
+    expect(requestsIn(rows)).toBe(total);
+    // At most one record per UTC second touched by the burst (one extra for a record handed on early).
+    const seconds = Math.floor(finished / 1000) - Math.floor(started / 1000) + 1;
+    expect(rows.length, `${rows.length} rows for ${finished - started} ms of requests`).toBeLessThanOrEqual(
+      seconds + 1,
+    );
+    expect(rows.every((r) => r.ip === '127.0.6.2' && r.count >= 1)).toBe(true);
+    const [binding] = await sql<{ intercept_count: string }>(
+      stores.databaseUrl,
+      'SELECT intercept_count FROM bindings WHERE id = $1',
+      [id],
+    );
+    expect(Number(binding!.intercept_count)).toBe(total);
+
+    // The threshold (5) counts requests: one alert, whose count is requests, delivered as such.
+    await waitFor(() => deliveriesFor(id).length === 1, 10_000);
+    const alerts = await alertsOf(id);
+    expect(alerts).toHaveLength(1);
+    expect(alerts[0]!.count).toBeGreaterThanOrEqual(5);
+    expect(deliveriesFor(id)[0]).toMatchObject({ id: alerts[0]!.id, count: alerts[0]!.count });
+    expect(rows.every((r) => r.alerted)).toBe(true);
+
+    // The admin API: items carry count, the CSV has it as its last column.
+    const page = (await admin.get(`/admin/api/logs?binding_id=${id}&page_size=200`)).json<Page<Intercept>>();
+    expect(page.total).toBe(rows.length);
+    const ascending = (counts: number[]) => counts.sort((x, y) => x - y);
+    expect(ascending(page.items.map((i) => i.count))).toEqual(ascending(rows.map((r) => r.count)));
+    expect(requestsIn(page.items)).toBe(total);
+    const csv = await admin.get(`/admin/api/logs/export?binding_id=${id}`);
+    expect(csv.status).toBe(200);
+    const [header, ...lines]: string[][] = parse(csv.body);
+    expect(header!.at(-1)).toBe('count');
+    expect(lines).toHaveLength(rows.length);
+    expect(lines.reduce((sum, l) => sum + Number(l.at(-1)), 0)).toBe(total);
+  });
+
+  it('one record standing for 5 requests reaches a threshold of 5: one alert counting 5', async () => {
+    const { key, id } = await bindFrom('127.0.6.10', 'five');
+    await startOfASecond();
+    const replies = await Promise.all(
+      Array.from({ length: 5 }, () =>
+        send(`${gw.url}/v1/models`, { from: '127.0.6.11', headers: bearer(key) }),
+      ),
+    );
+    expect(replies.map((r) => r.status)).toEqual([403, 403, 403, 403, 403]);
+    await waitFor(async () => (await alertsOf(id)).length === 1, 10_000);
+    const rows = await records(id);
+    expect(rows.map((r) => [r.count, r.alerted])).toEqual([[5, true]]);
+    expect((await alertsOf(id))[0]!.count).toBe(5);
+    await waitFor(() => deliveriesFor(id).length === 1, 10_000);
+    expect(deliveriesFor(id)[0]!.count).toBe(5);
+  });
+
+  it('requests from another address or in another second get records of their own', async () => {
+    const { key, id } = await bindFrom('127.0.6.20', 'split');
+    const hit = async (from: string) =>
+      expect((await send(`${gw.url}/v1/models`, { from, headers: bearer(key) })).status).toBe(403);
+    await startOfASecond();
+    for (const from of ['127.0.6.21', '127.0.6.22', '127.0.6.21']) await hit(from);
+    await nextSecond();
+    await hit('127.0.6.21');
+    await waitFor(async () => requestsIn(await records(id)) >= 4, 10_000);
+    await new Promise((r) => setTimeout(r, 500));
+    const rows = await sql<{ ip: string; count: number }>(
+      stores.databaseUrl,
+      `SELECT host(attempt_ip) AS ip, count FROM intercept_logs WHERE binding_id = $1 ORDER BY intercepted_at`,
+      [id],
+    );
+    expect(rows).toEqual([
+      { ip: '127.0.6.21', count: 2 },
+      { ip: '127.0.6.22', count: 1 },
+      { ip: '127.0.6.21', count: 1 },
+    ]);
   });
 });

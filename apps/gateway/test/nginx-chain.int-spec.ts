@@ -226,7 +226,7 @@ describe('nginx (nginx/keypin.conf) in front of two gateways sharing PostgreSQL 
         (
           await sql<{ n: string }>(
             stores.databaseUrl,
-            `SELECT count(*) AS n FROM intercept_logs WHERE binding_id = $1 AND host(attempt_ip) = '127.0.0.3'`,
+            `SELECT coalesce(sum(count), 0) AS n FROM intercept_logs WHERE binding_id = $1 AND host(attempt_ip) = '127.0.0.3'`,
             [bindingA.id],
           )
         )[0]!.n,

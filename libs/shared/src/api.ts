@@ -93,6 +93,8 @@ export interface Intercept {
   user_agent: string | null;
   alerted: boolean;
   intercepted_at: string;
+  /** Refused requests this record stands for (one key, one IP, one reason, within one second); 1 otherwise. */
+  count: number;
 }
 
 export interface InterceptListQuery extends PageQuery {
@@ -116,6 +118,7 @@ export const CSV_HEADER = [
   'alerted',
   'binding_id',
   'id',
+  'count',
 ] as const;
 
 export type AlertDeliveryStatus = 'pending' | 'delivered' | 'failed';

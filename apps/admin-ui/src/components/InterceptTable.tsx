@@ -1,10 +1,30 @@
-import { TableCell, TableRow, Tooltip } from '@mui/material';
+import { Chip, TableCell, TableRow, Tooltip } from '@mui/material';
 import type { Intercept } from '@keypin/shared';
 import type { ReactNode } from 'react';
 import { type Column, DataTable } from './DataTable';
-import { DateTime, KeyLink, Mono, NetworkList, ReasonChip } from './format';
+import { DateTime, formatNumber, KeyLink, Mono, NetworkList, ReasonChip } from './format';
 
-/** Intercepted requests; the key links to its binding. */
+/**
+ * How many refused requests a record stands for: a plain 1, or a "×N" chip
+ * when the gateway merged a key's requests from one address within one second.
+ */
+function RequestCount({ count }: { count: number }) {
+  if (count > 1) {
+    return (
+      <Tooltip
+        title={`${formatNumber(count)} refused requests of this key from this address within one second`}
+      >
+        <Chip size="small" color="error" variant="outlined" label={`×${formatNumber(count)}`} />
+      </Tooltip>
+    );
+  }
+  return <>1</>;
+}
+
+/**
+ * Intercepted requests, one row a record (it may stand for several requests:
+ * the Count column); the key links to its binding.
+ */
 export function InterceptTable({
   items,
   loading,
@@ -25,6 +45,7 @@ export function InterceptTable({
     { label: 'Key', hidden: !showKey },
     { label: 'Attempted IP' },
     { label: 'Reason' },
+    { label: 'Count', align: 'right' },
     { label: 'Allowed then', hidden: compact },
     { label: 'Request' },
     { label: 'User agent', hidden: compact },
@@ -52,6 +73,9 @@ export function InterceptTable({
           </TableCell>
           <TableCell>
             <ReasonChip reason={i.reason} />
+          </TableCell>
+          <TableCell align="right" data-testid="intercept-count">
+            <RequestCount count={i.count} />
           </TableCell>
           {!compact && (
             <TableCell>

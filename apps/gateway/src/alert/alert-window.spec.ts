@@ -2,7 +2,10 @@ import { describe, expect, it } from 'vitest';
 import { planAlerts, type WindowItem } from './alert-window';
 
 const at = (...times: number[]): WindowItem[] =>
-  times.map((t, n) => ({ id: `i${n}`, at: t * 1000, ip: `10.0.0.${n}` }));
+  times.map((t, n) => ({ id: `i${n}`, at: t * 1000, ip: `10.0.0.${n}`, count: 1 }));
+/** Records as [second, requests] pairs. */
+const records = (...pairs: [number, number][]): WindowItem[] =>
+  pairs.map(([t, count], n) => ({ id: `r${n}`, at: t * 1000, ip: '10.0.1.1', count }));
 const ids = (items: WindowItem[]) => items.map((i) => i.id);
 
 describe('planAlerts', () => {
@@ -13,7 +16,7 @@ describe('planAlerts', () => {
   it('raises one alert when the threshold is reached within the window', () => {
     const sut = planAlerts(at(0, 10, 20), 3, 300_000, null);
     expect(sut.windows).toHaveLength(1);
-    expect(sut.windows[0]).toMatchObject({ firstAt: 0, lastAt: 20_000, windowEnd: 300_000 });
+    expect(sut.windows[0]).toMatchObject({ count: 3, firstAt: 0, lastAt: 20_000, windowEnd: 300_000 });
     expect(ids(sut.windows[0]!.items)).toEqual(['i0', 'i1', 'i2']);
   });
 
@@ -47,5 +50,38 @@ describe('planAlerts', () => {
 
   it('handles a threshold of one', () => {
     expect(planAlerts(at(0, 1000), 1, 300_000, null).windows).toHaveLength(2);
+  });
+
+  describe('records standing for several requests', () => {
+    it('one record reaching the threshold by itself raises one alert counting its requests', () => {
+      const sut = planAlerts(records([0, 5]), 5, 300_000, null);
+      expect(sut.windows).toHaveLength(1);
+      expect(sut.windows[0]).toMatchObject({ count: 5, firstAt: 0, lastAt: 0 });
+    });
+
+    it('counts requests, not records: two records of 2 stay below a threshold of 5', () => {
+      expect(planAlerts(records([0, 2], [1, 2]), 5, 300_000, null).windows).toHaveLength(0);
+      const sut = planAlerts(records([0, 2], [1, 2], [2, 1]), 5, 300_000, null);
+      expect(sut.windows.map((w) => [w.count, ids(w.items)])).toEqual([[5, ['r0', 'r1', 'r2']]]);
+    });
+
+    it('the window count is every request until the window ends', () => {
+      const sut = planAlerts(records([0, 3], [10, 400], [299, 7], [301, 1]), 3, 300_000, null);
+      expect(sut.windows.map((w) => w.count)).toEqual([410]);
+    });
+
+    it('slides past heavy records that are too early', () => {
+      const sut = planAlerts(records([0, 4], [400, 1], [401, 4]), 5, 300_000, null);
+      expect(sut.windows).toHaveLength(1);
+      expect(sut.windows[0]).toMatchObject({ count: 5, firstAt: 400_000 });
+    });
+
+    it('needs a fresh threshold of requests after a window', () => {
+      const sut = planAlerts(records([0, 5], [400, 4], [401, 1], [402, 9]), 5, 300_000, null);
+      expect(sut.windows.map((w) => [w.firstAt, w.count])).toEqual([
+        [0, 5],
+        [400_000, 14],
+      ]);
+    });
   });
 });

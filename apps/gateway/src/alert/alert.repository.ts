@@ -22,6 +22,7 @@ export interface NewAlert {
   tokenDisplay: string;
   allowedIps: readonly string[];
   attemptIps: string[];
+  /** Refused requests in the window (not records). */
   count: number;
   windowSeconds: number;
   firstAt: Date;
@@ -86,17 +87,17 @@ export class AlertRepository {
     return { tokenDisplay: rows[0]?.token_display ?? '', allowedIps: rows[0]?.allowed_ips ?? [] };
   }
 
-  /** Not-yet-alerted intercepts of a binding from `since` on, oldest first. */
+  /** Not-yet-alerted intercepts of a binding from `since` on, oldest first, with the requests each stands for. */
   async unalerted(tx: EntityManager, bindingId: number, since: Date): Promise<WindowItem[]> {
-    const rows: { id: string; at: string; ip: string }[] = await tx.query(
-      `SELECT id, (extract(epoch FROM intercepted_at) * 1000)::bigint::text AS at, host(attempt_ip) AS ip
+    const rows: { id: string; at: string; ip: string; count: number }[] = await tx.query(
+      `SELECT id, (extract(epoch FROM intercepted_at) * 1000)::bigint::text AS at, host(attempt_ip) AS ip, count
          FROM intercept_logs
         WHERE binding_id = $1 AND NOT alerted AND intercepted_at >= $2
         ORDER BY intercepted_at, id
         LIMIT 20000`,
       [bindingId, since],
     );
-    return rows.map((r) => ({ id: r.id, at: Number(r.at), ip: r.ip }));
+    return rows.map((r) => ({ id: r.id, at: Number(r.at), ip: r.ip, count: Number(r.count) }));
   }
 
   async markAlerted(tx: EntityManager, alertId: string, interceptIds: string[]): Promise<void> {

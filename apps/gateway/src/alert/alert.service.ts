@@ -54,7 +54,7 @@ export class AlertService {
             tokenDisplay,
             allowedIps,
             attemptIps: [...new Set(w.items.map((i) => i.ip))],
-            count: w.items.length,
+            count: w.count,
             windowSeconds: seconds,
             firstAt: new Date(w.firstAt),
             lastAt: new Date(w.lastAt),

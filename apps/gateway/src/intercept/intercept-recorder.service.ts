@@ -2,11 +2,13 @@ import { randomUUID } from 'node:crypto';
 import type { Queue } from 'bullmq';
 import type { Logger } from 'pino';
 import type { MetricsService } from '../infra/metrics/metrics.service';
+import { InterceptBuffer } from './intercept-buffer';
 import type { InterceptSpool } from './intercept-spool';
 import type { InterceptWriter } from './intercept-writer.service';
 import type { InterceptRepository } from './intercept.repository';
 import { type InterceptEvent, type InterceptSink, toWire } from './intercept.types';
 
+/** Records buffered before a flush is forced (the second still running included). */
 const MAX_BATCH = 1000;
 
 export interface RecorderOptions {
@@ -23,9 +25,13 @@ interface Sent {
 }
 
 /**
- * The hot-path side of intercept recording. `record` is a buffer push.
- * Every `flushMs` the buffer becomes one BullMQ job (a worker writes it to
- * PostgreSQL). Nothing is lost on the way:
+ * The hot-path side of intercept recording. `record` is a map update: the
+ * refused requests of one key from one IP for one reason within one UTC
+ * second are merged into one record with a `count` ({@link InterceptBuffer}).
+ * Every `flushMs` the records of the seconds that are over become one
+ * BullMQ job (a worker writes it to PostgreSQL); those of the running
+ * second stay, so a hammered key costs one record per second. Nothing is
+ * lost on the way:
  * - Redis unreachable → the batch is written to PostgreSQL directly;
  * - PostgreSQL unreachable too → it is spooled to local disk and replayed;
  * - a queued batch is remembered until its rows are seen in PostgreSQL; if
@@ -35,7 +41,7 @@ interface Sent {
  *   directly (or spooled).
  */
 export class InterceptRecorder implements InterceptSink {
-  private buffer: InterceptEvent[] = [];
+  private readonly buffer = new InterceptBuffer();
   private readonly sent = new Map<string, Sent>();
   private flushTimer: NodeJS.Timeout | null = null;
   private checkTimer: NodeJS.Timeout | null = null;
@@ -54,29 +60,35 @@ export class InterceptRecorder implements InterceptSink {
   ) {}
 
   start(): void {
-    this.flushTimer = setInterval(() => void this.flush(), this.options.flushMs);
+    this.flushTimer = setInterval(() => void this.flushEndedSeconds(), this.options.flushMs);
     this.flushTimer.unref();
     this.checkTimer = setInterval(() => void this.maintain(), 1000);
     this.checkTimer.unref();
   }
 
   record(event: InterceptEvent): void {
-    this.buffer.push(event);
-    if (this.buffer.length >= MAX_BATCH) void this.flush();
+    if (this.buffer.add(event) >= MAX_BATCH) void this.flush();
   }
 
-  /** Events not yet confirmed in PostgreSQL (buffered or queued). */
+  /** Records not yet confirmed in PostgreSQL (buffered or queued). */
   get pending(): number {
-    let n = this.buffer.length;
+    let n = this.buffer.size;
     for (const s of this.sent.values()) n += s.events.length;
     return n;
   }
 
-  /** Hands the buffer on; never throws. Resolves when the batch is queued, written or spooled. */
+  /** Hands every buffered record on; never throws. Resolves when the batch is queued, written or spooled. */
   flush(): Promise<void> {
-    if (this.buffer.length === 0) return Promise.resolve();
-    const batch = this.buffer;
-    this.buffer = [];
+    return this.handOn(this.buffer.take());
+  }
+
+  /** The periodic flush: records of seconds that are over (the running second's may still grow). */
+  private flushEndedSeconds(): Promise<void> {
+    return this.handOn(this.buffer.take(Math.floor(Date.now() / 1000)));
+  }
+
+  private handOn(batch: InterceptEvent[]): Promise<void> {
+    if (batch.length === 0) return Promise.resolve();
     this.metrics.queueDepth.labels('intercepts').set(this.pending + batch.length);
     return this.enqueue(batch);
   }
@@ -112,7 +124,7 @@ export class InterceptRecorder implements InterceptSink {
           { err: (spoolErr as Error).message },
           'intercept spool failed; keeping batch in memory',
         );
-        this.buffer.push(...batch);
+        this.buffer.putBack(batch);
       }
     }
   }
@@ -200,9 +212,8 @@ export class InterceptRecorder implements InterceptSink {
       this.sent.delete(jobId);
       await this.writeDirect(s.events);
     }
-    if (this.buffer.length > 0) {
-      const rest = this.buffer;
-      this.buffer = [];
+    const rest = this.buffer.take();
+    if (rest.length > 0) {
       await this.spool
         .write(rest)
         .catch((err: Error) =>

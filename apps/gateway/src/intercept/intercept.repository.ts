@@ -1,5 +1,5 @@
 import type { DataSource } from 'typeorm';
-import type { InterceptEvent } from './intercept.types';
+import { type InterceptEvent, requestsOf } from './intercept.types';
 
 /** Longest path / user agent kept in the log (the rest is cut). */
 const MAX_TEXT = 2048;
@@ -9,7 +9,9 @@ export class InterceptRepository {
 
   /**
    * Inserts a batch idempotently (the intercept id is the primary key) and
-   * adds the newly inserted ones to their bindings' intercept counts.
+   * adds the requests of the newly inserted records (their `count`s) to
+   * their bindings' intercept counts. A record's count never changes once
+   * it has left the recorder, so a replayed id adds nothing twice.
    * Returns how many rows were new.
    */
   async insertBatch(
@@ -20,17 +22,17 @@ export class InterceptRepository {
     const rows: { n: string }[] = await this.ds.query(
       `WITH ins AS (
          INSERT INTO intercept_logs (id, binding_id, token_display, attempt_ip, allowed_ips, reason,
-                                     method, path, user_agent, enforced, intercepted_at, alerted, alert_id)
+                                     method, path, user_agent, enforced, intercepted_at, alerted, alert_id, count)
          SELECT e.id, e.binding_id, e.token_display, e.attempt_ip, e.allowed_ips::cidr[], e.reason::intercept_reason,
-                e.method, e.path, e.user_agent, e.enforced, e.at, e.alert_id IS NOT NULL, e.alert_id
+                e.method, e.path, e.user_agent, e.enforced, e.at, e.alert_id IS NOT NULL, e.alert_id, e.count
            FROM json_to_recordset($1::json) AS e(id uuid, binding_id bigint, token_display text, attempt_ip inet,
                 allowed_ips text[], reason text, method text, path text, user_agent text, enforced boolean,
-                at timestamptz, alert_id uuid)
+                at timestamptz, alert_id uuid, count integer)
          ON CONFLICT (id) DO NOTHING
-         RETURNING binding_id
+         RETURNING binding_id, count
        ), counted AS (
          UPDATE bindings b SET intercept_count = b.intercept_count + c.n
-           FROM (SELECT binding_id, count(*) AS n FROM ins GROUP BY binding_id) c
+           FROM (SELECT binding_id, sum(count) AS n FROM ins GROUP BY binding_id) c
           WHERE b.id = c.binding_id
        )
        SELECT count(*)::text AS n FROM ins`,
@@ -49,6 +51,7 @@ export class InterceptRepository {
             enforced: e.enforced,
             at: e.at.toISOString(),
             alert_id: alertOf(e),
+            count: requestsOf(e),
           })),
         ),
       ],

@@ -1,6 +1,10 @@
 import type { InterceptReason } from '@keypin/shared';
 
-/** One blocked (or, in monitor mode, would-be-blocked) request. */
+/**
+ * One blocked (or, in monitor mode, would-be-blocked) request, or — once
+ * the recorder has merged the requests of one key from one IP for one
+ * reason within one second — a record standing for `count` of them.
+ */
 export interface InterceptEvent {
   id: string;
   bindingId: number;
@@ -15,9 +19,23 @@ export interface InterceptEvent {
   /** False in monitor mode: recorded, but the request was forwarded. */
   enforced: boolean;
   at: Date;
+  /**
+   * Requests this record stands for; absent means 1 (as the proxy hands
+   * them over, and in batches written before records were merged).
+   */
+  count?: number;
 }
 
-/** Where the proxy hands intercepts: must not block or throw. */
+/** Requests a record stands for. */
+export function requestsOf(e: InterceptEvent): number {
+  return e.count ?? 1;
+}
+
+/**
+ * Where the proxy hands intercepts: must not block or throw. The sink keeps
+ * the object it is given (and may raise its `count`), so each call must
+ * pass a fresh one.
+ */
 export interface InterceptSink {
   record(event: InterceptEvent): void;
 }

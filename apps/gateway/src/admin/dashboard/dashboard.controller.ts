@@ -24,7 +24,8 @@ export class DashboardController {
     summary: "Today's figures (UTC), binding counts, a 7-day series and the latest intercepts",
     description:
       'today and series come from per-day counters flushed every few seconds; top_intercepted ranks ' +
-      'bindings by their running intercept count (since the binding was created); recent_intercepts are the latest 10.',
+      'bindings by their running count of refused requests (since the binding was created); ' +
+      'recent_intercepts are the latest 10 records, each with the number of requests it stands for (count).',
   })
   get(): Promise<Dashboard> {
     return this.dashboard.get();

@@ -48,9 +48,9 @@ export class DashboardRepository {
   }
 
   /**
-   * The most intercepted bindings by their running `intercept_count` (kept
-   * by the intercept writer): one pass over the small bindings table, never
-   * a scan of the intercept log.
+   * The most intercepted bindings by their running `intercept_count` (refused
+   * requests, kept by the intercept writer): one pass over the small
+   * bindings table, never a scan of the intercept log.
    */
   async topIntercepted(limit: number): Promise<TopIntercepted[]> {
     const rows: { binding_id: string; token_display: string; count: string }[] = await this.ds.query(

@@ -62,18 +62,19 @@ describe('intercept records', () => {
     user_agent: 'curl/8.5.0',
     alerted: false,
     intercepted_at: '2025-01-02T03:04:05.678Z',
+    count: 1,
   };
 
   it('has the contract header row', () => {
     expect(INTERCEPT_CSV_HEADER).toBe(
-      'intercepted_at,token_display,attempt_ip,allowed_ips,reason,method,path,user_agent,alerted,binding_id,id\r\n',
+      'intercepted_at,token_display,attempt_ip,allowed_ips,reason,method,path,user_agent,alerted,binding_id,id,count\r\n',
     );
   });
 
   it('writes the fields in header order', () => {
     expect(interceptCsvRecord(base)).toBe(
       '2025-01-02T03:04:05.678Z,abcd\u2026wxyz,198.51.100.9,203.0.113.7/32 2001:db8::/64,ip_not_allowed,' +
-        'POST,/v1/chat/completions,curl/8.5.0,false,7,0b0e9f6e-6f3a-4c1e-9d9e-0a1b2c3d4e5f\r\n',
+        'POST,/v1/chat/completions,curl/8.5.0,false,7,0b0e9f6e-6f3a-4c1e-9d9e-0a1b2c3d4e5f,1\r\n',
     );
   });
 
@@ -81,6 +82,7 @@ describe('intercept records', () => {
     ['no user agent', { user_agent: null }],
     ['no allowed IPs', { allowed_ips: [] }],
     ['alerted', { alerted: true, reason: 'key_banned' }],
+    ['a record standing for many requests', { count: 4321 }],
     ['hostile user agent', { user_agent: '=HYPERLINK("http://x","y"),\r\n@z' }],
     ['hostile masked key and path', { token_display: '=cmd\u20269999', path: '/a,"b"\nc' }],
     ['tab and CR starts', { user_agent: '\tx', path: '\r/p' }],
@@ -104,6 +106,7 @@ describe('intercept records', () => {
       alerted: String(sut.alerted),
       binding_id: String(sut.binding_id),
       id: sut.id,
+      count: String(sut.count),
     });
   });
 });

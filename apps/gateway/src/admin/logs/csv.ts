@@ -42,7 +42,8 @@ export const INTERCEPT_CSV_HEADER = csvRecord(CSV_HEADER);
 
 /**
  * One intercept as a CSV record, in CSV_HEADER's order: allowed IPs joined
- * with a space, times in ISO-8601 UTC, `alerted` as true/false.
+ * with a space, times in ISO-8601 UTC, `alerted` as true/false, and last
+ * the number of requests the record stands for.
  */
 export function interceptCsvRecord(i: Intercept): string {
   return csvRecord([
@@ -57,5 +58,6 @@ export function interceptCsvRecord(i: Intercept): string {
     i.alerted,
     i.binding_id,
     i.id,
+    i.count,
   ]);
 }

@@ -17,6 +17,7 @@ const row = (n: number): InterceptRow => ({
   user_agent: n % 2 === 0 ? 'ua, "quoted"' : null,
   alerted: n % 3 === 0,
   intercepted_at: new Date(Date.UTC(2025, 0, 1) - n * 1000),
+  count: n % 4 === 0 ? 250 : 1,
 });
 
 describe('InterceptCsvStream', () => {
@@ -36,13 +37,15 @@ describe('InterceptCsvStream', () => {
     expect(sut.rows).toBe(count);
   });
 
-  it('writes bigint ids as numbers and times in ISO-8601 UTC', async () => {
+  it('writes bigint ids as numbers, times in ISO-8601 UTC and the count last', async () => {
     const sut = new InterceptCsvStream();
-    const out = text(Readable.from([row(1)]).pipe(sut));
-    expect((await out).split('\r\n')[1]).toBe(
+    const out = text(Readable.from([row(1), row(4)]).pipe(sut));
+    const [, first, second] = (await out).split('\r\n');
+    expect(first).toBe(
       "2024-12-31T23:59:59.000Z,'=abc\u2026wxyz,198.51.100.9,203.0.113.0/24 2001:db8::/64,ip_not_allowed,GET," +
-        '/v1/models/1,,false,7,00000000-0000-4000-8000-000000000001',
+        '/v1/models/1,,false,7,00000000-0000-4000-8000-000000000001,1',
     );
+    expect(second).toMatch(/,00000000-0000-4000-8000-000000000004,250$/);
   });
 
   it('joins the records of one batch into large chunks', async () => {

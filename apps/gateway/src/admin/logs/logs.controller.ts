@@ -1,11 +1,12 @@
 import { applyDecorators, Controller, Get, Inject, Query, Res } from '@nestjs/common';
-import { ApiBearerAuth, ApiOperation, ApiProduces, ApiQuery, ApiTags } from '@nestjs/swagger';
-import { INTERCEPT_REASONS, type Intercept, MAX_PAGE_SIZE, type Page } from '@keypin/shared';
+import { ApiBearerAuth, ApiOkResponse, ApiOperation, ApiProduces, ApiQuery, ApiTags } from '@nestjs/swagger';
+import { CSV_HEADER, INTERCEPT_REASONS, type Intercept, MAX_PAGE_SIZE, type Page } from '@keypin/shared';
 import type { Readable } from 'node:stream';
 import type { FastifyReply } from 'fastify';
 import { KeypinError } from '../../infra/http/all-exceptions.filter';
 import { AdminContext } from '../admin-context';
 import { pageOf, parsePaging } from '../common/paging';
+import { InterceptPageView } from './dto';
 import { parseInterceptFilter } from './intercept-filter';
 import { InterceptExporter } from './logs-export';
 import { LogsRepository } from './logs.repository';
@@ -56,7 +57,13 @@ export class LogsController {
   }
 
   @Get('logs')
-  @ApiOperation({ summary: 'Intercepted requests, newest first' })
+  @ApiOperation({
+    summary: 'Intercepted requests, newest first',
+    description:
+      'Each item is a record; its count is the number of refused requests it stands for ' +
+      '(one key, one IP, one reason, within one second).',
+  })
+  @ApiOkResponse({ type: InterceptPageView })
   @ApiInterceptFilters()
   @ApiQuery({ name: 'page', required: false, type: Number })
   @ApiQuery({ name: 'page_size', required: false, type: Number, description: `At most ${MAX_PAGE_SIZE}` })
@@ -71,6 +78,7 @@ export class LogsController {
   @ApiOperation({
     summary: 'The filtered intercept log as CSV (streamed, newest first)',
     description:
+      `Columns: ${CSV_HEADER.join(',')} (count: the refused requests the record stands for). ` +
       'RFC 4180 with CRLF line ends; fields that could start a spreadsheet formula get a leading apostrophe.',
   })
   @ApiProduces('text/csv')

@@ -15,10 +15,11 @@ export interface InterceptRow {
   user_agent: string | null;
   alerted: boolean;
   intercepted_at: Date | string;
+  count: number;
 }
 
 const COLUMNS = `id, binding_id, token_display, host(attempt_ip) AS attempt_ip, allowed_ips::text[] AS allowed_ips,
-  reason, method, path, user_agent, alerted, intercepted_at`;
+  reason, method, path, user_agent, alerted, intercepted_at, count`;
 
 /** Newest first; matches the (intercepted_at DESC, id DESC) index. */
 const ORDER = `ORDER BY intercepted_at DESC, id DESC`;
@@ -36,6 +37,7 @@ export function toIntercept(r: InterceptRow): Intercept {
     user_agent: r.user_agent,
     alerted: r.alerted,
     intercepted_at: new Date(r.intercepted_at).toISOString(),
+    count: Number(r.count),
   };
 }
 
