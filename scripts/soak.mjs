@@ -288,7 +288,7 @@ async function main() {
   const settleUntil = Date.now() + 15_000;
   await sleep(2000);
   for (;;) {
-    rows = Number((await query('SELECT count(*) AS n FROM intercept_logs'))[0].n);
+    rows = Number((await query('SELECT coalesce(sum(count), 0) AS n FROM intercept_logs'))[0].n);
     if (rows >= blocked403 || Date.now() > settleUntil) break;
     await sleep(500);
   }
@@ -319,7 +319,7 @@ async function main() {
 
   const exit = await stopChild(gw.child, 15_000).then(() => gw.child.exitCode);
   await stopChild(upstream.child, 5000);
-  const rowsAfterExit = Number((await query('SELECT count(*) AS n FROM intercept_logs'))[0].n);
+  const rowsAfterExit = Number((await query('SELECT coalesce(sum(count), 0) AS n FROM intercept_logs'))[0].n);
   const usage = await query('SELECT coalesce(sum(request_count), 0) AS n FROM bindings');
   if (!KEEP_DB) {
     await query(`DROP DATABASE IF EXISTS "${DB_NAME}" WITH (FORCE)`, [], `${PG_BASE}/postgres`).catch(
