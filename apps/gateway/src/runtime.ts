@@ -18,7 +18,7 @@ import { BindingRepository } from './binding/binding.repository';
 import { BindingStoreService } from './binding/binding-store.service';
 import { FirstUseLimiter } from './binding/first-use-limiter';
 import { UsageRecorder } from './binding/usage-recorder.service';
-import { DailyStats } from './binding/daily-stats.service';
+import { DailyStats } from './dashboard/daily-stats.service';
 import type { AppConfig } from './config/config';
 import { ChangeFeed } from './infra/change-feed/change-feed.service';
 import { createDataSource, runMigrations } from './infra/database/data-source';

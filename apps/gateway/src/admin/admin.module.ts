@@ -6,10 +6,10 @@ import { AdminAuthGuard } from '../user/auth.guard';
 import { AuthController } from '../user/auth.controller';
 import { createValidationPipe } from './common/validation';
 import { UsersController } from '../user/users.controller';
-import { AlertsController } from './alerts/alerts.controller';
+import { AlertsController } from '../alert/alerts.controller';
 import { BindingsController } from '../binding/bindings.controller';
-import { DashboardController } from './dashboard/dashboard.controller';
-import { LogsController } from './logs/logs.controller';
+import { DashboardController } from '../dashboard/dashboard.controller';
+import { LogsController } from '../intercept/logs.controller';
 import { SettingsController } from '../settings/settings.controller';
 
 /** Every admin API controller; the OpenAPI document covers exactly these. */

@@ -17,7 +17,7 @@ import { judge } from '../binding/binding-rules';
 import type { BindingStoreService, LoadOutcome } from '../binding/binding-store.service';
 import type { BindingRule } from '../binding/binding.types';
 import type { UsageRecorder } from '../binding/usage-recorder.service';
-import type { DailyStats } from '../binding/daily-stats.service';
+import type { DailyStats } from '../dashboard/daily-stats.service';
 import type { Decision, MetricsService } from '../infra/metrics/metrics.service';
 import type { InterceptSink } from '../intercept/intercept.types';
 import type { SettingsService } from '../settings/settings.service';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { KeypinError } from '../../infra/http/all-exceptions.filter';
+import { KeypinError } from '../infra/http/all-exceptions.filter';
 import {
   formatInstant,
   type InterceptFilter,

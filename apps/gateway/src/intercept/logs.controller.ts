@@ -3,13 +3,13 @@ import { ApiBearerAuth, ApiOkResponse, ApiOperation, ApiProduces, ApiQuery, ApiT
 import { CSV_HEADER, INTERCEPT_REASONS, type Intercept, MAX_PAGE_SIZE, type Page } from '@keypin/shared';
 import type { Readable } from 'node:stream';
 import type { FastifyReply } from 'fastify';
-import { KeypinError } from '../../infra/http/all-exceptions.filter';
-import { AdminContext } from '../admin-context';
-import { pageOf, parsePaging } from '../common/paging';
-import { InterceptPageView } from './dto';
+import { KeypinError } from '../infra/http/all-exceptions.filter';
+import { AdminContext } from '../admin/admin-context';
+import { pageOf, parsePaging } from '../admin/common/paging';
+import { InterceptPageView } from './dto/intercept.dto';
 import { parseInterceptFilter } from './intercept-filter';
 import { InterceptExporter } from './logs-export';
-import { LogsRepository } from './logs.repository';
+import { InterceptLogRepository } from './intercept-log.repository';
 
 /** The filters shared by the list and the export, for the OpenAPI document. */
 function ApiInterceptFilters() {
@@ -48,11 +48,11 @@ function exportFileName(now: Date): string {
 @ApiBearerAuth()
 @Controller('admin/api')
 export class LogsController {
-  private readonly logs: LogsRepository;
+  private readonly logs: InterceptLogRepository;
   private readonly exporter: InterceptExporter;
 
   constructor(@Inject(AdminContext) private readonly ctx: AdminContext) {
-    this.logs = new LogsRepository(ctx.rt.dataSource);
+    this.logs = new InterceptLogRepository(ctx.rt.dataSource);
     this.exporter = new InterceptExporter(ctx.rt.config.databaseUrl, ctx.rt.dataSource, ctx.rt.logger);
   }
 

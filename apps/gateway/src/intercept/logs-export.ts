@@ -3,10 +3,10 @@ import { Client } from 'pg';
 import QueryStream from 'pg-query-stream';
 import type { Logger } from 'pino';
 import type { DataSource } from 'typeorm';
-import { KeypinError } from '../../infra/http/all-exceptions.filter';
+import { KeypinError } from '../infra/http/all-exceptions.filter';
 import { INTERCEPT_CSV_HEADER, interceptCsvRecord } from './csv';
 import type { InterceptFilter } from './intercept-filter';
-import { exportQuery, type InterceptRow, toIntercept } from './logs.repository';
+import { exportQuery, type InterceptRow, toIntercept } from './intercept-log.repository';
 
 /** Rows fetched from the cursor per round trip (and buffered at most). */
 const BATCH_ROWS = 256;

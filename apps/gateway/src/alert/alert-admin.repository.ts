@@ -1,6 +1,6 @@
 import type { Alert } from '@keypin/shared';
 import type { DataSource } from 'typeorm';
-import { ALERT_COLUMNS, type AlertRecord } from '../../alert/alert.repository';
+import { ALERT_COLUMNS, type AlertRecord } from './alert.repository';
 
 const iso = (d: Date | null): string | null => (d === null ? null : new Date(d).toISOString());
 
@@ -26,7 +26,7 @@ function toAlert(r: AlertRecord): Alert {
 }
 
 /** Alerts for the admin API, newest first (the occurred_at index). */
-export class AlertsRepository {
+export class AlertAdminRepository {
   constructor(private readonly ds: DataSource) {}
 
   async list(limit: number, offset: number): Promise<{ items: Alert[]; total: number }> {

@@ -1,10 +1,10 @@
 import { Controller, Get, Inject, Query } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiQuery, ApiTags } from '@nestjs/swagger';
 import { type Alert, MAX_PAGE_SIZE, type Page } from '@keypin/shared';
-import { AdminContext } from '../admin-context';
-import { pageOf, parsePaging } from '../common/paging';
-import { invalid } from '../common/validation';
-import { AlertsRepository } from './alerts.repository';
+import { AdminContext } from '../admin/admin-context';
+import { pageOf, parsePaging } from '../admin/common/paging';
+import { invalid } from '../admin/common/validation';
+import { AlertAdminRepository } from './alert-admin.repository';
 
 const PARAMS = ['page', 'page_size'];
 
@@ -12,10 +12,10 @@ const PARAMS = ['page', 'page_size'];
 @ApiBearerAuth()
 @Controller('admin/api')
 export class AlertsController {
-  private readonly alerts: AlertsRepository;
+  private readonly alerts: AlertAdminRepository;
 
   constructor(@Inject(AdminContext) private readonly ctx: AdminContext) {
-    this.alerts = new AlertsRepository(ctx.rt.dataSource);
+    this.alerts = new AlertAdminRepository(ctx.rt.dataSource);
   }
 
   @Get('alerts')

@@ -8,7 +8,7 @@ import {
   parseCidr,
   parseIp,
 } from '@keypin/shared';
-import { invalid } from '../common/validation';
+import { invalid } from '../admin/common/validation';
 
 /**
  * The filters of `GET /logs` and `GET /logs/export`, validated and in the

@@ -71,7 +71,7 @@ export function exportQuery(f: InterceptFilter): { text: string; values: unknown
 }
 
 /** Reads the intercept log for the admin API. */
-export class LogsRepository {
+export class InterceptLogRepository {
   constructor(private readonly ds: DataSource) {}
 
   /** One page, newest first, and the number of matching rows. */

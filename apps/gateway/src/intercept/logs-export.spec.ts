@@ -3,7 +3,7 @@ import { text } from 'node:stream/consumers';
 import { describe, expect, it } from 'vitest';
 import { INTERCEPT_CSV_HEADER, interceptCsvRecord } from './csv';
 import { InterceptCsvStream } from './logs-export';
-import { type InterceptRow, toIntercept } from './logs.repository';
+import { type InterceptRow, toIntercept } from './intercept-log.repository';
 
 const row = (n: number): InterceptRow => ({
   id: `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`,

@@ -1,8 +1,8 @@
 import { Controller, Get, Inject } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { Dashboard } from '@keypin/shared';
-import { AdminContext } from '../admin-context';
-import { LogsRepository } from '../logs/logs.repository';
+import { AdminContext } from '../admin/admin-context';
+import { InterceptLogRepository } from '../intercept/intercept-log.repository';
 import { DashboardRepository } from './dashboard.repository';
 import { DashboardService } from './dashboard.service';
 
@@ -15,7 +15,7 @@ export class DashboardController {
   constructor(@Inject(AdminContext) private readonly ctx: AdminContext) {
     this.dashboard = new DashboardService(
       new DashboardRepository(ctx.rt.dataSource),
-      new LogsRepository(ctx.rt.dataSource),
+      new InterceptLogRepository(ctx.rt.dataSource),
     );
   }
 

@@ -1,5 +1,5 @@
 import type { Dashboard, DashboardDay } from '@keypin/shared';
-import type { LogsRepository } from '../logs/logs.repository';
+import type { InterceptLogRepository } from '../intercept/intercept-log.repository';
 import type { DashboardRepository, DayCounts } from './dashboard.repository';
 
 /** Days in the series (today and the six before). */
@@ -35,7 +35,7 @@ export function buildSeries(now: Date, rows: readonly DayCounts[]): DashboardDay
 export class DashboardService {
   constructor(
     private readonly repo: DashboardRepository,
-    private readonly logs: LogsRepository,
+    private readonly logs: InterceptLogRepository,
   ) {}
 
   async get(now = new Date()): Promise<Dashboard> {
