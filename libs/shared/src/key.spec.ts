@@ -9,6 +9,7 @@ import {
   type KeyRules,
   looksLikeDashedVendorKey,
   maskKey,
+  pyLatin1Strip,
   type TokenNormalize,
 } from './key';
 import type { KeyCase, Relay } from './relay';
@@ -174,5 +175,16 @@ describe('maskKey', () => {
   it('never shows more than 8 characters of a long key', () => {
     const key = 'x'.repeat(200);
     expect(maskKey(key).replace('\u2026', '').length).toBe(8);
+  });
+});
+
+describe('pyLatin1Strip', () => {
+  it.each([
+    ['\u0085abc\u00a0', 'abc'],
+    ['\u001cabc\u001f', 'abc'],
+    [' \tabc ', 'abc'],
+    ['\u00c2\u0085abc', '\u00c2\u0085abc'],
+  ])('%j → %j', (s, expected) => {
+    expect(pyLatin1Strip(s)).toBe(expected);
   });
 });

@@ -229,6 +229,24 @@ function isSpace3(a: number, b: number, c: number): boolean {
   return b === 0x81 && c === 0x9f; // U+205F
 }
 
+/**
+ * Python's `str.strip()` on a header decoded as latin-1 (Starlette's
+ * headers), which is how LiteLLM trims WebSocket subprotocol entries and
+ * its WebSocket `Authorization`: single bytes 0x09–0x0D, 0x1C–0x1F, 0x20,
+ * 0x85 and 0xA0 (`str.isspace()` in that range).
+ */
+export function pyLatin1Strip(s: string): string {
+  let start = 0;
+  let end = s.length;
+  while (start < end && isPyLatin1Space(s.charCodeAt(start))) start++;
+  while (end > start && isPyLatin1Space(s.charCodeAt(end - 1))) end--;
+  return start === 0 && end === s.length ? s : s.slice(start, end);
+}
+
+function isPyLatin1Space(c: number): boolean {
+  return (c >= 0x09 && c <= 0x0d) || (c >= 0x1c && c <= 0x20) || c === 0x85 || c === 0xa0;
+}
+
 const VENDOR_PREFIX = /^(?:[Bb]earer[ \t]+)?sk-[a-z]{2,8}-/;
 
 /**

@@ -6,7 +6,7 @@
  * `rawHeaders` is used rather than `headers` because Node keeps only the
  * first of duplicate `Authorization` lines and joins other duplicates.
  */
-import { goTrimSpace, KEY_HEADER_PLACES, type KeyPlace } from '@keypin/shared';
+import { goTrimSpace, KEY_HEADER_PLACES, type KeyPlace, pyLatin1Strip } from '@keypin/shared';
 
 export interface KeyCandidate {
   place: KeyPlace;
@@ -130,12 +130,18 @@ export function scanRequestHead(rawHeaders: readonly string[], ipHeader: string)
 function protocolKeys(protocols: string): KeyCandidate[] {
   const out: KeyCandidate[] = [];
   for (const p of protocols.split(',')) {
-    const proto = goTrimSpace(p);
-    if (
-      proto.length > WS_KEY_PROTOCOL.length &&
-      proto.slice(0, WS_KEY_PROTOCOL.length).toLowerCase() === WS_KEY_PROTOCOL
-    ) {
-      out.push({ place: 'websocket-protocol', value: proto.slice(WS_KEY_PROTOCOL.length) });
+    // Trimmed both ways (Go's TrimSpace on UTF-8, Python's strip on latin-1
+    // text): where they differ, both readings are candidates, and they must
+    // agree like any two places.
+    const go = goTrimSpace(p);
+    const py = pyLatin1Strip(p);
+    for (const proto of go === py ? [go] : [go, py]) {
+      if (
+        proto.length > WS_KEY_PROTOCOL.length &&
+        proto.slice(0, WS_KEY_PROTOCOL.length).toLowerCase() === WS_KEY_PROTOCOL
+      ) {
+        out.push({ place: 'websocket-protocol', value: proto.slice(WS_KEY_PROTOCOL.length) });
+      }
     }
   }
   return out;

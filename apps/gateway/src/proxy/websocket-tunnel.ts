@@ -140,7 +140,11 @@ class UpgradeAttempt {
     // Until the downstream answers, a silent peer is a timeout, not a hang.
     this.arm(this.context.answerMs, () => this.fail('gateway_timeout', 'no answer to the upgrade'));
     this.upstream.setNoDelay(true);
-    this.upstream.write(requestHead);
+    // Header values are byte strings (one char per byte): written as
+    // latin1 they reach the relay exactly as the client sent them. As UTF-8
+    // a lone 0x85 would become U+0085, which Go trims away, and the relay
+    // would read a key KeyPin never saw.
+    this.upstream.write(requestHead, 'latin1');
   }
 
   private readonly onUpstreamData = (chunk: Buffer): void => {
