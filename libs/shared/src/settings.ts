@@ -1,5 +1,5 @@
 /** The run-time settings object (CONTRACT.md 4, `GET /settings`). */
-import type { KeyRules } from './key';
+import { type KeyRules, TOKEN_NORMALIZE_VALUES, type TokenNormalize } from './key';
 import { KEY_CASES, type KeyCase, RELAYS, type Relay } from './relay';
 
 export type FailsafeMode = 'closed' | 'open';
@@ -18,12 +18,76 @@ export interface Settings {
   bind_ipv4_prefix: number;
   bind_ipv6_prefix: number;
   auto_ban: boolean;
-  token_normalize: 'newapi' | 'none';
+  token_normalize: TokenNormalize;
   /** Which relay's key parsing decides a key's identity (CONTRACT 2.1). */
   relay: Relay;
   /** Whether the relay's key store compares keys with or without case. */
   key_case: KeyCase;
 }
+
+/**
+ * The settings that decide every key's identity (CONTRACT 2.1): a binding is
+ * found by the hash of the canonical key, and these decide the canonical
+ * key, so changing one leaves every existing binding unreachable (the admin
+ * API answers 409 `would_unbind_all` unless the change is confirmed).
+ */
+export const IDENTITY_SETTINGS: readonly (keyof Settings)[] = ['relay', 'token_normalize', 'key_case'];
+
+/** The settings that hold an integer (each has limits in `SETTING_LIMITS`). */
+export type IntSetting = { [K in keyof Settings]: Settings[K] extends number ? K : never }[keyof Settings];
+
+/** The settings that hold one of a fixed set of strings (listed in `SETTING_ENUMS`). */
+export type EnumSetting = {
+  [K in keyof Settings]: Settings[K] extends string ? (string extends Settings[K] ? never : K) : never;
+}[keyof Settings];
+
+/** An integer setting's inclusive range. */
+export interface SettingLimit {
+  min: number;
+  max: number;
+}
+
+/**
+ * The one definition of each integer setting's range: the admin API and
+ * the console validate with it (`validateSettingsPatch`), the environment
+ * variables are checked against it (`config.ts`).
+ */
+export const SETTING_LIMITS: { readonly [K in IntSetting]: SettingLimit } = {
+  alert_threshold_count: { min: 1, max: 1_000_000 },
+  /** 1 second to 30 days. */
+  alert_threshold_seconds: { min: 1, max: 30 * 86400 },
+  archive_days: { min: 1, max: 36500 },
+  bind_ipv4_prefix: { min: 0, max: 32 },
+  bind_ipv6_prefix: { min: 0, max: 128 },
+};
+
+/** The one definition of each enumerated setting's values. */
+export const SETTING_ENUMS: { readonly [K in EnumSetting]: readonly Settings[K][] } = {
+  failsafe_mode: FAILSAFE_MODES,
+  enforce_mode: ENFORCE_MODES,
+  token_normalize: TOKEN_NORMALIZE_VALUES,
+  relay: RELAYS,
+  key_case: KEY_CASES,
+};
+
+/**
+ * Each setting's value when neither its environment variable nor the
+ * `settings` table sets it.
+ */
+export const SETTING_DEFAULTS: Readonly<Settings> = {
+  failsafe_mode: 'closed',
+  enforce_mode: 'enforce',
+  alert_webhook_url: null,
+  alert_threshold_count: 5,
+  alert_threshold_seconds: 300,
+  archive_days: 90,
+  bind_ipv4_prefix: 32,
+  bind_ipv6_prefix: 64,
+  auto_ban: false,
+  token_normalize: 'newapi',
+  relay: 'newapi',
+  key_case: 'sensitive',
+};
 
 /** The settings that decide every key's identity (CONTRACT 2.1). */
 export function keyRulesOf(s: Settings): KeyRules {
@@ -42,21 +106,9 @@ export const INTERCEPT_REASONS: readonly InterceptReason[] = ['ip_not_allowed', 
 export type SettingsPatchResult =
   { ok: true; value: Partial<Settings> } | { ok: false; field: string; message: string };
 
-const INT_LIMITS: Partial<Record<keyof Settings, [number, number]>> = {
-  alert_threshold_count: [1, 1_000_000],
-  alert_threshold_seconds: [1, 30 * 86400],
-  archive_days: [1, 36500],
-  bind_ipv4_prefix: [0, 32],
-  bind_ipv6_prefix: [0, 128],
-};
-
-const ENUMS: Partial<Record<keyof Settings, readonly string[]>> = {
-  failsafe_mode: FAILSAFE_MODES,
-  enforce_mode: ENFORCE_MODES,
-  token_normalize: ['newapi', 'none'],
-  relay: RELAYS,
-  key_case: KEY_CASES,
-};
+/** The same tables, looked up by any setting name. */
+const INT_LIMITS: Partial<Record<keyof Settings, SettingLimit>> = SETTING_LIMITS;
+const ENUMS: Partial<Record<keyof Settings, readonly string[]>> = SETTING_ENUMS;
 
 export const SETTINGS_KEYS: readonly (keyof Settings)[] = [
   'failsafe_mode',
@@ -88,8 +140,8 @@ export function validateSettingsPatch(input: unknown): SettingsPatchResult {
     const limits = INT_LIMITS[key];
     const choices = ENUMS[key];
     if (limits) {
-      if (typeof value !== 'number' || !Number.isInteger(value) || value < limits[0] || value > limits[1]) {
-        return { ok: false, field, message: `must be an integer from ${limits[0]} to ${limits[1]}` };
+      if (typeof value !== 'number' || !Number.isInteger(value) || value < limits.min || value > limits.max) {
+        return { ok: false, field, message: `must be an integer from ${limits.min} to ${limits.max}` };
       }
     } else if (choices) {
       if (typeof value !== 'string' || !choices.includes(value)) {

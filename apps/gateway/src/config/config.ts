@@ -1,13 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import {
   type Cidr,
-  ENFORCE_MODES,
-  FAILSAFE_MODES,
+  type EnumSetting,
+  type IntSetting,
   parseCidrList,
   cidrErrorMessage,
-  TOKEN_NORMALIZE_VALUES,
-  RELAYS,
-  KEY_CASES,
+  SETTING_DEFAULTS,
+  SETTING_ENUMS,
+  SETTING_LIMITS,
   type Settings,
 } from '@keypin/shared';
 
@@ -125,6 +125,17 @@ function oneOf<T extends string>(env: Env, name: string, values: readonly T[], d
   return v;
 }
 
+/** A run-time setting's initial value: its default and limits are the shared ones (`@keypin/shared`). */
+function intSetting(env: Env, name: string, key: IntSetting): number {
+  const { min, max } = SETTING_LIMITS[key];
+  return int(env, name, SETTING_DEFAULTS[key], min, max);
+}
+
+/** A run-time setting's initial value, one of the shared values (`@keypin/shared`). */
+function enumSetting<K extends EnumSetting>(env: Env, name: string, key: K): Settings[K] {
+  return oneOf(env, name, SETTING_ENUMS[key], SETTING_DEFAULTS[key]);
+}
+
 function bool(env: Env, name: string, def: boolean): boolean {
   const raw = read(env, name);
   if (raw === undefined) return def;
@@ -195,18 +206,18 @@ export function loadConfig(env: Env = process.env): AppConfig {
   const webhookUrl = url(env, 'ALERT_WEBHOOK_URL', ['http:', 'https:']);
 
   const settings: Settings = {
-    failsafe_mode: oneOf(env, 'FAILSAFE_MODE', FAILSAFE_MODES, 'closed'),
-    enforce_mode: oneOf(env, 'ENFORCE_MODE', ENFORCE_MODES, 'enforce'),
-    alert_webhook_url: webhookUrl ? webhookUrl.toString() : null,
-    alert_threshold_count: int(env, 'ALERT_THRESHOLD_COUNT', 5, 1, 1_000_000),
-    alert_threshold_seconds: int(env, 'ALERT_THRESHOLD_SECONDS', 300, 1, 30 * 86400),
-    archive_days: int(env, 'ARCHIVE_DAYS', 90, 1, 36500),
-    bind_ipv4_prefix: int(env, 'BIND_IPV4_PREFIX', 32, 0, 32),
-    bind_ipv6_prefix: int(env, 'BIND_IPV6_PREFIX', 64, 0, 128),
-    auto_ban: bool(env, 'AUTO_BAN', false),
-    token_normalize: oneOf(env, 'TOKEN_NORMALIZE', TOKEN_NORMALIZE_VALUES, 'newapi'),
-    relay: oneOf(env, 'RELAY', RELAYS, 'newapi'),
-    key_case: oneOf(env, 'KEY_CASE', KEY_CASES, 'sensitive'),
+    failsafe_mode: enumSetting(env, 'FAILSAFE_MODE', 'failsafe_mode'),
+    enforce_mode: enumSetting(env, 'ENFORCE_MODE', 'enforce_mode'),
+    alert_webhook_url: webhookUrl ? webhookUrl.toString() : SETTING_DEFAULTS.alert_webhook_url,
+    alert_threshold_count: intSetting(env, 'ALERT_THRESHOLD_COUNT', 'alert_threshold_count'),
+    alert_threshold_seconds: intSetting(env, 'ALERT_THRESHOLD_SECONDS', 'alert_threshold_seconds'),
+    archive_days: intSetting(env, 'ARCHIVE_DAYS', 'archive_days'),
+    bind_ipv4_prefix: intSetting(env, 'BIND_IPV4_PREFIX', 'bind_ipv4_prefix'),
+    bind_ipv6_prefix: intSetting(env, 'BIND_IPV6_PREFIX', 'bind_ipv6_prefix'),
+    auto_ban: bool(env, 'AUTO_BAN', SETTING_DEFAULTS.auto_ban),
+    token_normalize: enumSetting(env, 'TOKEN_NORMALIZE', 'token_normalize'),
+    relay: enumSetting(env, 'RELAY', 'relay'),
+    key_case: enumSetting(env, 'KEY_CASE', 'key_case'),
   };
 
   return {

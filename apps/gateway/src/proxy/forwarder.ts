@@ -4,6 +4,7 @@ import type { Dispatcher } from 'undici';
 import type { Logger } from 'pino';
 import type { MetricsService } from '../infra/metrics/metrics.service';
 import { RateLimitedLog } from '../infra/rate-limited-log';
+import { HOP_BY_HOP_HEADERS } from './hop-by-hop';
 import { sendError } from './responses';
 
 export interface ForwarderOptions {
@@ -18,17 +19,6 @@ export interface ForwarderOptions {
 
 /** Told the downstream's final status as soon as its head arrives (before the client sees it). */
 export type StatusListener = (status: number) => void;
-
-/** Response headers that never cross a proxy. */
-const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-]);
 
 const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT']);
 
@@ -310,7 +300,7 @@ export function filterResponseHeaders(raw: Buffer[]): string[] {
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const name = raw[i]!.toString('latin1');
     const lower = name.toLowerCase();
-    if (HOP_BY_HOP.has(lower)) {
+    if (HOP_BY_HOP_HEADERS.has(lower)) {
       if (lower === 'connection') {
         for (const t of raw[i + 1]!.toString('latin1').split(',')) {
           const token = t.trim().toLowerCase();

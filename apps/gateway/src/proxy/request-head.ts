@@ -7,6 +7,7 @@
  * first of duplicate `Authorization` lines and joins other duplicates.
  */
 import { goTrimSpace, KEY_HEADER_PLACES, type KeyPlace, pyLatin1Strip } from '@keypin/shared';
+import { HOP_BY_HOP_HEADERS } from './hop-by-hop';
 
 export interface KeyCandidate {
   place: KeyPlace;
@@ -31,15 +32,9 @@ export interface RequestHead {
   userAgent: string | null;
 }
 
-/** Headers that never cross a proxy (RFC 9110 7.6.1), plus those KeyPin sets itself. */
-const DROP = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
+/** Hop-by-hop headers (`hop-by-hop.ts`), plus those KeyPin handles or sets itself. */
+const DROP: ReadonlySet<string> = new Set([
+  ...HOP_BY_HOP_HEADERS,
   'expect',
   'host',
   'x-real-ip',
@@ -101,7 +96,9 @@ export function scanRequestHead(rawHeaders: readonly string[], ipHeader: string)
 
   let result = forward;
   const connectionTokens = connectionValue ? tokens(connectionValue) : [];
-  const named = connectionTokens.filter((t) => t !== 'close' && t !== 'keep-alive' && t !== 'upgrade');
+  // `close` names no header, and hop-by-hop ones are dropped already: only
+  // other names need the second pass below.
+  const named = connectionTokens.filter((t) => t !== 'close' && !HOP_BY_HOP_HEADERS.has(t));
   if (named.length > 0) {
     // Headers named in Connection are hop-by-hop too, except the key headers
     // the downstream needs.

@@ -9,6 +9,7 @@
  * answer relays exactly one response (head + body, as framed by the relay)
  * and then closes both connections.
  */
+import { HOP_BY_HOP_HEADERS } from './hop-by-hop';
 
 /** The relay's answer heads (interim ones included) may take at most this many bytes. */
 export const MAX_ANSWER_HEAD_BYTES = 64 * 1024;
@@ -139,14 +140,17 @@ export function bodyFramingOf(head: AnswerHead, requestMethod: string): BodyFram
   return { kind: 'close' };
 }
 
-/** Hop-by-hop response fields that do not reach the client (CONTRACT 2.4). */
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'upgrade', 'te', 'trailer']);
-/** Fields that frame the relayed body: kept even when `Connection` names them. */
+/**
+ * Fields that frame the relayed body: kept even though `Transfer-Encoding`
+ * is hop-by-hop, or `Connection` names them, since the body goes to the
+ * client byte for byte, framed as the relay framed it.
+ */
 const FRAMING = new Set(['content-length', 'transfer-encoding']);
 
 /**
  * The head sent to the client for a refusal: the relay's status line and
- * fields, without hop-by-hop fields (and those `Connection` names), with
+ * fields, without hop-by-hop fields (`hop-by-hop.ts`, and those
+ * `Connection` names) other than the framing ones, with
  * `Connection: close` since both connections end after this answer.
  * `Content-Length` is dropped beside `Transfer-Encoding`, as RFC 9112 §6.3
  * asks of a proxy.
@@ -161,7 +165,7 @@ export function refusalHead(head: AnswerHead): string {
   const hasTransferEncoding = head.fields.some(([n]) => n.toLowerCase() === 'transfer-encoding');
   for (const [name, value] of head.fields) {
     const lower = name.toLowerCase();
-    if (HOP_BY_HOP.has(lower) || (named.has(lower) && !FRAMING.has(lower))) continue;
+    if ((HOP_BY_HOP_HEADERS.has(lower) || named.has(lower)) && !FRAMING.has(lower)) continue;
     if (lower === 'content-length' && hasTransferEncoding) continue;
     out += `${name}: ${value}\r\n`;
   }

@@ -1,8 +1,7 @@
 import {
-  ENFORCE_MODES,
-  FAILSAFE_MODES,
-  KEY_CASES,
-  RELAYS,
+  type IntSetting,
+  SETTING_ENUMS,
+  SETTING_LIMITS,
   type Settings,
   SETTINGS_KEYS,
   validateSettingsPatch,
@@ -78,30 +77,37 @@ export function wouldUnbindAll(r: UnbindRefusal): KeypinError {
   );
 }
 
+/** An integer setting's schema, from its one shared range. */
+const intSchema = (k: IntSetting) => ({
+  type: 'integer',
+  minimum: SETTING_LIMITS[k].min,
+  maximum: SETTING_LIMITS[k].max,
+});
+
 const SETTING_SCHEMAS: Record<keyof Settings, object> = {
-  failsafe_mode: { type: 'string', enum: FAILSAFE_MODES },
-  enforce_mode: { type: 'string', enum: ENFORCE_MODES },
+  failsafe_mode: { type: 'string', enum: SETTING_ENUMS.failsafe_mode },
+  enforce_mode: { type: 'string', enum: SETTING_ENUMS.enforce_mode },
   alert_webhook_url: { type: 'string', format: 'uri', nullable: true },
-  alert_threshold_count: { type: 'integer', minimum: 1, maximum: 1_000_000 },
-  alert_threshold_seconds: { type: 'integer', minimum: 1, maximum: 30 * 86400 },
-  archive_days: { type: 'integer', minimum: 1, maximum: 36500 },
-  bind_ipv4_prefix: { type: 'integer', minimum: 0, maximum: 32 },
-  bind_ipv6_prefix: { type: 'integer', minimum: 0, maximum: 128 },
+  alert_threshold_count: intSchema('alert_threshold_count'),
+  alert_threshold_seconds: intSchema('alert_threshold_seconds'),
+  archive_days: intSchema('archive_days'),
+  bind_ipv4_prefix: intSchema('bind_ipv4_prefix'),
+  bind_ipv6_prefix: intSchema('bind_ipv6_prefix'),
   auto_ban: { type: 'boolean' },
   token_normalize: {
     type: 'string',
-    enum: ['newapi', 'none'],
+    enum: SETTING_ENUMS.token_normalize,
     description: 'Decides key identity (see confirm_unbind_all).',
   },
   relay: {
     type: 'string',
-    enum: RELAYS,
+    enum: SETTING_ENUMS.relay,
     description:
       'The relay behind KeyPin: newapi (New API, One API), litellm (LiteLLM proxy), openai (a plain upstream). Decides key identity.',
   },
   key_case: {
     type: 'string',
-    enum: KEY_CASES,
+    enum: SETTING_ENUMS.key_case,
     description:
       'insensitive for a relay whose key store ignores case (New API on MySQL). Decides key identity.',
   },

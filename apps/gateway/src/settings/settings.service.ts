@@ -1,24 +1,10 @@
-import { type Settings, validateSettingsPatch } from '@keypin/shared';
+import { IDENTITY_SETTINGS, type Settings, validateSettingsPatch } from '@keypin/shared';
 import type { Logger } from 'pino';
-import type { DataSource, EntityManager } from 'typeorm';
-
-type Row = { key: string; value: unknown };
+import type { EntityManager } from 'typeorm';
+import type { SettingsRepository, SettingsRow } from './settings.repository';
 
 /** The settings row holding the sealed webhook secret (never returned by the API). */
 export const WEBHOOK_SECRET_KEY = 'alert_webhook_secret';
-
-/**
- * The settings that decide every key's identity (CONTRACT 2.1): a binding is
- * found by the hash of the canonical key, and these decide the canonical
- * key, so changing one leaves every existing binding unreachable.
- */
-export const IDENTITY_SETTINGS: readonly (keyof Settings)[] = ['relay', 'token_normalize', 'key_case'];
-
-/**
- * Serialises settings writers on every instance, so the "before" a change is
- * compared with (identity settings) and audited against is the one it replaces.
- */
-const SETTINGS_WRITE_LOCK = 728_461_532;
 
 /** What `GET /settings` shows: the settings and whether a webhook secret applies. */
 export interface SettingsSnapshot extends Settings {
@@ -47,7 +33,9 @@ export type SettingsChangeResult =
  * Run-time settings: the environment gives the initial values, rows in the
  * `settings` table override them. Reloaded on every change notice (Redis
  * pub/sub or PostgreSQL NOTIFY) and, as a safety net, every few seconds.
- * The hot path reads `current` synchronously.
+ * The hot path reads `current` synchronously. The SQL is in
+ * `SettingsRepository`; the rules (merging, the identity-change refusal,
+ * the webhook secret) are here.
  */
 export class SettingsService {
   private value: Settings;
@@ -57,7 +45,7 @@ export class SettingsService {
   private storedSecret: string | null = null;
 
   constructor(
-    private readonly ds: DataSource,
+    private readonly repo: SettingsRepository,
     private readonly defaults: Settings,
     private readonly logger: Logger,
     /** The webhook secret from the environment, and how to open a stored (sealed) one. */
@@ -96,8 +84,7 @@ export class SettingsService {
       do {
         this.reloadAgain = false;
         try {
-          const rows: Row[] = await this.ds.query('SELECT key, value FROM settings');
-          const merged = this.merge(rows, true);
+          const merged = this.merge(await this.repo.rows(), true);
           this.value = merged.settings;
           this.storedSecret = merged.storedSecret;
         } catch (err) {
@@ -124,11 +111,10 @@ export class SettingsService {
     actor: string,
     audit: (tx: EntityManager, before: SettingsSnapshot, after: SettingsSnapshot) => Promise<void>,
   ): Promise<SettingsChangeResult> {
-    return this.ds.transaction(async (tx): Promise<SettingsChangeResult> => {
-      await tx.query('SELECT pg_advisory_xact_lock($1)', [SETTINGS_WRITE_LOCK]);
+    return this.repo.inWriteLock(async (tx): Promise<SettingsChangeResult> => {
       // Compared with what is stored, not with this instance's copy (which
       // may be up to a second behind another instance's write).
-      const stored = this.merge(await tx.query('SELECT key, value FROM settings'), false);
+      const stored = this.merge(await this.repo.rows(tx), false);
       const before: SettingsSnapshot = {
         ...stored.settings,
         alert_webhook_secret_set: (stored.storedSecret ?? this.secrets.envSecret) !== null,
@@ -136,22 +122,19 @@ export class SettingsService {
 
       const fields = IDENTITY_SETTINGS.filter((k) => k in change.patch && change.patch[k] !== before[k]);
       if (fields.length > 0 && !change.confirmUnbindAll) {
-        const [n]: { total: string; banned: string }[] = await tx.query(
-          `SELECT count(*) AS total, count(*) FILTER (WHERE status = 'banned') AS banned FROM bindings`,
-        );
-        const bindings = Number(n?.total ?? 0);
-        if (bindings > 0) return { ok: false, refusal: { fields, bindings, banned: Number(n?.banned ?? 0) } };
+        const n = await this.repo.countBindings(tx);
+        if (n.total > 0) return { ok: false, refusal: { fields, bindings: n.total, banned: n.banned } };
       }
 
       for (const [key, value] of Object.entries(change.patch)) {
-        await upsert(tx, key, value, actor);
+        await this.repo.upsert(tx, key, value, actor);
       }
       let secretSet = before.alert_webhook_secret_set;
       if (change.sealedSecret === null) {
-        await tx.query(`DELETE FROM settings WHERE key = $1`, [WEBHOOK_SECRET_KEY]);
+        await this.repo.remove(tx, WEBHOOK_SECRET_KEY);
         secretSet = this.secrets.envSecret !== null;
       } else if (change.sealedSecret !== undefined) {
-        await upsert(tx, WEBHOOK_SECRET_KEY, change.sealedSecret, actor);
+        await this.repo.upsert(tx, WEBHOOK_SECRET_KEY, change.sealedSecret, actor);
         secretSet = true;
       }
       const after: SettingsSnapshot = { ...before, ...change.patch, alert_webhook_secret_set: secretSet };
@@ -161,7 +144,7 @@ export class SettingsService {
   }
 
   /** The settings the stored rows give over the defaults, and the opened webhook secret. */
-  private merge(rows: Row[], warn: boolean): { settings: Settings; storedSecret: string | null } {
+  private merge(rows: SettingsRow[], warn: boolean): { settings: Settings; storedSecret: string | null } {
     const settings: Settings = { ...this.defaults };
     let storedSecret: string | null = null;
     for (const row of rows) {
@@ -177,12 +160,4 @@ export class SettingsService {
     }
     return { settings, storedSecret };
   }
-}
-
-function upsert(tx: EntityManager, key: string, value: unknown, actor: string): Promise<unknown> {
-  return tx.query(
-    `INSERT INTO settings (key, value, updated_at, updated_by) VALUES ($1, $2::jsonb, now(), $3)
-     ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = now(), updated_by = EXCLUDED.updated_by`,
-    [key, JSON.stringify(value), actor],
-  );
 }

@@ -1,4 +1,6 @@
 import {
+  IDENTITY_SETTINGS,
+  SETTING_LIMITS,
   type Settings,
   type SettingsResponse,
   SETTINGS_KEYS,
@@ -16,14 +18,6 @@ export interface SecretDraft {
   clear: boolean;
 }
 
-export const NUMBER_FIELDS: (keyof Settings)[] = [
-  'alert_threshold_count',
-  'alert_threshold_seconds',
-  'archive_days',
-  'bind_ipv4_prefix',
-  'bind_ipv6_prefix',
-];
-
 export function draftOf(s: SettingsResponse): SettingsDraft {
   const d = {} as SettingsDraft;
   for (const k of SETTINGS_KEYS) {
@@ -35,7 +29,7 @@ export function draftOf(s: SettingsResponse): SettingsDraft {
 
 function valueOf(k: keyof Settings, raw: string | boolean): unknown {
   if (typeof raw === 'boolean') return raw;
-  if (NUMBER_FIELDS.includes(k)) {
+  if (k in SETTING_LIMITS) {
     const t = raw.trim();
     return /^-?\d+$/.test(t) ? Number(t) : t === '' ? null : Number.NaN;
   }
@@ -81,19 +75,16 @@ export function diffSettings(
   return { patch, errors, changed: Object.keys(patch).length };
 }
 
-/**
- * The settings that decide every key's identity (CONTRACT 2.1): changing one
- * while bindings exist leaves every binding behind, so the API asks for
- * `confirm_unbind_all` (409 `would_unbind_all` without it).
- */
-export const IDENTITY_FIELDS: (keyof Settings)[] = ['relay', 'token_normalize', 'key_case'];
-
 /** A `PUT /settings` body, possibly confirming that every binding is left behind. */
 export type SettingsSave = SettingsUpdate & { confirm_unbind_all?: true };
 
-/** The identity settings this change gives a new value. */
+/**
+ * The identity settings (CONTRACT 2.1) this change gives a new value:
+ * changing one while bindings exist leaves every binding behind, so the API
+ * asks for `confirm_unbind_all` (409 `would_unbind_all` without it).
+ */
 export function identityChanges(patch: SettingsUpdate): (keyof Settings)[] {
-  return IDENTITY_FIELDS.filter((k) => k in patch);
+  return IDENTITY_SETTINGS.filter((k) => k in patch);
 }
 
 /** The API refused an identity change because bindings exist. */
