@@ -524,7 +524,7 @@ describe('hostile input against the real gateway', () => {
       const r = await send(`${gw.url}/v1/empty`, { from: '127.0.0.48', headers });
       expect(r.status, JSON.stringify(headers)).toBe(200);
     }
-    // `sk-` is a key the relay's own stripping leaves empty (CONTRACT 2.1): refused.
+    // `sk-` is a key the relay's own stripping leaves empty (docs/contract.md 2.1): refused.
     tried++;
     expectReplyError(
       await send(`${gw.url}/v1/empty`, { from: '127.0.0.48', headers: { authorization: 'Bearer sk-' } }),

@@ -1,5 +1,5 @@
 /**
- * The production chain (CONTRACT section 6, issue 6): the project's own
+ * The production chain (docs/contract.md section 6, issue 6): the project's own
  * nginx configuration (nginx/keypin.conf, rendered into a temporary prefix
  * with only addresses, ports and paths rewritten) in front of TWO gateway
  * processes that share one PostgreSQL database and one Redis prefix.

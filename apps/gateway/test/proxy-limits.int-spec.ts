@@ -12,7 +12,7 @@ import { openWs } from './support/websocket';
 
 /**
  * The proxy's protective limits: first uses the relay refuses are unbound
- * again (CONTRACT 2.3 item 6), new keys per client network
+ * again (docs/contract.md 2.3 item 6), new keys per client network
  * (FIRST_USE_LIMIT, 2.3 item 7), stalled request bodies
  * (BODY_TIMEOUT_SECONDS), requests in flight per client IP
  * (MAX_INFLIGHT_PER_IP) and the cap on downstream connections
@@ -106,7 +106,7 @@ function openAndAbandon(url: string, from: string, key?: string): { cut(): void;
 
 // ----------------------------------------------------------------- first use refused
 
-describe('first uses the relay refuses leave no binding (CONTRACT 2.3 item 6)', () => {
+describe('first uses the relay refuses leave no binding (docs/contract.md 2.3 item 6)', () => {
   const stores = freshStores('limits_revoke');
   const downstream = new FakeDownstream();
   /** Keys the fake relay knows. */
@@ -252,7 +252,7 @@ describe('first uses the relay refuses leave no binding (CONTRACT 2.3 item 6)', 
 
 // ----------------------------------------------------------------- FIRST_USE_LIMIT
 
-describe('FIRST_USE_LIMIT: new keys per client network (CONTRACT 2.3 item 7)', () => {
+describe('FIRST_USE_LIMIT: new keys per client network (docs/contract.md 2.3 item 7)', () => {
   const stores = freshStores('limits_first_use');
   const downstream = new FakeDownstream();
   let gw1: GatewayProcess;

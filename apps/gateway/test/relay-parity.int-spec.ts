@@ -1,5 +1,5 @@
 /**
- * Relay parity (CONTRACT 2.1): "a request that the relay authenticates as
+ * Relay parity (docs/contract.md 2.1): "a request that the relay authenticates as
  * key K must have been judged by KeyPin as key K".
  *
  * For each relay profile a faithful model of the relay (test/support/
@@ -327,7 +327,7 @@ async function fire(model: RelayModel, port: number, attack: Attack): Promise<Se
 /**
  * What the relay recorded that must never happen for the attacker: the
  * owner's key authenticated, or bytes sent behind an upgrade reaching the
- * relay as a request of their own (CONTRACT 2.4; KeyPin never judged them).
+ * relay as a request of their own (docs/contract.md 2.4; KeyPin never judged them).
  */
 const broken = (keys: ParityKeys, seen: AuthRecord[]) =>
   seen.filter((r) => r.key === keys.ownerToken || r.smuggled);

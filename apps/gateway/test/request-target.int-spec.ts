@@ -1,5 +1,5 @@
 /**
- * How KeyPin reads a request target and a key value (CONTRACT 2.1, 2.4):
+ * How KeyPin reads a request target and a key value (docs/contract.md 2.1, 2.4):
  * reserved paths recognised on the resolved path, absolute-form targets
  * forwarded in origin form, keys with bytes no relay could store refused.
  * Each case was a bypass on the previous code.

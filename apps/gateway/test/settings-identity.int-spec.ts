@@ -7,7 +7,7 @@ import { bearer, send } from './support/http-client';
 import { dropStores, freshStores, sql } from './support/stores';
 
 /**
- * CONTRACT 2.1: `relay`, `token_normalize` and `key_case` decide every key's
+ * docs/contract.md 2.1: `relay`, `token_normalize` and `key_case` decide every key's
  * identity; changing one at run time while bindings exist → 409
  * `would_unbind_all` unless the request also says `"confirm_unbind_all": true`.
  */

@@ -1,5 +1,5 @@
 /**
- * CONTRACT 2.4: a WebSocket tunnel opens only when the relay answers
+ * docs/contract.md 2.4: a WebSocket tunnel opens only when the relay answers
  * `101 Switching Protocols`. Any other answer reaches the client with
  * `Connection: close` and both connections close; bytes the client sent
  * before the 101 never reach the relay as HTTP.

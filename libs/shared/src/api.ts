@@ -1,5 +1,5 @@
 /**
- * The admin API's request and response shapes (CONTRACT.md 4), shared by the
+ * The admin API's request and response shapes (docs/contract.md 4), shared by the
  * gateway (which serves them) and the console (which calls them).
  */
 import type { BindingStatus, InterceptReason, RuleType, Settings } from './settings';

@@ -1,6 +1,6 @@
 /**
  * Property-based tests (fast-check) for the strict IP / CIDR parser
- * (CONTRACT.md 2.2, PITFALLS.md "IP addresses"). Each property reports its
+ * (docs/contract.md 2.2; SECURITY.md "A spoofed client IP"). Each property reports its
  * run count through NUM_RUNS; the totals are quoted in docs/reliability.md.
  */
 import fc from 'fast-check';

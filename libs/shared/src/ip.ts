@@ -2,7 +2,7 @@
  * Strict IP and CIDR parsing and matching, shared by the gateway (hot path)
  * and the console (form validation). Pure functions, no Node built-ins.
  *
- * Rules (see CONTRACT.md 2.2 and PITFALLS.md):
+ * Rules (see docs/contract.md 2.2; why each one, in SECURITY.md "A spoofed client IP"):
  * - IPv4 is accepted only as four decimal parts without leading zeros
  *   (`010.0.0.1`, `0x7f.1`, `2130706433`, `127.1` are refused: inet_aton
  *   spellings mean different addresses to different parsers).

@@ -1,6 +1,6 @@
 /**
  * Which key a request carries, exactly as the relay behind KeyPin will read
- * it (CONTRACT 2.1). Pure functions over header and query values as Node
+ * it (docs/contract.md 2.1). Pure functions over header and query values as Node
  * gives them: latin1 strings, one char per byte, so a UTF-8 sequence such as
  * U+00A0 arrives as the two chars "\u00c2\u00a0" and is matched as bytes,
  * the way Go and Python see it. Each rule below is taken from the relay's
@@ -106,7 +106,7 @@ export function canonicalKey(value: string, mode: TokenNormalize): string {
   return dash === -1 ? k : k.slice(0, dash);
 }
 
-// --- New API (and One API): middleware/auth.go TokenAuth -------------------
+// --- New API and One API (docs/relays.md [N1], [O1]) ------------------------
 //
 // Every place but Authorization and mj-api-secret is copied into
 // `Authorization: Bearer <value>` first, so it is trimmed like a bearer
@@ -127,7 +127,7 @@ function newApiKey(place: KeyPlace, value: string, mode: TokenNormalize): string
   return canonicalKey(k, mode);
 }
 
-// --- LiteLLM: litellm/proxy/auth/user_api_key_auth.py -----------------------
+// --- LiteLLM (docs/relays.md [L1]) ---------------------------------------------
 //
 // Authorization goes through _get_bearer_token (an unknown scheme is no key),
 // x-litellm-api-key through _get_bearer_token_or_received_api_key (an

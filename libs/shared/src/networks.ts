@@ -7,7 +7,7 @@ export type NetworksResult =
   { ok: true; networks: string[] } | { ok: false; message: string; index?: number };
 
 /**
- * Validates a binding's rule and networks (CONTRACT.md 4, `PUT /bindings/ip`):
+ * Validates a binding's rule and networks (docs/contract.md 4, `PUT /bindings/ip`):
  * `single` exactly one, `multiple` 1 to 100, `all` none; every entry a
  * canonical IP or CIDR (host bits zero, IPv4 in four plain decimal parts,
  * no zone ids). Returns the canonical `a.b.c.d/p` forms, without duplicates.

@@ -1,5 +1,5 @@
 /**
- * The relays KeyPin can stand in front of (CONTRACT 2.1). Each one reads an
+ * The relays KeyPin can stand in front of (docs/contract.md 2.1). Each one reads an
  * API key from its own places and turns the value into the key it looks up
  * in its own way; `docs/relays.md` holds the table, with the relay source
  * each line was read from. The parsing itself is in `key.ts`.

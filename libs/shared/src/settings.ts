@@ -1,4 +1,4 @@
-/** The run-time settings object (CONTRACT.md 4, `GET /settings`). */
+/** The run-time settings object (docs/contract.md 4, `GET /settings`). */
 import { type KeyRules, TOKEN_NORMALIZE_VALUES, type TokenNormalize } from './key';
 import { KEY_CASES, type KeyCase, RELAYS, type Relay } from './relay';
 
@@ -19,14 +19,14 @@ export interface Settings {
   bind_ipv6_prefix: number;
   auto_ban: boolean;
   token_normalize: TokenNormalize;
-  /** Which relay's key parsing decides a key's identity (CONTRACT 2.1). */
+  /** Which relay's key parsing decides a key's identity (docs/contract.md 2.1). */
   relay: Relay;
   /** Whether the relay's key store compares keys with or without case. */
   key_case: KeyCase;
 }
 
 /**
- * The settings that decide every key's identity (CONTRACT 2.1): a binding is
+ * The settings that decide every key's identity (docs/contract.md 2.1): a binding is
  * found by the hash of the canonical key, and these decide the canonical
  * key, so changing one leaves every existing binding unreachable (the admin
  * API answers 409 `would_unbind_all` unless the change is confirmed).
@@ -89,7 +89,7 @@ export const SETTING_DEFAULTS: Readonly<Settings> = {
   key_case: 'sensitive',
 };
 
-/** The settings that decide every key's identity (CONTRACT 2.1). */
+/** The settings that decide every key's identity (docs/contract.md 2.1). */
 export function keyRulesOf(s: Settings): KeyRules {
   return { relay: s.relay, tokenNormalize: s.token_normalize, keyCase: s.key_case };
 }

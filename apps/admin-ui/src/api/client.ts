@@ -39,7 +39,7 @@ export type ClientErrorCode = 'network_error' | 'http_error' | 'bad_response';
  */
 export type ApiErrorCode = ErrorCode | ClientErrorCode | 'unknown';
 
-/** True for a code the contract defines (CONTRACT.md, libs/shared errors.ts). */
+/** True for a code the contract defines (docs/contract.md, libs/shared errors.ts). */
 export function isErrorCode(v: unknown): v is ErrorCode {
   return typeof v === 'string' && Object.hasOwn(ERROR_CODES, v);
 }
@@ -155,7 +155,7 @@ function fileNameOf(disposition: string | null, fallback: string): string {
 }
 
 /**
- * The one typed client of the admin API (CONTRACT.md 4). Every method maps
+ * The one typed client of the admin API (docs/contract.md 4). Every method maps
  * to one route; request and response types come from `@keypin/shared`.
  */
 export class ApiClient {

@@ -3,7 +3,7 @@ import type { BindingRule, BindingRuleData } from './binding.types';
 
 export type Verdict = 'allow' | 'key_banned' | 'ip_not_allowed';
 
-/** CONTRACT.md 2.3 steps 2–3: banned, then rule `all`, then network membership. */
+/** docs/contract.md 2.3 steps 2–3: banned, then rule `all`, then network membership. */
 export function judge(rule: BindingRule, ip: IpAddress): Verdict {
   if (rule.status === 'banned') return 'key_banned';
   if (rule.ruleType === 'all') return 'allow';

@@ -81,7 +81,7 @@ export class LocalFirstUseLog {
 }
 
 /**
- * CONTRACT 2.3 item 7: at most `limit` first uses per minute from one
+ * docs/contract.md 2.3 item 7: at most `limit` first uses per minute from one
  * client network, shared by every instance through Redis; while Redis
  * cannot answer, each instance counts alone in memory. Consulted only when
  * the binding store is about to create a binding, so known keys never pay

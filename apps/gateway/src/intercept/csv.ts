@@ -37,7 +37,7 @@ export function csvRecord(fields: readonly (string | number | boolean | null | u
   return line + CRLF;
 }
 
-/** The export's header row (CONTRACT.md 4). */
+/** The export's header row (docs/contract.md 4). */
 export const INTERCEPT_CSV_HEADER = csvRecord(CSV_HEADER);
 
 /**

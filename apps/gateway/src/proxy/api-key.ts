@@ -10,8 +10,8 @@ export type KeyResolution =
   | { kind: 'invalid'; message: string };
 
 /**
- * The request's one key, as the configured relay will read it (CONTRACT
- * 2.1). Every candidate, from every place any relay reads, is canonicalised
+ * The request's one key, as the configured relay will read it
+ * (docs/contract.md 2.1, docs/relays.md). Every candidate, from every place any relay reads, is canonicalised
  * by the relay's own rules and all must agree, so whichever of them the relay
  * picks, it is the key KeyPin judged. A key header on two lines is ambiguous
  * even when the values match (relays read the first line, Node's `headers`

@@ -13,7 +13,7 @@ function ok(ip: IpAddress, source: string): ClientIpResult {
 }
 
 /**
- * The client's address (CONTRACT.md 2.2): the TCP peer, unless the peer is a
+ * The client's address (docs/contract.md 2.2): the TCP peer, unless the peer is a
  * trusted proxy; then REAL_IP_HEADER, which must be present exactly once and
  * hold valid addresses. `x-forwarded-for` is walked from the right, skipping
  * trusted addresses; the first untrusted one is the client (the leftmost one

@@ -9,7 +9,7 @@
  * field `Connection` names (each user of this list parses its tokens), and
  * the fields known to be connection-specific whether or not `Connection`
  * names them: `Proxy-Connection`, `Keep-Alive`, `TE`, `Transfer-Encoding`
- * and `Upgrade`. `Trailer` is added as RFC 2616 §13.5.1 listed it. CONTRACT 2.4
+ * and `Upgrade`. `Trailer` is added as RFC 2616 §13.5.1 listed it. docs/contract.md 2.4
  * asks for exactly this set ("Connection and every header it names,
  * Keep-Alive, Proxy-Connection, TE, Trailer, Transfer-Encoding, Upgrade
  * outside a WebSocket").

@@ -1,6 +1,6 @@
 /**
  * Property-based tests (fast-check) for the proxy's input parsers: client IP
- * resolution (CONTRACT.md 2.2), the request-head scan and key resolution
+ * resolution (docs/contract.md 2.2), the request-head scan and key resolution
  * (2.1), canonical keys and masked display.
  */
 import {

@@ -242,7 +242,7 @@ export class ProxyService {
   }
 
   /**
-   * CONTRACT 2.3 item 6: when the relay answers a first use with 401 or 403,
+   * docs/contract.md 2.3 item 6: when the relay answers a first use with 401 or 403,
    * the binding that use made is removed again (the answer itself passes
    * unchanged), so keys the relay does not know leave nothing behind.
    */

@@ -1,5 +1,5 @@
 /**
- * Relay parity in process (CONTRACT 2.1): KeyPin's own parsing of a request
+ * Relay parity in process (docs/contract.md 2.1): KeyPin's own parsing of a request
  * (scanRequestHead, queryKeys, resolveApiKey: what proxy.service runs)
  * against the relay models of test/support/relay-models.ts, on the requests
  * test/relay-parity.int-spec.ts sends through a real gateway, thousands at a

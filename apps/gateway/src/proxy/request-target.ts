@@ -1,5 +1,5 @@
 /**
- * Request targets: which path a request really names (CONTRACT 2.4).
+ * Request targets: which path a request really names (docs/contract.md 2.4).
  *
  * Reserved paths (`/health`, `/ready`, `/metrics`, `/admin/…`) are KeyPin's
  * own and never forwarded. A server resolves a path before it routes it

@@ -2,7 +2,7 @@
  * Reading the relay's answer to a WebSocket upgrade, for `websocket-tunnel.ts`.
  *
  * The tunnel may only start piping raw bytes once the relay has answered
- * `101 Switching Protocols` (CONTRACT 2.4): before that, the connection to
+ * `101 Switching Protocols` (docs/contract.md 2.4): before that, the connection to
  * the relay is still an HTTP/1.1 connection, and client bytes written to it
  * would be parsed by the relay as further requests that KeyPin never
  * judged. So the tunnel parses the answer's head itself, and for any other

@@ -27,7 +27,7 @@ const CLIENT_LINGER_MS = 5_000;
  * downstream and replays the request head (filtered headers). Only a
  * `101 Switching Protocols` answer opens the tunnel (bytes piped both
  * ways); any other answer is relayed to the client with `Connection: close`
- * and both connections end (CONTRACT 2.4).
+ * and both connections end (docs/contract.md 2.4).
  */
 export class WebSocketTunnel {
   private readonly port: number;

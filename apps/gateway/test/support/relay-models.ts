@@ -1,6 +1,6 @@
 /**
  * Models of the relays KeyPin stands in front of, for the relay-parity tests
- * (CONTRACT 2.1: "a request that the relay authenticates as key K must have
+ * (docs/contract.md 2.1: "a request that the relay authenticates as key K must have
  * been judged by KeyPin as key K").
  *
  * Each model decides which key a request carries exactly as the relay's own

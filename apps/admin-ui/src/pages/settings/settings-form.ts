@@ -79,7 +79,7 @@ export function diffSettings(
 export type SettingsSave = SettingsUpdate & { confirm_unbind_all?: true };
 
 /**
- * The identity settings (CONTRACT 2.1) this change gives a new value:
+ * The identity settings (docs/contract.md 2.1) this change gives a new value:
  * changing one while bindings exist leaves every binding behind, so the API
  * asks for `confirm_unbind_all` (409 `would_unbind_all` without it).
  */
