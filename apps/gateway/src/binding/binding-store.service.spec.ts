@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import pino from 'pino';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { MetricsService } from '../infra/metrics/metrics.service';
 import { RedisKeys } from '../infra/redis/redis-keys';
@@ -200,6 +201,85 @@ describe('BindingStoreService', () => {
     expect(sut.peek('h1')).toBeUndefined();
     expect(sut.peek('h4')).toBeDefined();
   });
+
+  it('evicts the least recently used entry at the cap: a key hit recently survives an older untouched one', async () => {
+    const { repo, sut } = setup(); // cap 3
+    for (const h of ['h1', 'h2', 'h3']) await sut.load(h, first);
+    // h1 is the oldest entry, but busy: a hit makes it the most recently used.
+    expect(sut.peek('h1')).toBeDefined();
+    await sut.load('h4', first);
+    expect(sut.size).toBe(3);
+    const reads = repo.reads;
+    expect(sut.peek('h1')).toBeDefined(); // survived (and is the most recent again)
+    expect(sut.peek('h2')).toBeUndefined(); // the least recently used went
+    expect(sut.peek('h3')).toBeDefined();
+    expect(sut.peek('h4')).toBeDefined();
+    expect(repo.reads).toBe(reads); // every hit above came from memory
+    // Order now h1, h3, h4 (h1 oldest): the next new key pushes h1 out.
+    await sut.load('h5', first);
+    expect(sut.peek('h1')).toBeUndefined();
+    expect(sut.peek('h3')).toBeDefined();
+  });
+
+  it('a background refresh keeps the entry and its place; a reload of an evicted key evicts the next one', async () => {
+    const { repo, sut } = setup(1);
+    for (const h of ['h1', 'h2', 'h3']) await sut.load(h, first);
+    await new Promise((r) => setTimeout(r, 5));
+    repo.rows.get('h2')!.status = 'banned';
+    expect(sut.peek('h2')?.status).toBe('active'); // stale: served, refreshed in the background
+    await new Promise((r) => setTimeout(r, 5));
+    expect(sut.size).toBe(3);
+    expect(sut.peek('h2')?.status).toBe('banned'); // updated in place
+    // h2 was used last, then h3 and h1 are the oldest: h1 goes first.
+    await sut.load('h4', first);
+    expect(sut.size).toBe(3);
+    expect(sut.peek('h1')).toBeUndefined();
+    expect(sut.peek('h2')).toBeDefined();
+  });
+
+  it('stays a least-recently-used cache through any mix of hits, loads and invalidations', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(
+          fc.oneof(
+            { weight: 4, arbitrary: fc.record({ op: fc.constant('peek' as const), key: fc.nat(4) }) },
+            { weight: 4, arbitrary: fc.record({ op: fc.constant('load' as const), key: fc.nat(4) }) },
+            {
+              weight: 1,
+              arbitrary: fc.record({
+                op: fc.constant('drop' as const),
+                key: fc.integer({ min: -1, max: 4 }),
+              }),
+            },
+          ),
+          { minLength: 10, maxLength: 80 },
+        ),
+        async (ops) => {
+          const { sut } = setup();
+          // The model: keys in recency order, least recently used first.
+          let model: string[] = [];
+          const touch = (k: string) => (model = [...model.filter((m) => m !== k), k]);
+          for (const { op, key } of ops) {
+            const k = `h${key}`;
+            if (op === 'peek') {
+              expect(sut.peek(k) !== undefined).toBe(model.includes(k));
+              if (model.includes(k)) touch(k);
+            } else if (op === 'load') {
+              if (sut.peek(k) === undefined) await sut.load(k, first);
+              touch(k);
+              if (model.length > 3) model = model.slice(1);
+            } else {
+              sut.invalidateLocal(key < 0 ? '*' : k);
+              model = key < 0 ? [] : model.filter((m) => m !== k);
+            }
+            expect(sut.size).toBe(model.length);
+          }
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
   it('asks the first-use gate only right before binding a new key, and binds nothing past it', async () => {
     const g = gate(1);
     const { repo, sut } = setup(60_000, { mode: 'open' }, g);
