@@ -39,6 +39,19 @@ export default defineConfig({
         },
       },
       {
+        plugins: [swcPlugin()],
+        test: {
+          // Gateway classes in-process against the real PostgreSQL and Redis
+          // (no gateway process): a fresh database per file.
+          name: 'medium',
+          include: ['apps/gateway/test/medium/**/*.medium-spec.ts'],
+          environment: 'node',
+          fileParallelism: false,
+          testTimeout: 60_000,
+          hookTimeout: 120_000,
+        },
+      },
+      {
         // Admin console components in a simulated DOM.
         resolve: {
           alias: {

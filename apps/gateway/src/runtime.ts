@@ -1,6 +1,5 @@
 import { keyRulesOf } from '@keypin/shared';
 import type { Redis } from 'ioredis';
-import { AdminContext } from './admin/admin-context';
 import type { AdminServices } from './admin/admin-services';
 import { CallerIpResolver } from './admin/common/caller-ip';
 import { AuditRepository } from './audit/audit.repository';
@@ -12,6 +11,12 @@ import { AuthService } from './user/auth.service';
 import { LockoutRepository } from './user/lockout.repository';
 import { UsersRepository } from './user/users.repository';
 import { UsersService } from './user/users.service';
+import { AlertAdminRepository } from './alert/alert-admin.repository';
+import { DashboardRepository } from './dashboard/dashboard.repository';
+import { DashboardService } from './dashboard/dashboard.service';
+import { InterceptLogRepository } from './intercept/intercept-log.repository';
+import { InterceptLogService } from './intercept/intercept-log.service';
+import { InterceptExporter } from './intercept/logs-export';
 import type { Logger } from 'pino';
 import type { DataSource } from 'typeorm';
 import { BindingRepository } from './binding/binding.repository';
@@ -19,6 +24,7 @@ import { BindingStoreService } from './binding/binding-store.service';
 import { FirstUseLimiter } from './binding/first-use-limiter';
 import { UsageRecorder } from './binding/usage-recorder.service';
 import { DailyStats } from './dashboard/daily-stats.service';
+import { DailyStatsRepository } from './dashboard/daily-stats.repository';
 import type { AppConfig } from './config/config';
 import { ChangeFeed } from './infra/change-feed/change-feed.service';
 import { createDataSource, runMigrations } from './infra/database/data-source';
@@ -29,6 +35,7 @@ import { RedisKeys } from './infra/redis/redis-keys';
 import { InterceptRecorder } from './intercept/intercept-recorder.service';
 import { InterceptRepository } from './intercept/intercept.repository';
 import { ReadinessProbe } from './health/readiness';
+import { SettingsRepository } from './settings/settings.repository';
 import { SettingsService } from './settings/settings.service';
 import { SecretBox } from './settings/secret-box';
 import type { Queue } from 'bullmq';
@@ -36,6 +43,7 @@ import { AlertRepository } from './alert/alert.repository';
 import { AlertService } from './alert/alert.service';
 import { WebhookSender } from './alert/webhook-sender';
 import { WebhookProcessor } from './alert/webhook.processor';
+import { ArchiveRepository } from './archive/archive.repository';
 import { ArchiveService } from './archive/archive.service';
 import { createQueue, QUEUE } from './infra/queue/queues';
 import { InterceptSpool } from './intercept/intercept-spool';
@@ -86,7 +94,7 @@ export async function createRuntime(config: AppConfig, logger: Logger): Promise<
   const metrics = new MetricsService();
 
   const secretBox = new SecretBox(config.hmacSecret.reveal());
-  const settings = new SettingsService(dataSource, config.settings, logger, {
+  const settings = new SettingsService(new SettingsRepository(dataSource), config.settings, logger, {
     envSecret: config.alertWebhookSecret?.revealText() ?? null,
     open: (sealed) => secretBox.open(sealed),
   });
@@ -101,7 +109,7 @@ export async function createRuntime(config: AppConfig, logger: Logger): Promise<
   });
   const usage = new UsageRecorder(bindingRepo, logger);
   usage.start();
-  const stats = new DailyStats(dataSource, logger);
+  const stats = new DailyStats(new DailyStatsRepository(dataSource), logger);
   stats.start();
 
   const queues = {
@@ -144,13 +152,18 @@ export async function createRuntime(config: AppConfig, logger: Logger): Promise<
   const webhookSender = new WebhookSender(config.alertWebhookAllowPrivate, config.webhookTimeoutMs);
   let workers: BackgroundWorkers | null = null;
   if (config.role !== 'gateway') {
-    const archive = new ArchiveService(dataSource, (hash) => store.evictShared(hash), logger);
+    const archive = new ArchiveService(
+      new ArchiveRepository(dataSource),
+      (hash) => store.evictShared(hash),
+      logger,
+    );
     workers = new BackgroundWorkers(
       {
         redisUrl: config.redisUrl,
         keys,
         archiveIntervalMs: config.archiveIntervalMs,
         webhookRetryBaseMs: config.webhookRetryBaseMs,
+        webhookMaxAttempts: config.webhookMaxAttempts,
         sweepIntervalMs: config.alertSweepMs,
       },
       interceptWriter,
@@ -255,6 +268,7 @@ export function createAdminServices(rt: Runtime): AdminServices {
   const audit = new AuditRepository(dataSource);
   const users = new UsersRepository(dataSource);
   const hasher = new KeyHasher(config.hmacSecret.reveal());
+  const interceptLog = new InterceptLogRepository(dataSource, config.databaseUrl, rt.logger);
   return {
     auth: new AuthService(
       users,
@@ -282,6 +296,8 @@ export function createAdminServices(rt: Runtime): AdminServices {
       publisher: rt.redis,
       allowPrivateWebhook: config.alertWebhookAllowPrivate,
     }),
-    legacy: new AdminContext(rt),
+    logs: new InterceptLogService(interceptLog, new InterceptExporter(interceptLog, rt.logger)),
+    dashboard: new DashboardService(new DashboardRepository(dataSource), interceptLog),
+    alerts: new AlertAdminRepository(dataSource),
   };
 }

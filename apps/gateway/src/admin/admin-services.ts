@@ -1,9 +1,11 @@
+import type { AlertAdminRepository } from '../alert/alert-admin.repository';
 import type { AuditRepository } from '../audit/audit.repository';
 import type { BindingAdminService } from '../binding/binding-admin.service';
+import type { DashboardService } from '../dashboard/dashboard.service';
+import type { InterceptLogService } from '../intercept/intercept-log.service';
 import type { SettingsAdminService } from '../settings/settings-admin.service';
 import type { AuthService } from '../user/auth.service';
 import type { UsersService } from '../user/users.service';
-import type { AdminContext } from './admin-context';
 import type { CallerIpResolver } from './common/caller-ip';
 
 /**
@@ -18,6 +20,7 @@ export interface AdminServices {
   audit: AuditRepository;
   bindings: BindingAdminService;
   settings: SettingsAdminService;
-  /** Transitional, for logs, dashboard and alerts. */
-  legacy: AdminContext;
+  logs: InterceptLogService;
+  dashboard: DashboardService;
+  alerts: AlertAdminRepository;
 }

@@ -1,5 +1,13 @@
+/**
+ * The alerts list of the admin API. SQL: hand-written and parameterised,
+ * run through TypeORM's DataSource, sharing `ALERT_COLUMNS` with the alert
+ * repository so both read `alerts` the same way (`cidr[]` and `inet[]`
+ * turned into text in PostgreSQL). One page and its total are two small
+ * statements on the `occurred_at` index.
+ */
 import type { Alert } from '@keypin/shared';
 import type { DataSource } from 'typeorm';
+import type { Paging } from '../admin/common/paging';
 import { ALERT_COLUMNS, type AlertRecord } from './alert.repository';
 
 const iso = (d: Date | null): string | null => (d === null ? null : new Date(d).toISOString());
@@ -29,11 +37,11 @@ function toAlert(r: AlertRecord): Alert {
 export class AlertAdminRepository {
   constructor(private readonly ds: DataSource) {}
 
-  async list(limit: number, offset: number): Promise<{ items: Alert[]; total: number }> {
+  async list(p: Paging): Promise<{ items: Alert[]; total: number }> {
     const [rows, counted] = await Promise.all([
       this.ds.query<AlertRecord[]>(
         `SELECT ${ALERT_COLUMNS} FROM alerts ORDER BY occurred_at DESC, id DESC LIMIT $1 OFFSET $2`,
-        [limit, offset],
+        [p.pageSize, p.offset],
       ),
       this.ds.query<{ n: string }[]>(`SELECT count(*) AS n FROM alerts`),
     ]);

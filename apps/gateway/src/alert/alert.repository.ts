@@ -1,3 +1,14 @@
+/**
+ * Alerts and the alert side of intercept rows. SQL: hand-written and
+ * parameterised, run through TypeORM's DataSource and its transactions,
+ * because the guarantees live in single statements and locks: evaluation
+ * runs under a per-binding `pg_advisory_xact_lock`; an alert is inserted by
+ * `INSERT … ON CONFLICT (binding_id, first_at) DO NOTHING RETURNING`, so any
+ * number of evaluators raise it once; a ban is one conditional `UPDATE …
+ * RETURNING`; a delivery attempt is recorded in one `UPDATE` (`attempts =
+ * attempts + 1`). The `inet`/`cidr` arrays are cast in SQL. Values travel as
+ * `$n` parameters.
+ */
 import type { Alert } from '@keypin/shared';
 import type { DataSource, EntityManager } from 'typeorm';
 import { queryRows } from '../infra/database/rows';

@@ -1,22 +1,17 @@
 import { Controller, Get, Inject, Query } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiQuery, ApiTags } from '@nestjs/swagger';
 import { type Alert, MAX_PAGE_SIZE, type Page } from '@keypin/shared';
-import { AdminContext } from '../admin/admin-context';
 import { pageOf, parsePaging } from '../admin/common/paging';
-import { invalid } from '../admin/common/validation';
+import { onlyParams } from '../admin/common/params';
 import { AlertAdminRepository } from './alert-admin.repository';
 
-const PARAMS = ['page', 'page_size'];
+const LIST_PARAMS = new Set(['page', 'page_size']);
 
 @ApiTags('alerts')
 @ApiBearerAuth()
 @Controller('admin/api')
 export class AlertsController {
-  private readonly alerts: AlertAdminRepository;
-
-  constructor(@Inject(AdminContext) private readonly ctx: AdminContext) {
-    this.alerts = new AlertAdminRepository(ctx.rt.dataSource);
-  }
+  constructor(@Inject(AlertAdminRepository) private readonly alerts: AlertAdminRepository) {}
 
   @Get('alerts')
   @ApiOperation({
@@ -27,11 +22,9 @@ export class AlertsController {
   @ApiQuery({ name: 'page', required: false, type: Number })
   @ApiQuery({ name: 'page_size', required: false, type: Number, description: `At most ${MAX_PAGE_SIZE}` })
   async list(@Query() query: Record<string, unknown>): Promise<Page<Alert>> {
-    for (const name of Object.keys(query)) {
-      if (!PARAMS.includes(name)) throw invalid(name, 'is not a parameter of this list; use page, page_size');
-    }
+    onlyParams(query, LIST_PARAMS);
     const p = parsePaging(query);
-    const { items, total } = await this.alerts.list(p.pageSize, p.offset);
+    const { items, total } = await this.alerts.list(p);
     return pageOf(items, total, p);
   }
 }

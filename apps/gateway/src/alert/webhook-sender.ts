@@ -1,4 +1,5 @@
 import { createHmac } from 'node:crypto';
+import type { Alert } from '@keypin/shared';
 import { Agent } from 'undici';
 import { checkWebhookUrl, guardedLookup, UnsafeUrlError } from './url-guard';
 
@@ -84,16 +85,21 @@ export class WebhookSender {
   }
 }
 
-export interface WebhookPayload {
-  type: 'keypin.intercept_threshold';
-  id: string;
-  occurred_at: string;
-  binding_id: number;
-  token_display: string;
-  allowed_ips: string[];
-  attempt_ips: string[];
-  count: number;
-  window_seconds: number;
-  first_at: string;
-  last_at: string;
-}
+/**
+ * The webhook body (contract section 3): the event type and the alert's
+ * fields the contract names, typed as the admin API shows them (`Alert`);
+ * not `auto_banned` nor the delivery outcome.
+ */
+export type WebhookPayload = { type: 'keypin.intercept_threshold' } & Pick<
+  Alert,
+  | 'id'
+  | 'occurred_at'
+  | 'binding_id'
+  | 'token_display'
+  | 'allowed_ips'
+  | 'attempt_ips'
+  | 'count'
+  | 'window_seconds'
+  | 'first_at'
+  | 'last_at'
+>;

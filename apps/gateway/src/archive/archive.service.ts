@@ -1,7 +1,5 @@
 import type { Logger } from 'pino';
-import type { DataSource } from 'typeorm';
-
-const CHUNK = 1000;
+import { ARCHIVE_CHUNK, type ArchiveRepository } from './archive.repository';
 
 /**
  * Moves bindings unused for `days` into `binding_archive` (kept for audit)
@@ -11,7 +9,7 @@ const CHUNK = 1000;
  */
 export class ArchiveService {
   constructor(
-    private readonly ds: DataSource,
+    private readonly repo: ArchiveRepository,
     private readonly evict: (hashHex: string) => Promise<void>,
     private readonly logger: Logger,
   ) {}
@@ -19,29 +17,13 @@ export class ArchiveService {
   async archiveUnused(days: number): Promise<number> {
     let total = 0;
     for (;;) {
-      const rows: { hash: string }[] = await this.ds.query(
-        `WITH moved AS (
-           DELETE FROM bindings WHERE id IN (
-             SELECT id FROM bindings
-              WHERE status = 'active' AND coalesce(last_used_at, created_at) < now() - make_interval(days => $1)
-              ORDER BY id LIMIT ${CHUNK} FOR UPDATE SKIP LOCKED)
-           RETURNING *)
-         INSERT INTO binding_archive (id, key_hash, token_display, rule_type, allowed_ips, status, first_ip, first_used_at,
-                                      last_ip, last_used_at, request_count, intercept_count, note, created_at, updated_at,
-                                      archive_reason)
-         SELECT id, key_hash, token_display, rule_type, allowed_ips, status, first_ip, first_used_at, last_ip, last_used_at,
-                request_count, intercept_count, note, created_at, updated_at, $2
-           FROM moved
-         RETURNING encode(key_hash, 'hex') AS hash`,
-        [days, `unused for ${days} days`],
-      );
-      for (const r of rows) await this.evict(r.hash).catch(() => undefined);
-      total += rows.length;
-      if (rows.length < CHUNK) break;
+      const hashes = await this.repo.moveUnusedChunk(days, `unused for ${days} days`);
+      for (const hash of hashes) await this.evict(hash).catch(() => undefined);
+      total += hashes.length;
+      if (hashes.length < ARCHIVE_CHUNK) break;
     }
     if (total > 0) this.logger.info({ archived: total, days }, 'unused bindings archived');
-    // Login failures older than a day count for nothing (the lockout window is 15 minutes).
-    await this.ds.query(`DELETE FROM login_failures WHERE at < now() - interval '1 day'`);
+    await this.repo.pruneLoginFailures();
     return total;
   }
 }

@@ -41,4 +41,55 @@ describe('UsageRecorder', () => {
     await sut.stop();
     expect(repo.written).toEqual([[{ id: 1, count: 2, lastIp: '10.0.0.9', lastAt: new Date(3000) }]]);
   });
+
+  it('writes one batch at a time: a flush during a write waits, then writes what came since', async () => {
+    let release!: () => void;
+    const written: UsageUpdate[][] = [];
+    const repo = {
+      applyUsage: (batch: UsageUpdate[]) => {
+        written.push(batch.map((u) => ({ ...u })));
+        return written.length === 1 ? new Promise<void>((r) => (release = r)) : Promise.resolve();
+      },
+    };
+    const sut = new UsageRecorder(repo as unknown as BindingRepository, pino({ level: 'silent' }));
+    sut.record(1, '10.0.0.1', 1000);
+    const first = sut.flush();
+    sut.record(1, '10.0.0.2', 2000);
+    const second = sut.flush();
+    expect(written).toHaveLength(1);
+    release();
+    await Promise.all([first, second]);
+    expect(written).toEqual([
+      [{ id: 1, count: 1, lastIp: '10.0.0.1', lastAt: new Date(1000) }],
+      [{ id: 1, count: 1, lastIp: '10.0.0.2', lastAt: new Date(2000) }],
+    ]);
+  });
+
+  it('a merged-back batch keeps the later IP when the newer request came first', async () => {
+    const repo = new FakeRepo();
+    const sut = new UsageRecorder(repo as unknown as BindingRepository, pino({ level: 'silent' }));
+    sut.record(1, '10.0.0.5', 5000);
+    repo.fail = true;
+    const failing = sut.flush();
+    sut.record(1, '10.0.0.1', 1000); // arrives during the failed write, with an older time
+    await failing;
+    repo.fail = false;
+    await sut.flush();
+    expect(repo.written).toEqual([[{ id: 1, count: 2, lastIp: '10.0.0.5', lastAt: new Date(5000) }]]);
+  });
+
+  it('on stop, tries once more when the last write fails', async () => {
+    const repo = new FakeRepo();
+    let failures = 1;
+    const applyUsage = repo.applyUsage.bind(repo);
+    repo.applyUsage = async (batch) => {
+      if (failures-- > 0) throw new Error('blip');
+      await applyUsage(batch);
+    };
+    const sut = new UsageRecorder(repo as unknown as BindingRepository, pino({ level: 'silent' }));
+    sut.record(3, '10.0.0.3', 1000);
+    await sut.stop();
+    expect(repo.written).toEqual([[{ id: 3, count: 1, lastIp: '10.0.0.3', lastAt: new Date(1000) }]]);
+    expect(sut.counters).toMatchObject({ flushes: 2, failures: 1, written: 1 });
+  });
 });

@@ -1,5 +1,15 @@
 import type { Logger } from 'pino';
+import { Batcher, type BatcherCounters } from '../infra/batching/batcher';
 import type { BindingRepository, UsageUpdate } from './binding.repository';
+
+/** Folds one binding's usage into another's: counts add up, the later use wins. */
+function mergeUsage(into: UsageUpdate, from: UsageUpdate): void {
+  into.count += from.count;
+  if (from.lastAt > into.lastAt) {
+    into.lastAt = from.lastAt;
+    into.lastIp = from.lastIp;
+  }
+}
 
 /**
  * Per-binding request count, last IP and last-used time, summed in memory
@@ -7,26 +17,32 @@ import type { BindingRepository, UsageUpdate } from './binding.repository';
  * PostgreSQL is away the sums are kept and merged into the next write.
  */
 export class UsageRecorder {
-  private pending = new Map<number, UsageUpdate>();
-  private timer: NodeJS.Timeout | null = null;
-  private flushing: Promise<void> | null = null;
+  private readonly batch: Batcher<number, UsageUpdate>;
 
-  constructor(
-    private readonly repo: BindingRepository,
-    private readonly logger: Logger,
-    private readonly intervalMs = 2000,
-  ) {}
+  constructor(repo: BindingRepository, logger: Logger, intervalMs = 2000) {
+    this.batch = new Batcher<number, UsageUpdate>({
+      keyOf: (u) => u.id,
+      merge: mergeUsage,
+      write: (updates) => repo.applyUsage(updates),
+      intervalMs,
+      onFailure: 'merge',
+      onError: (err, updates) =>
+        logger.warn(
+          { err: (err as Error).message, bindings: updates.length },
+          'usage write failed; will retry',
+        ),
+    });
+  }
 
   start(): void {
-    this.timer = setInterval(() => void this.flush(), this.intervalMs);
-    this.timer.unref();
+    this.batch.start();
   }
 
   /** Hot path: one map update, no I/O. */
   record(bindingId: number, ip: string, at: number): void {
-    const u = this.pending.get(bindingId);
+    const u = this.batch.get(bindingId);
     if (u === undefined) {
-      this.pending.set(bindingId, { id: bindingId, count: 1, lastIp: ip, lastAt: new Date(at) });
+      this.batch.set(bindingId, { id: bindingId, count: 1, lastIp: ip, lastAt: new Date(at) });
     } else {
       u.count++;
       u.lastIp = ip;
@@ -34,43 +50,24 @@ export class UsageRecorder {
     }
   }
 
+  /** Bindings whose usage is waiting to be written. */
   get pendingCount(): number {
-    return this.pending.size;
+    return this.batch.size;
   }
 
+  /** The batcher's totals (flushes, failures, values written and sent back). */
+  get counters(): Readonly<BatcherCounters> {
+    return this.batch.counters;
+  }
+
+  /** Writes what is summed (after the write in flight, if any); never rejects. */
   flush(): Promise<void> {
-    if (this.flushing) return this.flushing;
-    if (this.pending.size === 0) return Promise.resolve();
-    const batch = this.pending;
-    this.pending = new Map();
-    this.flushing = this.repo
-      .applyUsage([...batch.values()])
-      .catch((err: Error) => {
-        this.logger.warn({ err: err.message, bindings: batch.size }, 'usage write failed; will retry');
-        for (const u of batch.values()) this.merge(u);
-      })
-      .finally(() => {
-        this.flushing = null;
-      });
-    return this.flushing;
+    return this.batch.flush();
   }
 
+  /** Stops the timer and writes everything, with one more try if that write fails. */
   async stop(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
-    await this.flush();
-    if (this.pending.size > 0) await this.flush();
-  }
-
-  private merge(old: UsageUpdate): void {
-    const cur = this.pending.get(old.id);
-    if (cur === undefined) {
-      this.pending.set(old.id, old);
-      return;
-    }
-    cur.count += old.count;
-    if (old.lastAt > cur.lastAt) {
-      cur.lastAt = old.lastAt;
-      cur.lastIp = old.lastIp;
-    }
+    await this.batch.stop();
+    if (this.batch.size > 0) await this.batch.flush();
   }
 }

@@ -1,39 +1,44 @@
 import type { Logger } from 'pino';
-import type { DataSource } from 'typeorm';
+import { Batcher, type BatcherCounters } from '../infra/batching/batcher';
 import type { Decision } from '../infra/metrics/metrics.service';
+import type { DailyCounts, DailyStatsRepository } from './daily-stats.repository';
 
-interface Counts {
-  allowed: number;
-  intercepted: number;
-  firstBinds: number;
+function mergeCounts(into: DailyCounts, from: DailyCounts): void {
+  into.allowed += from.allowed;
+  into.intercepted += from.intercepted;
+  into.firstBinds += from.firstBinds;
 }
 
 /**
  * Per-day (UTC) counters for the dashboard, summed in memory and added to
  * `daily_stats` every few seconds, so the dashboard never scans the big
  * tables. Allowed counts every forwarded keyed request (first binds too);
- * intercepted counts refusals and monitor-mode would-be refusals.
+ * intercepted counts refusals and monitor-mode would-be refusals. A failed
+ * write is merged into the next one.
  */
 export class DailyStats {
-  private pending = new Map<string, Counts>();
-  private timer: NodeJS.Timeout | null = null;
-  private flushing: Promise<void> | null = null;
+  private readonly batch: Batcher<string, DailyCounts>;
   private day = '';
   private dayEnds = 0;
 
-  constructor(
-    private readonly ds: DataSource,
-    private readonly logger: Logger,
-    private readonly intervalMs = 2000,
-  ) {}
-
-  start(): void {
-    this.timer = setInterval(() => void this.flush(), this.intervalMs);
-    this.timer.unref();
+  constructor(repo: DailyStatsRepository, logger: Logger, intervalMs = 2000) {
+    this.batch = new Batcher<string, DailyCounts>({
+      keyOf: (c) => c.day,
+      merge: mergeCounts,
+      write: (counts) => repo.add(counts),
+      intervalMs,
+      onFailure: 'merge',
+      onError: (err) => logger.debug({ err: (err as Error).message }, 'daily stats write failed; will retry'),
+    });
   }
 
+  start(): void {
+    this.batch.start();
+  }
+
+  /** Hot path: one map update. */
   count(decision: Decision): void {
-    let field: keyof Counts;
+    let field: 'allowed' | 'intercepted' | 'firstBinds';
     if (decision === 'allowed') field = 'allowed';
     else if (decision === 'first_bind') field = 'firstBinds';
     else if (decision === 'intercepted' || decision === 'banned') field = 'intercepted';
@@ -57,52 +62,31 @@ export class DailyStats {
     this.countsOf(new Date(boundAt).toISOString().slice(0, 10)).firstBinds--;
   }
 
-  private countsOf(day: string): Counts {
-    let c = this.pending.get(day);
-    if (c === undefined) {
-      c = { allowed: 0, intercepted: 0, firstBinds: 0 };
-      this.pending.set(day, c);
-    }
-    return c;
+  /** Days whose counters are waiting to be written. */
+  get pendingCount(): number {
+    return this.batch.size;
   }
 
+  /** The batcher's totals (flushes, failures, values written and sent back). */
+  get counters(): Readonly<BatcherCounters> {
+    return this.batch.counters;
+  }
+
+  /** Writes what is summed (after the write in flight, if any); never rejects. */
   flush(): Promise<void> {
-    if (this.flushing) return this.flushing;
-    if (this.pending.size === 0) return Promise.resolve();
-    const batch = this.pending;
-    this.pending = new Map();
-    this.flushing = (async () => {
-      try {
-        for (const [day, c] of batch) {
-          await this.ds.query(
-            `INSERT INTO daily_stats (day, allowed, intercepted, first_binds) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (day) DO UPDATE SET allowed = daily_stats.allowed + EXCLUDED.allowed,
-               intercepted = daily_stats.intercepted + EXCLUDED.intercepted,
-               first_binds = daily_stats.first_binds + EXCLUDED.first_binds`,
-            [day, c.allowed, c.intercepted, c.firstBinds],
-          );
-          batch.delete(day);
-        }
-      } catch (err) {
-        this.logger.debug({ err: (err as Error).message }, 'daily stats write failed; will retry');
-        for (const [day, c] of batch) {
-          const cur = this.pending.get(day);
-          if (cur === undefined) this.pending.set(day, c);
-          else {
-            cur.allowed += c.allowed;
-            cur.intercepted += c.intercepted;
-            cur.firstBinds += c.firstBinds;
-          }
-        }
-      }
-    })().finally(() => {
-      this.flushing = null;
-    });
-    return this.flushing;
+    return this.batch.flush();
   }
 
   async stop(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
-    await this.flush();
+    await this.batch.stop();
+  }
+
+  private countsOf(day: string): DailyCounts {
+    let c = this.batch.get(day);
+    if (c === undefined) {
+      c = { day, allowed: 0, intercepted: 0, firstBinds: 0 };
+      this.batch.set(day, c);
+    }
+    return c;
   }
 }

@@ -1,23 +1,13 @@
 import { Controller, Get, Inject } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { Dashboard } from '@keypin/shared';
-import { AdminContext } from '../admin/admin-context';
-import { InterceptLogRepository } from '../intercept/intercept-log.repository';
-import { DashboardRepository } from './dashboard.repository';
 import { DashboardService } from './dashboard.service';
 
 @ApiTags('dashboard')
 @ApiBearerAuth()
 @Controller('admin/api')
 export class DashboardController {
-  private readonly dashboard: DashboardService;
-
-  constructor(@Inject(AdminContext) private readonly ctx: AdminContext) {
-    this.dashboard = new DashboardService(
-      new DashboardRepository(ctx.rt.dataSource),
-      new InterceptLogRepository(ctx.rt.dataSource),
-    );
-  }
+  constructor(@Inject(DashboardService) private readonly dashboard: DashboardService) {}
 
   @Get('dashboard')
   @ApiOperation({

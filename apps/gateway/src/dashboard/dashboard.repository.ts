@@ -1,3 +1,11 @@
+/**
+ * SQL: hand-written and parameterised, run through TypeORM's DataSource.
+ * Each figure is one small aggregate statement (`to_char` on the day,
+ * `count(*) … GROUP BY` on the status index, an ordered `LIMIT` on the
+ * per-binding counters) that a query builder would only spell less plainly;
+ * the rows map straight to the API's numbers (bigint arrives as text).
+ * Values travel as `$n` parameters.
+ */
 import type { DataSource } from 'typeorm';
 
 export interface DayCounts {

@@ -1,101 +1,83 @@
+import { Batcher } from '../infra/batching/batcher';
 import { type InterceptEvent, requestsOf } from './intercept.types';
 
-/**
- * What makes two refused requests of the same second one record: the key
- * (binding id and masked key, since a refusal may come without a binding),
- * the attempted IP, the reason and the mode (a monitor-mode record must not
- * absorb enforced ones).
- */
-function groupKey(e: InterceptEvent): string {
-  return `${e.bindingId}\u0000${e.tokenDisplay}\u0000${e.attemptIp}\u0000${e.reason}\u0000${e.enforced ? 'e' : 'm'}`;
-}
+/** Records buffered before a flush of all of them is forced (the second still running included). */
+export const MAX_BUFFERED_RECORDS = 1000;
 
 const secondOf = (e: InterceptEvent): number => Math.floor(e.at.getTime() / 1000);
 
 /**
- * The recorder's buffer, merging on the way in: the first refused request of
- * a (key, IP, reason, UTC second) becomes a record (its id is that request's
- * id); later ones of the same group and second only raise its `count` while
- * it is still here. So a key hammered at full speed from one address costs
- * one record per second, whatever the request rate.
- *
- * A record leaves through {@link take} and is never changed afterwards: its
- * id and count travel together through the queue, a direct write or the
- * spool, so every replay of that id carries the same count and the
- * idempotent INSERT stores it exactly once. A request of a second whose
- * record has already left starts a new record.
+ * What makes two refused requests one record: the UTC second, the key
+ * (binding id and masked key, since a refusal may come without a binding),
+ * the attempted IP, the reason and the mode (a monitor-mode record must not
+ * absorb enforced ones).
  */
-export class InterceptBuffer {
-  /** Open records by UTC second, then by group. Usually one or two seconds. */
-  private readonly bySecond = new Map<number, Map<string, InterceptEvent>>();
-  /** Records handed back after a failed save: kept as they are, never merged into. */
-  private held: InterceptEvent[] = [];
-  private openRecords = 0;
-  /** The last second used and its map, so a burst skips the outer lookup. */
-  private lastSecond = Number.NaN;
-  private lastGroups: Map<string, InterceptEvent> | undefined;
-
-  /** Records waiting here. */
-  get size(): number {
-    return this.openRecords + this.held.length;
+export function interceptKey(e: InterceptEvent): string {
+  const second = secondOf(e);
+  if (second !== keySecond) {
+    keySecond = second;
+    keyPrefix = `${second}\u0000`;
   }
+  return `${keyPrefix}${e.bindingId}\u0000${e.tokenDisplay}\u0000${e.attemptIp}\u0000${e.reason}\u0000${e.enforced ? 'e' : 'm'}`;
+}
 
-  /** Adds one refused request (hot path: two map lookups). Returns the number of records waiting. */
-  add(e: InterceptEvent): number {
-    const groups = this.groupsOf(secondOf(e));
-    const key = groupKey(e);
-    const open = groups.get(key);
-    if (open === undefined) {
-      groups.set(key, e);
-      this.openRecords++;
-    } else {
-      open.count = requestsOf(open) + requestsOf(e);
-    }
-    return this.size;
-  }
+/** The last second seen and its key prefix: a burst skips turning the second into text. */
+let keySecond = Number.NaN;
+let keyPrefix = '';
 
-  /**
-   * Takes the records out, oldest second first: all of them, or all but
-   * those of `keepSecond` (the second still running, whose records may yet
-   * grow). Records taken are never changed again.
-   */
-  take(keepSecond?: number): InterceptEvent[] {
-    const out = this.held;
-    this.held = [];
-    const seconds = [...this.bySecond.keys()].sort((a, b) => a - b);
-    for (const second of seconds) {
-      if (second === keepSecond) continue;
-      const groups = this.bySecond.get(second)!;
-      this.bySecond.delete(second);
-      this.openRecords -= groups.size;
-      for (const r of groups.values()) out.push(r);
-      if (second === this.lastSecond) {
-        // Later requests of this second must start a new record, not touch one that has left.
-        this.lastSecond = Number.NaN;
-        this.lastGroups = undefined;
-      }
-    }
-    return out;
-  }
+/** A later request of the record's group and second: only the count grows. */
+function mergeIntercept(into: InterceptEvent, from: InterceptEvent): void {
+  into.count = requestsOf(into) + requestsOf(from);
+}
 
-  /**
-   * Takes back records whose save failed. They may have reached PostgreSQL
-   * all the same (a failure after the commit), so they keep their ids and
-   * counts and nothing is merged into them.
-   */
-  putBack(records: readonly InterceptEvent[]): void {
-    for (const r of records) this.held.push(r);
-  }
+/** The timer hands on the records of seconds that are over; the running second's may still grow. */
+function secondIsOver(e: InterceptEvent, now: number): boolean {
+  return secondOf(e) !== Math.floor(now / 1000);
+}
 
-  private groupsOf(second: number): Map<string, InterceptEvent> {
-    if (second === this.lastSecond && this.lastGroups !== undefined) return this.lastGroups;
-    let groups = this.bySecond.get(second);
-    if (groups === undefined) {
-      groups = new Map();
-      this.bySecond.set(second, groups);
-    }
-    this.lastSecond = second;
-    this.lastGroups = groups;
-    return groups;
+/** Oldest second first (records of one second keep the order they were opened in). */
+function bySecond(a: InterceptEvent, b: InterceptEvent): number {
+  return secondOf(a) - secondOf(b);
+}
+
+export interface InterceptBufferOptions {
+  flushMs: number;
+  /** Default {@link MAX_BUFFERED_RECORDS}. */
+  maxRecords?: number;
+  onError?: (err: unknown, batch: readonly InterceptEvent[]) => void;
+}
+
+/**
+ * The recorder's buffer, merging on the way in (a {@link Batcher} with the
+ * intercept policy): the first refused request of a (key, IP, reason, mode,
+ * UTC second) becomes a record (its id is that request's id); later ones of
+ * the same group and second only raise its `count` while it is still here.
+ * So a key hammered at full speed from one address costs one record per
+ * second, whatever the request rate.
+ *
+ * Every `flushMs` the records of the seconds that are over go to `write`,
+ * oldest second first (all of them at `maxRecords` or on {@link flush}/
+ * {@link stop}). A record
+ * that has left is never changed afterwards: its id and count travel
+ * together through the queue, a direct write or the spool, so every replay
+ * of that id carries the same count and the idempotent INSERT stores it
+ * exactly once. A request of a second whose record has already left starts
+ * a new record. A batch `write` rejected is put back as it is (the `hold`
+ * policy: it may have been committed all the same) and handed on first by
+ * the next flush.
+ */
+export class InterceptBuffer extends Batcher<string, InterceptEvent> {
+  constructor(write: (batch: InterceptEvent[]) => Promise<unknown>, options: InterceptBufferOptions) {
+    super({
+      keyOf: interceptKey,
+      merge: mergeIntercept,
+      write,
+      intervalMs: options.flushMs,
+      onFailure: 'hold',
+      maxSize: options.maxRecords ?? MAX_BUFFERED_RECORDS,
+      due: secondIsOver,
+      order: bySecond,
+      onError: options.onError,
+    });
   }
 }

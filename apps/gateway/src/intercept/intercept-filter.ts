@@ -8,6 +8,7 @@ import {
   parseCidr,
   parseIp,
 } from '@keypin/shared';
+import { queryOne, queryOneOf } from '../admin/common/params';
 import { invalid } from '../admin/common/validation';
 
 /**
@@ -36,14 +37,6 @@ export const MAX_SEARCH_LENGTH = 256;
 /** Escapes LIKE's wildcards so the text matches literally. */
 function escapeLike(text: string): string {
   return text.replace(/[\\%_]/g, (c) => `\\${c}`);
-}
-
-/** A query parameter given once, as text; undefined when absent. */
-function single(query: Record<string, unknown>, field: string): string | undefined {
-  const v = query[field];
-  if (v === undefined) return undefined;
-  if (typeof v !== 'string') throw invalid(field, 'must be given once');
-  return v;
 }
 
 // ------------------------------------------------------------------ times
@@ -120,8 +113,8 @@ export function formatInstant(micros: bigint): string {
 const DAY_MICROS = 86_400n * MICROS_PER_SECOND;
 
 function instant(query: Record<string, unknown>, field: 'from' | 'to'): Instant | null {
-  const raw = single(query, field);
-  if (raw === undefined || raw.trim() === '') return null;
+  const raw = queryOne(query, field);
+  if (raw === null || raw.trim() === '') return null;
   const r = parseIsoInstant(raw.trim());
   if (typeof r === 'string') throw invalid(field, r);
   return r;
@@ -142,8 +135,8 @@ export function parseInterceptFilter(query: Record<string, unknown>): InterceptF
   }
 
   let bindingId: number | null = null;
-  const rawBinding = single(query, 'binding_id');
-  if (rawBinding !== undefined && rawBinding !== '') {
+  const rawBinding = queryOne(query, 'binding_id');
+  if (rawBinding !== null) {
     if (!/^\d{1,15}$/.test(rawBinding) || Number(rawBinding) < 1) {
       throw invalid('binding_id', 'must be a positive integer');
     }
@@ -151,8 +144,8 @@ export function parseInterceptFilter(query: Record<string, unknown>): InterceptF
   }
 
   let tokenLike: string | null = null;
-  const rawSearch = single(query, 'search');
-  if (rawSearch !== undefined) {
+  const rawSearch = queryOne(query, 'search');
+  if (rawSearch !== null) {
     if (rawSearch.length > MAX_SEARCH_LENGTH) {
       throw invalid('search', `must be at most ${MAX_SEARCH_LENGTH} characters`);
     }
@@ -162,8 +155,8 @@ export function parseInterceptFilter(query: Record<string, unknown>): InterceptF
   }
 
   let network: string | null = null;
-  const rawIp = single(query, 'ip');
-  if (rawIp !== undefined && rawIp.trim() !== '') {
+  const rawIp = queryOne(query, 'ip');
+  if (rawIp !== null && rawIp.trim() !== '') {
     const text = rawIp.trim();
     const ip = parseIp(text);
     if (ip !== null) {
@@ -175,14 +168,7 @@ export function parseInterceptFilter(query: Record<string, unknown>): InterceptF
     }
   }
 
-  let reason: InterceptReason | null = null;
-  const rawReason = single(query, 'reason');
-  if (rawReason !== undefined && rawReason !== '') {
-    if (!(INTERCEPT_REASONS as readonly string[]).includes(rawReason)) {
-      throw invalid('reason', `must be one of ${INTERCEPT_REASONS.join(', ')}`);
-    }
-    reason = rawReason as InterceptReason;
-  }
+  const reason = queryOneOf(query, 'reason', INTERCEPT_REASONS);
 
   const from = instant(query, 'from');
   const toInstant = instant(query, 'to');

@@ -1,4 +1,21 @@
+/**
+ * The intercept log as the admin API reads it: one page, the latest few,
+ * and a cursor over every match for the export.
+ *
+ * Hand-written parameterised SQL (through TypeORM's DataSource, and for the
+ * cursor a plain `pg` client), for two reasons. The filters need
+ * PostgreSQL's own operators in the form its indexes serve (`inet <<= cidr`
+ * on the GiST index, an escaped `ILIKE`, enum and timestamptz casts; see
+ * `whereOf`). And the export streams: `pg-query-stream` runs a server-side
+ * cursor on a connection of its own, which takes SQL text, and that
+ * connection's backend must be cancellable when the client goes away.
+ * Every value travels as a `$n` parameter; no input is spliced into text.
+ */
+import type { Readable } from 'node:stream';
 import type { Intercept, InterceptReason } from '@keypin/shared';
+import { Client } from 'pg';
+import QueryStream from 'pg-query-stream';
+import type { Logger } from 'pino';
 import type { DataSource } from 'typeorm';
 import type { InterceptFilter } from './intercept-filter';
 
@@ -64,15 +81,49 @@ export function whereOf(f: InterceptFilter, params: unknown[]): string {
 }
 
 /** The export's query: every matching intercept, newest first, for a cursor. */
-export function exportQuery(f: InterceptFilter): { text: string; values: unknown[] } {
+function exportQuery(f: InterceptFilter): { text: string; values: unknown[] } {
   const values: unknown[] = [];
   const where = whereOf(f, values);
   return { text: `SELECT ${COLUMNS} FROM intercept_logs ${where} ${ORDER}`, values };
 }
 
+/** An open export cursor: matching rows, newest first, fetched as they are read. */
+export interface InterceptRowCursor {
+  /**
+   * Object-mode stream of {@link InterceptRow}s. The cursor fetches
+   * `batchSize` rows per round trip and only when the stream is read, so a
+   * slow consumer holds the query (backpressure) and memory stays flat.
+   */
+  readonly rows: Readable;
+  /**
+   * Closes the cursor's connection; when the rows have not all been read, the
+   * query is first cancelled on the server (ending the socket alone would
+   * leave a long sort running). Idempotent; never rejects.
+   */
+  close(): Promise<void>;
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error('timed out')), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
+
 /** Reads the intercept log for the admin API. */
 export class InterceptLogRepository {
-  constructor(private readonly ds: DataSource) {}
+  /**
+   * `ds`: the shared pool (pages, the dashboard, cancelling a cursor);
+   * `databaseUrl`: for the export cursors, each on a connection of its own
+   * (a download holds its connection for as long as it lasts, which the
+   * pool the hot path and the API share must not pay for).
+   */
+  constructor(
+    private readonly ds: DataSource,
+    private readonly databaseUrl: string,
+    private readonly logger: Logger,
+  ) {}
 
   /** One page, newest first, and the number of matching rows. */
   async list(
@@ -99,5 +150,40 @@ export class InterceptLogRepository {
       [n],
     );
     return rows.map(toIntercept);
+  }
+
+  /**
+   * Opens a cursor over every intercept matching `f`, newest first, on a new
+   * connection. Resolves once the connection is up (so a refused connection
+   * is an error here, not in the stream); the caller must `close()` it.
+   */
+  async openCursor(f: InterceptFilter, batchSize: number): Promise<InterceptRowCursor> {
+    const client = new Client({ connectionString: this.databaseUrl, application_name: 'keypin-export' });
+    client.on('error', (err) => this.logger.debug({ err: err.message }, 'export connection error'));
+    let pid: number;
+    try {
+      await client.connect();
+      const r = await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+      pid = r.rows[0]!.pid;
+    } catch (err) {
+      await client.end().catch(() => undefined);
+      throw err;
+    }
+
+    const { text, values } = exportQuery(f);
+    const rows = client.query(new QueryStream(text, values, { batchSize }));
+    let rowsDone = false;
+    rows.once('end', () => (rowsDone = true));
+    let closing: Promise<void> | null = null;
+    const close = (): Promise<void> =>
+      (closing ??= (async () => {
+        if (!rowsDone) {
+          await withTimeout(this.ds.query('SELECT pg_cancel_backend($1)', [pid]), 2000).catch(
+            () => undefined,
+          );
+        }
+        await client.end().catch(() => undefined);
+      })());
+    return { rows, close };
   }
 }

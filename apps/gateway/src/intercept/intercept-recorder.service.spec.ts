@@ -25,7 +25,10 @@ const refused = (attemptIp = '198.51.100.9'): InterceptEvent => ({
 });
 
 /** A recorder without Redis (batches are written directly) over in-memory fakes. */
-function recorderWith(write: (batch: InterceptEvent[]) => Promise<number>) {
+function recorderWith(
+  write: (batch: InterceptEvent[]) => Promise<number>,
+  spoolWrite: (batch: InterceptEvent[]) => Promise<void> = () => Promise.resolve(),
+) {
   const batches: InterceptEvent[][] = [];
   const spooled: InterceptEvent[][] = [];
   const writer = {
@@ -37,7 +40,10 @@ function recorderWith(write: (batch: InterceptEvent[]) => Promise<number>) {
     },
   } as unknown as InterceptWriter;
   const spool = {
-    write: (batch: InterceptEvent[]) => Promise.resolve(void spooled.push(batch.map((e) => ({ ...e })))),
+    write: async (batch: InterceptEvent[]) => {
+      await spoolWrite(batch);
+      spooled.push(batch.map((e) => ({ ...e })));
+    },
     replay: () => Promise.resolve(0),
   } as unknown as InterceptSpool;
   const repo = { existingIds: () => Promise.resolve(new Set<string>()) } as unknown as InterceptRepository;
@@ -104,5 +110,50 @@ describe('InterceptRecorder (merging)', () => {
     for (let i = 0; i < 4; i++) sut.record(refused(i % 2 === 0 ? '198.51.100.1' : '198.51.100.2'));
     await sut.stop();
     expect(batches.flat().map(requestsOf)).toEqual([2, 2]);
+  });
+
+  it('a batch neither written nor spooled is kept as it is and written whole next time', async () => {
+    let dbUp = false;
+    let spoolUp = false;
+    const { sut, batches, spooled } = recorderWith(
+      (b) => (dbUp ? Promise.resolve(b.length) : Promise.reject(new Error('PostgreSQL away'))),
+      () => (spoolUp ? Promise.resolve() : Promise.reject(new Error('disk full'))),
+    );
+    sut.start();
+    for (let i = 0; i < 3; i++) sut.record(refused());
+    await vi.advanceTimersByTimeAsync(1000); // second 0 over: its record fails everywhere
+    expect(sut.pending).toBe(1);
+    expect(sut.counters).toMatchObject({ failures: 1, returned: 1 });
+    // Same key, IP and reason, still second 1: a new record, the kept one is not merged into.
+    for (let i = 0; i < 2; i++) sut.record(refused());
+    dbUp = true;
+    spoolUp = true;
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(spooled).toHaveLength(0);
+    expect(batches).toHaveLength(2); // the kept record first, alone, then second 1's
+    expect(batches.flat().map(requestsOf)).toEqual([3, 2]);
+    expect(requests(batches)).toBe(5);
+    await sut.stop();
+  });
+
+  it('hands one batch on at a time', async () => {
+    let inFlight = 0;
+    let most = 0;
+    const { sut, batches } = recorderWith(async (b) => {
+      most = Math.max(most, ++inFlight);
+      await new Promise((r) => setTimeout(r, 700)); // slower than the flush period
+      inFlight--;
+      return b.length;
+    });
+    sut.start();
+    for (let ms = 0; ms < 4000; ms += 50) {
+      sut.record(refused());
+      await vi.advanceTimersByTimeAsync(50);
+    }
+    const stopping = sut.stop();
+    await vi.advanceTimersByTimeAsync(3000);
+    await stopping;
+    expect(most).toBe(1);
+    expect(requests(batches)).toBe(80);
   });
 });

@@ -2,14 +2,12 @@ import { randomUUID } from 'node:crypto';
 import type { Queue } from 'bullmq';
 import type { Logger } from 'pino';
 import type { MetricsService } from '../infra/metrics/metrics.service';
+import type { BatcherCounters } from '../infra/batching/batcher';
 import { InterceptBuffer } from './intercept-buffer';
 import type { InterceptSpool } from './intercept-spool';
 import type { InterceptWriter } from './intercept-writer.service';
 import type { InterceptRepository } from './intercept.repository';
 import { type InterceptEvent, type InterceptSink, toWire } from './intercept.types';
-
-/** Records buffered before a flush is forced (the second still running included). */
-const MAX_BATCH = 1000;
 
 export interface RecorderOptions {
   flushMs: number;
@@ -27,23 +25,24 @@ interface Sent {
 /**
  * The hot-path side of intercept recording. `record` is a map update: the
  * refused requests of one key from one IP for one reason within one UTC
- * second are merged into one record with a `count` ({@link InterceptBuffer}).
- * Every `flushMs` the records of the seconds that are over become one
- * BullMQ job (a worker writes it to PostgreSQL); those of the running
- * second stay, so a hammered key costs one record per second. Nothing is
- * lost on the way:
+ * second are merged into one record with a `count` ({@link InterceptBuffer},
+ * a batcher). Every `flushMs` the records of the seconds that are over
+ * become one BullMQ job (a worker writes it to PostgreSQL); those of the
+ * running second stay, so a hammered key costs one record per second. One
+ * batch is handed on at a time. Nothing is lost on the way:
  * - Redis unreachable → the batch is written to PostgreSQL directly;
  * - PostgreSQL unreachable too → it is spooled to local disk and replayed;
  * - a queued batch is remembered until its rows are seen in PostgreSQL; if
  *   its job vanished (Redis restarted without persistence, the job failed
  *   for good) it is written directly;
+ * - a batch neither queued, written nor spooled goes back to the buffer as
+ *   it is (never merged into) and is handed on first next time;
  * - on shutdown the buffer is flushed and unconfirmed batches are written
  *   directly (or spooled).
  */
 export class InterceptRecorder implements InterceptSink {
-  private readonly buffer = new InterceptBuffer();
+  private readonly buffer: InterceptBuffer;
   private readonly sent = new Map<string, Sent>();
-  private flushTimer: NodeJS.Timeout | null = null;
   private checkTimer: NodeJS.Timeout | null = null;
   private checking = false;
   private replaying = false;
@@ -57,17 +56,19 @@ export class InterceptRecorder implements InterceptSink {
     private readonly metrics: MetricsService,
     private readonly logger: Logger,
     private readonly options: RecorderOptions = { flushMs: 100, confirmAfterMs: 3000, rescueAfterMs: 15_000 },
-  ) {}
+  ) {
+    this.buffer = new InterceptBuffer((batch) => this.handOn(batch), { flushMs: options.flushMs });
+  }
 
   start(): void {
-    this.flushTimer = setInterval(() => void this.flushEndedSeconds(), this.options.flushMs);
-    this.flushTimer.unref();
+    this.buffer.start();
     this.checkTimer = setInterval(() => void this.maintain(), 1000);
     this.checkTimer.unref();
   }
 
+  /** Hot path: one map update, no I/O. */
   record(event: InterceptEvent): void {
-    if (this.buffer.add(event) >= MAX_BATCH) void this.flush();
+    this.buffer.add(event);
   }
 
   /** Records not yet confirmed in PostgreSQL (buffered or queued). */
@@ -77,23 +78,27 @@ export class InterceptRecorder implements InterceptSink {
     return n;
   }
 
-  /** Hands every buffered record on; never throws. Resolves when the batch is queued, written or spooled. */
+  /** The buffer's totals (flushes, failures, records handed on and put back). */
+  get counters(): Readonly<BatcherCounters> {
+    return this.buffer.counters;
+  }
+
+  /**
+   * Hands every buffered record on (after the batch in flight, if any);
+   * never throws. Resolves when the batch is queued, written, spooled or
+   * put back.
+   */
   flush(): Promise<void> {
-    return this.handOn(this.buffer.take());
+    return this.buffer.flush();
   }
 
-  /** The periodic flush: records of seconds that are over (the running second's may still grow). */
-  private flushEndedSeconds(): Promise<void> {
-    return this.handOn(this.buffer.take(Math.floor(Date.now() / 1000)));
-  }
-
-  private handOn(batch: InterceptEvent[]): Promise<void> {
-    if (batch.length === 0) return Promise.resolve();
+  /**
+   * The buffer's `write`: queues the batch, or writes it directly (or
+   * spools it). Rejects only when all of these failed; the buffer then
+   * keeps the batch as it is.
+   */
+  private async handOn(batch: InterceptEvent[]): Promise<void> {
     this.metrics.queueDepth.labels('intercepts').set(this.pending + batch.length);
-    return this.enqueue(batch);
-  }
-
-  private async enqueue(batch: InterceptEvent[]): Promise<void> {
     if (this.queue !== null && !this.stopped) {
       const id = randomUUID();
       try {
@@ -108,6 +113,7 @@ export class InterceptRecorder implements InterceptSink {
     await this.writeDirect(batch);
   }
 
+  /** Writes a batch to PostgreSQL, or spools it; rejects when both failed. */
   private async writeDirect(batch: InterceptEvent[]): Promise<void> {
     try {
       await this.writer.write(batch);
@@ -124,7 +130,7 @@ export class InterceptRecorder implements InterceptSink {
           { err: (spoolErr as Error).message },
           'intercept spool failed; keeping batch in memory',
         );
-        this.buffer.putBack(batch);
+        throw spoolErr;
       }
     }
   }
@@ -166,9 +172,14 @@ export class InterceptRecorder implements InterceptSink {
           { count: s.events.length },
           'queued intercepts not written by a worker; writing directly',
         );
-        await this.writeDirect(s.events);
+        await this.writeDirectOrKeep(s.events);
       }
     }
+  }
+
+  /** {@link writeDirect}, and when that fails the batch goes back to the buffer as it is. */
+  private writeDirectOrKeep(batch: InterceptEvent[]): Promise<void> {
+    return this.writeDirect(batch).catch(() => this.buffer.putBack(batch));
   }
 
   private async jobStillQueued(jobId: string): Promise<boolean> {
@@ -198,9 +209,8 @@ export class InterceptRecorder implements InterceptSink {
    * then write the rest directly (or spool it).
    */
   async stop(waitMs = 5000): Promise<void> {
-    if (this.flushTimer) clearInterval(this.flushTimer);
     if (this.checkTimer) clearInterval(this.checkTimer);
-    await this.flush();
+    await this.buffer.stop();
     const deadline = Date.now() + waitMs;
     while (this.sent.size > 0 && Date.now() < deadline) {
       await this.confirm(Date.now());
@@ -210,9 +220,9 @@ export class InterceptRecorder implements InterceptSink {
     await this.confirm(Date.now());
     for (const [jobId, s] of this.sent) {
       this.sent.delete(jobId);
-      await this.writeDirect(s.events);
+      await this.writeDirectOrKeep(s.events);
     }
-    const rest = this.buffer.take();
+    const rest = this.buffer.drain();
     if (rest.length > 0) {
       await this.spool
         .write(rest)

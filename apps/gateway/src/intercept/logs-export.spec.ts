@@ -1,9 +1,17 @@
 import { Readable } from 'node:stream';
 import { text } from 'node:stream/consumers';
-import { describe, expect, it } from 'vitest';
+import type { Logger } from 'pino';
+import { describe, expect, it, vi } from 'vitest';
+import { KeypinError } from '../infra/http/all-exceptions.filter';
 import { INTERCEPT_CSV_HEADER, interceptCsvRecord } from './csv';
-import { InterceptCsvStream } from './logs-export';
-import { type InterceptRow, toIntercept } from './intercept-log.repository';
+import type { InterceptFilter } from './intercept-filter';
+import { InterceptCsvStream, InterceptExporter } from './logs-export';
+import {
+  type InterceptLogRepository,
+  type InterceptRow,
+  type InterceptRowCursor,
+  toIntercept,
+} from './intercept-log.repository';
 
 const row = (n: number): InterceptRow => ({
   id: `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`,
@@ -57,5 +65,75 @@ describe('InterceptCsvStream', () => {
     await done;
     expect(chunks.length).toBeLessThan(100);
     expect(Math.max(...chunks.map((c) => c.length))).toBeLessThanOrEqual(64 * 1024 + 1024);
+  });
+});
+
+describe('InterceptExporter', () => {
+  const filter: InterceptFilter = {
+    bindingId: null,
+    tokenLike: null,
+    network: null,
+    reason: null,
+    from: null,
+    to: null,
+  };
+  const logger = { info: vi.fn(), warn: vi.fn(), debug: vi.fn() } as unknown as Logger;
+
+  /** A repository whose cursors yield `rows` and record when they are closed. */
+  function fakeRepo(rows: () => Readable) {
+    const cursors: { close: ReturnType<typeof vi.fn>; rows: Readable }[] = [];
+    const openCursor = vi.fn((_f: InterceptFilter, _batch: number): Promise<InterceptRowCursor> => {
+      const c = { rows: rows(), close: vi.fn(() => Promise.resolve()) };
+      cursors.push(c);
+      return Promise.resolve(c);
+    });
+    return { repo: { openCursor } as unknown as InterceptLogRepository, openCursor, cursors };
+  }
+
+  const settle = () => new Promise((r) => setTimeout(r, 10));
+
+  it('streams the cursor as CSV and closes it at the end', async () => {
+    const { repo, openCursor, cursors } = fakeRepo(() => Readable.from([row(1), row(2)]));
+    const sut = new InterceptExporter(repo, logger);
+    const csv = await sut.open(filter);
+    expect(await text(csv)).toBe(
+      INTERCEPT_CSV_HEADER + [row(1), row(2)].map((r) => interceptCsvRecord(toIntercept(r))).join(''),
+    );
+    await settle();
+    expect(openCursor).toHaveBeenCalledWith(filter, 256);
+    expect(cursors[0]!.close).toHaveBeenCalledOnce();
+  });
+
+  it('closes the cursor when the download is dropped, and frees its slot', async () => {
+    const { repo, cursors } = fakeRepo(() => new Readable({ objectMode: true, read() {} }));
+    const sut = new InterceptExporter(repo, logger, 1);
+    const csv = await sut.open(filter);
+    csv.destroy();
+    await settle();
+    expect(cursors[0]!.close).toHaveBeenCalledOnce();
+    expect(cursors[0]!.rows.destroyed).toBe(true);
+    (await sut.open(filter)).destroy();
+  });
+
+  it('refuses an export beyond the limit with too_many_attempts', async () => {
+    const { repo } = fakeRepo(() => new Readable({ objectMode: true, read() {} }));
+    const sut = new InterceptExporter(repo, logger, 2);
+    const open = [await sut.open(filter), await sut.open(filter)];
+    const refused = await sut.open(filter).catch((err: unknown) => err);
+    expect(refused).toBeInstanceOf(KeypinError);
+    expect((refused as KeypinError).code).toBe('too_many_attempts');
+    for (const s of open) s.destroy();
+    await settle();
+    (await sut.open(filter)).destroy();
+  });
+
+  it('frees the slot when the connection cannot be opened', async () => {
+    const openCursor = vi
+      .fn<(f: InterceptFilter, batch: number) => Promise<InterceptRowCursor>>()
+      .mockRejectedValueOnce(new Error('connection refused'))
+      .mockResolvedValue({ rows: Readable.from([]), close: () => Promise.resolve() });
+    const sut = new InterceptExporter({ openCursor } as unknown as InterceptLogRepository, logger, 1);
+    await expect(sut.open(filter)).rejects.toThrow('connection refused');
+    await text(await sut.open(filter));
   });
 });

@@ -1,12 +1,14 @@
 import { pipeline, type Readable, Transform, type TransformCallback } from 'node:stream';
-import { Client } from 'pg';
-import QueryStream from 'pg-query-stream';
 import type { Logger } from 'pino';
-import type { DataSource } from 'typeorm';
 import { KeypinError } from '../infra/http/all-exceptions.filter';
 import { INTERCEPT_CSV_HEADER, interceptCsvRecord } from './csv';
 import type { InterceptFilter } from './intercept-filter';
-import { exportQuery, type InterceptRow, toIntercept } from './intercept-log.repository';
+import {
+  type InterceptLogRepository,
+  type InterceptRow,
+  type InterceptRowCursor,
+  toIntercept,
+} from './intercept-log.repository';
 
 /** Rows fetched from the cursor per round trip (and buffered at most). */
 const BATCH_ROWS = 256;
@@ -71,37 +73,27 @@ export class InterceptCsvStream extends Transform {
   }
 }
 
-function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error('timed out')), ms);
-  });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
-}
-
 /**
- * Streams the intercept log as CSV from a PostgreSQL cursor with flat
- * memory. Each export runs on a connection of its own (not the shared pool,
- * which the hot path and the API need; a slow download holds its
- * connection for as long as it lasts), so the number of exports running at
- * once is capped. Backpressure runs end to end: a slow reader stops the
- * socket writes, the CSV transform, then the cursor fetches.
+ * Streams the intercept log as CSV with flat memory: rows come from the
+ * repository's cursor (a connection of its own per export, so the number of
+ * exports running at once is capped) and are formatted here. Backpressure
+ * runs end to end: a slow reader stops the socket writes, the CSV
+ * transform, then the cursor fetches.
  */
 export class InterceptExporter {
   private running = 0;
 
   constructor(
-    private readonly databaseUrl: string,
-    private readonly ds: DataSource,
+    private readonly repo: InterceptLogRepository,
     private readonly logger: Logger,
     readonly maxConcurrent = 4,
   ) {}
 
   /**
    * Opens the export: resolves once the database connection is up, with a
-   * readable of CSV bytes. The connection is closed when the stream ends,
-   * fails or is destroyed (the HTTP client went away); a query still running
-   * then is cancelled on the server too.
+   * readable of CSV bytes. The cursor is closed when the stream ends, fails
+   * or is destroyed (the HTTP client went away); a query still running then
+   * is cancelled on the server too.
    */
   async open(filter: InterceptFilter): Promise<Readable> {
     if (this.running >= this.maxConcurrent) {
@@ -111,39 +103,22 @@ export class InterceptExporter {
       );
     }
     this.running++;
-    const client = new Client({ connectionString: this.databaseUrl, application_name: 'keypin-export' });
-    client.on('error', (err) => this.logger.debug({ err: err.message }, 'export connection error'));
-    let pid: number;
+    let cursor: InterceptRowCursor;
     try {
-      await client.connect();
-      const r = await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
-      pid = r.rows[0]!.pid;
+      cursor = await this.repo.openCursor(filter, BATCH_ROWS);
     } catch (err) {
       this.running--;
-      await client.end().catch(() => undefined);
       throw err;
     }
 
     const started = Date.now();
-    const { text, values } = exportQuery(filter);
-    const rows = client.query(new QueryStream(text, values, { batchSize: BATCH_ROWS }));
     const csv = new InterceptCsvStream();
-    let rowsDone = false;
     let closed = false;
-    rows.once('end', () => (rowsDone = true));
 
     const close = (err: Error | null, aborted: boolean) => {
       if (closed) return;
       closed = true;
-      void (async () => {
-        if (!rowsDone) {
-          // Ending the socket alone would leave a long sort running on the server.
-          await withTimeout(this.ds.query('SELECT pg_cancel_backend($1)', [pid]), 2000).catch(
-            () => undefined,
-          );
-        }
-        await client.end().catch(() => undefined);
-      })().finally(() => this.running--);
+      void cursor.close().finally(() => this.running--);
       const log = { rows: csv.rows, ms: Date.now() - started, filter };
       if (err === null) this.logger.info(log, 'intercept export finished');
       else if (aborted) this.logger.info(log, 'intercept export stopped: the client went away');
@@ -151,7 +126,7 @@ export class InterceptExporter {
     };
 
     // Completes when every row went through the transform (the download may still be draining).
-    pipeline(rows, csv, (err) => close(err ?? null, err?.code === 'ERR_STREAM_PREMATURE_CLOSE'));
+    pipeline(cursor.rows, csv, (err) => close(err ?? null, err?.code === 'ERR_STREAM_PREMATURE_CLOSE'));
     // Destroyed by the HTTP layer when the client goes away.
     csv.once('close', () => close(csv.readableEnded ? null : new Error('client went away'), true));
     return csv;

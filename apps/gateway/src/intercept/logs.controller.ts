@@ -4,12 +4,10 @@ import { CSV_HEADER, INTERCEPT_REASONS, type Intercept, MAX_PAGE_SIZE, type Page
 import type { Readable } from 'node:stream';
 import type { FastifyReply } from 'fastify';
 import { KeypinError } from '../infra/http/all-exceptions.filter';
-import { AdminContext } from '../admin/admin-context';
 import { pageOf, parsePaging } from '../admin/common/paging';
 import { InterceptPageView } from './dto/intercept.dto';
 import { parseInterceptFilter } from './intercept-filter';
-import { InterceptExporter } from './logs-export';
-import { InterceptLogRepository } from './intercept-log.repository';
+import { InterceptLogService } from './intercept-log.service';
 
 /** The filters shared by the list and the export, for the OpenAPI document. */
 function ApiInterceptFilters() {
@@ -48,13 +46,7 @@ function exportFileName(now: Date): string {
 @ApiBearerAuth()
 @Controller('admin/api')
 export class LogsController {
-  private readonly logs: InterceptLogRepository;
-  private readonly exporter: InterceptExporter;
-
-  constructor(@Inject(AdminContext) private readonly ctx: AdminContext) {
-    this.logs = new InterceptLogRepository(ctx.rt.dataSource);
-    this.exporter = new InterceptExporter(ctx.rt.config.databaseUrl, ctx.rt.dataSource, ctx.rt.logger);
-  }
+  constructor(@Inject(InterceptLogService) private readonly logs: InterceptLogService) {}
 
   @Get('logs')
   @ApiOperation({
@@ -70,7 +62,7 @@ export class LogsController {
   async list(@Query() query: Record<string, unknown>): Promise<Page<Intercept>> {
     const filter = parseInterceptFilter(query);
     const p = parsePaging(query);
-    const { items, total } = await this.logs.list(filter, p.pageSize, p.offset);
+    const { items, total } = await this.logs.list(filter, p);
     return pageOf(items, total, p);
   }
 
@@ -87,7 +79,7 @@ export class LogsController {
     const filter = parseInterceptFilter(query);
     let csv: Readable;
     try {
-      csv = await this.exporter.open(filter);
+      csv = await this.logs.exportCsv(filter);
     } catch (err) {
       if (err instanceof KeypinError && err.code === 'too_many_attempts')
         void reply.header('retry-after', '10');

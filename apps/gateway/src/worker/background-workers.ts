@@ -14,6 +14,8 @@ export interface WorkerOptions {
   keys: RedisKeys;
   archiveIntervalMs: number;
   webhookRetryBaseMs: number;
+  /** Attempts per webhook job (`WEBHOOK_MAX_ATTEMPTS`), also for the jobs the sweeper re-queues. */
+  webhookMaxAttempts: number;
   sweepIntervalMs: number;
 }
 
@@ -96,11 +98,14 @@ export class BackgroundWorkers {
     }
   }
 
-  /** Queues alerts still pending whose job may have been lost (jobId makes this idempotent). */
-  private async sweep(): Promise<void> {
+  /**
+   * Queues alerts still pending whose job may have been lost (jobId makes
+   * this idempotent). Runs every `sweepIntervalMs` once started.
+   */
+  async sweep(): Promise<void> {
     try {
       const ids = await this.alerts.pendingIds(new Date(Date.now() - this.opts.sweepIntervalMs));
-      if (ids.length > 0) await enqueueWebhooks(this.webhookQueue, ids);
+      if (ids.length > 0) await enqueueWebhooks(this.webhookQueue, ids, this.opts.webhookMaxAttempts);
     } catch {
       // Stores away: next round.
     }
@@ -113,13 +118,12 @@ export class BackgroundWorkers {
   }
 }
 
-export const WEBHOOK_JOB_ATTEMPTS = 8;
-
-export async function enqueueWebhooks(
-  queue: Queue,
-  alertIds: string[],
-  attempts = WEBHOOK_JOB_ATTEMPTS,
-): Promise<void> {
+/**
+ * One delivery job per alert (`jobId = alert-<id>`, so queuing an alert
+ * twice is a no-op). `attempts`: `WEBHOOK_MAX_ATTEMPTS`; there is no
+ * default, so no caller can silently use another number.
+ */
+export async function enqueueWebhooks(queue: Queue, alertIds: string[], attempts: number): Promise<void> {
   await queue.addBulk(
     alertIds.map((id) => ({
       name: 'deliver',
