@@ -154,7 +154,7 @@ export async function createRuntime(config: AppConfig, logger: Logger): Promise<
   if (config.role !== 'gateway') {
     const archive = new ArchiveService(
       new ArchiveRepository(dataSource),
-      (hash) => store.evictShared(hash),
+      (hash) => store.announceChange(hash),
       logger,
     );
     workers = new BackgroundWorkers(
