@@ -5,7 +5,7 @@ import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN_ENV } from './support/admin-client';
 import { FakeDownstream } from './support/downstream';
-import { startGateway, waitFor } from './support/gateway';
+import { collectJsonLines, startGateway, waitFor } from './support/gateway';
 import { bearer, send } from './support/http-client';
 import { GATEWAY_MAIN, REPO_ROOT } from './support/paths';
 import { dropStores, freshStores, sql } from './support/stores';
@@ -214,33 +214,15 @@ describe('shutdown: one drain, however many signals arrive', () => {
       },
     });
     leftovers.push(child.pid!);
-    const lines: Record<string, unknown>[] = [];
-    let text = '';
-    let partial = '';
-    const onChunk = (chunk: Buffer) => {
-      text += chunk.toString('utf8');
-      partial += chunk.toString('utf8');
-      let nl: number;
-      while ((nl = partial.indexOf('\n')) !== -1) {
-        const line = partial.slice(0, nl);
-        partial = partial.slice(nl + 1);
-        try {
-          lines.push(JSON.parse(line) as Record<string, unknown>);
-        } catch {
-          lines.push({ raw: line });
-        }
-      }
-    };
-    child.stdout!.on('data', onChunk);
-    child.stderr!.on('data', onChunk);
+    const { logs: lines, output } = collectJsonLines(child);
     const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
     await waitFor(() => lines.some((l) => l['msg'] === 'listening') || child.exitCode !== null, 30_000, 25);
     const listening = lines.find((l) => l['msg'] === 'listening');
-    if (!listening) throw new Error(`start.mjs did not start the gateway:\n${text}`);
+    if (!listening) throw new Error(`start.mjs did not start the gateway:\n${output()}`);
     const gatewayPid = Number(listening['pid']);
     expect(gatewayPid).not.toBe(child.pid);
     leftovers.push(gatewayPid);
-    return { group: child.pid!, gatewayPid, url: String(listening['url']), exited, lines, text: () => text };
+    return { group: child.pid!, gatewayPid, url: String(listening['url']), exited, lines, text: output };
   }
 
   /** A process's group id, from /proc (Linux). */

@@ -29,6 +29,37 @@ export interface TestEnv {
  * Starts the built gateway (`dist/…/main.js`) as a real process and waits
  * for its "listening" log line.
  */
+/**
+ * Collects a child's stdout and stderr: every line parsed as JSON (pino's
+ * lines; anything else as `{ raw }`), and the whole text.
+ */
+export function collectJsonLines(child: ChildProcess): {
+  logs: Record<string, unknown>[];
+  output: () => string;
+} {
+  const logs: Record<string, unknown>[] = [];
+  let text = '';
+  let partial = '';
+  const onChunk = (chunk: Buffer) => {
+    const s = chunk.toString('utf8');
+    text += s;
+    partial += s;
+    let nl: number;
+    while ((nl = partial.indexOf('\n')) !== -1) {
+      const line = partial.slice(0, nl);
+      partial = partial.slice(nl + 1);
+      try {
+        logs.push(JSON.parse(line) as Record<string, unknown>);
+      } catch {
+        logs.push({ raw: line });
+      }
+    }
+  };
+  child.stdout!.on('data', onChunk);
+  child.stderr!.on('data', onChunk);
+  return { logs, output: () => text };
+}
+
 export async function startGateway(env: TestEnv, timeoutMs = 30_000): Promise<GatewayProcess> {
   if (!existsSync(GATEWAY_MAIN)) {
     throw new Error(`${GATEWAY_MAIN} is missing: run "npx nx run-many -t build" first (npm test does)`);
@@ -58,26 +89,7 @@ export async function startGateway(env: TestEnv, timeoutMs = 30_000): Promise<Ga
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  const logs: Record<string, unknown>[] = [];
-  let text = '';
-  let partial = '';
-  const onChunk = (chunk: Buffer) => {
-    const s = chunk.toString('utf8');
-    text += s;
-    partial += s;
-    let nl: number;
-    while ((nl = partial.indexOf('\n')) !== -1) {
-      const line = partial.slice(0, nl);
-      partial = partial.slice(nl + 1);
-      try {
-        logs.push(JSON.parse(line) as Record<string, unknown>);
-      } catch {
-        logs.push({ raw: line });
-      }
-    }
-  };
-  child.stdout!.on('data', onChunk);
-  child.stderr!.on('data', onChunk);
+  const { logs, output } = collectJsonLines(child);
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
 
   const started = Date.now();
@@ -86,10 +98,10 @@ export async function startGateway(env: TestEnv, timeoutMs = 30_000): Promise<Ga
     const line = logs.find((l) => l['msg'] === 'listening');
     if (line) url = String(line['url']);
     else {
-      if (child.exitCode !== null) throw new Error(`gateway exited during start:\n${text}`);
+      if (child.exitCode !== null) throw new Error(`gateway exited during start:\n${output()}`);
       if (Date.now() - started > timeoutMs) {
         child.kill('SIGKILL');
-        throw new Error(`gateway did not start within ${timeoutMs} ms:\n${text}`);
+        throw new Error(`gateway did not start within ${timeoutMs} ms:\n${output()}`);
       }
       await new Promise((r) => setTimeout(r, 25));
     }
@@ -100,7 +112,7 @@ export async function startGateway(env: TestEnv, timeoutMs = 30_000): Promise<Ga
     port,
     pid: child.pid!,
     logs,
-    output: () => text,
+    output,
     exited,
     async stop(signal: NodeJS.Signals = 'SIGTERM', timeout = 30_000) {
       if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;

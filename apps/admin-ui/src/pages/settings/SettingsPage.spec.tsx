@@ -1,25 +1,11 @@
 import { screen, waitFor, within } from '@testing-library/react';
 import userEvent from '@testing-library/user-event';
-import type { SettingsResponse } from '@keypin/shared';
+import { SETTING_DEFAULTS, type SettingsResponse } from '@keypin/shared';
 import { describe, expect, it } from 'vitest';
 import { fakeApi, renderInApp, type SeenRequest } from '../../test/render';
 import { SettingsPage } from './SettingsPage';
 
-const SETTINGS: SettingsResponse = {
-  failsafe_mode: 'closed',
-  enforce_mode: 'enforce',
-  alert_webhook_url: null,
-  alert_threshold_count: 5,
-  alert_threshold_seconds: 300,
-  archive_days: 90,
-  bind_ipv4_prefix: 32,
-  bind_ipv6_prefix: 64,
-  auto_ban: false,
-  token_normalize: 'newapi',
-  relay: 'newapi',
-  key_case: 'sensitive',
-  alert_webhook_secret_set: false,
-};
+const SETTINGS: SettingsResponse = { ...SETTING_DEFAULTS, alert_webhook_secret_set: false };
 
 const REFUSAL =
   'Changing relay changes how every key is identified: all 12 existing bindings would stop matching, ' +
