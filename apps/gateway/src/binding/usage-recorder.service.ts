@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
-import { Batcher, type BatcherCounters } from '../infra/batching/batcher';
+import { BatchedRecorder } from '../infra/batching/batched-recorder';
+import { Batcher } from '../infra/batching/batcher';
 import type { BindingRepository, UsageUpdate } from './binding.repository';
 
 /** Folds one binding's usage into another's: counts add up, the later use wins. */
@@ -16,26 +17,22 @@ function mergeUsage(into: UsageUpdate, from: UsageUpdate): void {
  * and written in one statement every `intervalMs` (and on shutdown). When
  * PostgreSQL is away the sums are kept and merged into the next write.
  */
-export class UsageRecorder {
-  private readonly batch: Batcher<number, UsageUpdate>;
-
+export class UsageRecorder extends BatchedRecorder<number, UsageUpdate> {
   constructor(repo: BindingRepository, logger: Logger, intervalMs = 2000) {
-    this.batch = new Batcher<number, UsageUpdate>({
-      keyOf: (u) => u.id,
-      merge: mergeUsage,
-      write: (updates) => repo.applyUsage(updates),
-      intervalMs,
-      onFailure: 'merge',
-      onError: (err, updates) =>
-        logger.warn(
-          { err: (err as Error).message, bindings: updates.length },
-          'usage write failed; will retry',
-        ),
-    });
-  }
-
-  start(): void {
-    this.batch.start();
+    super(
+      new Batcher<number, UsageUpdate>({
+        keyOf: (u) => u.id,
+        merge: mergeUsage,
+        write: (updates) => repo.applyUsage(updates),
+        intervalMs,
+        onFailure: 'merge',
+        onError: (err, updates) =>
+          logger.warn(
+            { err: (err as Error).message, bindings: updates.length },
+            'usage write failed; will retry',
+          ),
+      }),
+    );
   }
 
   /** Hot path: one map update, no I/O. */
@@ -50,23 +47,8 @@ export class UsageRecorder {
     }
   }
 
-  /** Bindings whose usage is waiting to be written. */
-  get pendingCount(): number {
-    return this.batch.size;
-  }
-
-  /** The batcher's totals (flushes, failures, values written and sent back). */
-  get counters(): Readonly<BatcherCounters> {
-    return this.batch.counters;
-  }
-
-  /** Writes what is summed (after the write in flight, if any); never rejects. */
-  flush(): Promise<void> {
-    return this.batch.flush();
-  }
-
   /** Stops the timer and writes everything, with one more try if that write fails. */
-  async stop(): Promise<void> {
+  override async stop(): Promise<void> {
     await this.batch.stop();
     if (this.batch.size > 0) await this.batch.flush();
   }

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
-import { Batcher, type BatcherCounters } from '../infra/batching/batcher';
+import { BatchedRecorder } from '../infra/batching/batched-recorder';
+import { Batcher } from '../infra/batching/batcher';
 import type { Decision } from '../infra/metrics/metrics.service';
 import type { DailyCounts, DailyStatsRepository } from './daily-stats.repository';
 
@@ -16,24 +17,22 @@ function mergeCounts(into: DailyCounts, from: DailyCounts): void {
  * intercepted counts refusals and monitor-mode would-be refusals. A failed
  * write is merged into the next one.
  */
-export class DailyStats {
-  private readonly batch: Batcher<string, DailyCounts>;
+export class DailyStats extends BatchedRecorder<string, DailyCounts> {
   private day = '';
   private dayEnds = 0;
 
   constructor(repo: DailyStatsRepository, logger: Logger, intervalMs = 2000) {
-    this.batch = new Batcher<string, DailyCounts>({
-      keyOf: (c) => c.day,
-      merge: mergeCounts,
-      write: (counts) => repo.add(counts),
-      intervalMs,
-      onFailure: 'merge',
-      onError: (err) => logger.debug({ err: (err as Error).message }, 'daily stats write failed; will retry'),
-    });
-  }
-
-  start(): void {
-    this.batch.start();
+    super(
+      new Batcher<string, DailyCounts>({
+        keyOf: (c) => c.day,
+        merge: mergeCounts,
+        write: (counts) => repo.add(counts),
+        intervalMs,
+        onFailure: 'merge',
+        onError: (err) =>
+          logger.debug({ err: (err as Error).message }, 'daily stats write failed; will retry'),
+      }),
+    );
   }
 
   /** Hot path: one map update. */
@@ -60,25 +59,6 @@ export class DailyStats {
    */
   firstBindRevoked(boundAt: number): void {
     this.countsOf(new Date(boundAt).toISOString().slice(0, 10)).firstBinds--;
-  }
-
-  /** Days whose counters are waiting to be written. */
-  get pendingCount(): number {
-    return this.batch.size;
-  }
-
-  /** The batcher's totals (flushes, failures, values written and sent back). */
-  get counters(): Readonly<BatcherCounters> {
-    return this.batch.counters;
-  }
-
-  /** Writes what is summed (after the write in flight, if any); never rejects. */
-  flush(): Promise<void> {
-    return this.batch.flush();
-  }
-
-  async stop(): Promise<void> {
-    await this.batch.stop();
   }
 
   private countsOf(day: string): DailyCounts {
