@@ -3,6 +3,7 @@ import { Alerts1764000100000 } from './1764000100000-alerts';
 import { Admin1764000200000 } from './1764000200000-admin';
 import { InterceptIndexes1764000300000 } from './1764000300000-intercept-indexes';
 import { InterceptCount1765000100000 } from './1765000100000-intercept-count';
+import { KeyPolicies1766000100000 } from './1766000100000-key-policies';
 
 /** Every migration, oldest first. A new migration is added here too. */
 export const MIGRATIONS = [
@@ -11,4 +12,5 @@ export const MIGRATIONS = [
   Admin1764000200000,
   InterceptIndexes1764000300000,
   InterceptCount1765000100000,
+  KeyPolicies1766000100000,
 ];

@@ -11,6 +11,7 @@ import { Forwarder } from './proxy/forwarder';
 import { KeyHasher } from './proxy/key-hasher';
 import { rewriteRequestTarget } from './proxy/request-target';
 import { registerProxy } from './proxy/proxy.plugin';
+import { PolicyGate } from './policy/policy-gate';
 import { ProxyService } from './proxy/proxy.service';
 import { WebSocketTunnel } from './proxy/websocket-tunnel';
 import { closeRuntime, createAdminServices, createRuntime, migrateOnly } from './runtime';
@@ -86,6 +87,10 @@ async function main(): Promise<void> {
     intercepts: rt.intercepts,
     forwarder,
     tunnel,
+    gate: new PolicyGate(rt.limiter, rt.settings, {
+      bodyLimit: config.policyBodyLimit,
+      bodyTimeoutMs: config.bodyTimeoutMs,
+    }),
     metrics: rt.metrics,
     logger,
     maxInflightPerIp: config.maxInflightPerIp,

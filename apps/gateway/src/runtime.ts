@@ -49,6 +49,7 @@ import { createQueue, QUEUE } from './infra/queue/queues';
 import { InterceptSpool } from './intercept/intercept-spool';
 import { InterceptWriter } from './intercept/intercept-writer.service';
 import { BackgroundWorkers, enqueueWebhooks } from './worker/background-workers';
+import { PolicyLimiter } from './policy/policy-limiter';
 
 /**
  * The composition root: builds every long-lived service once, in order,
@@ -79,6 +80,9 @@ export interface Runtime {
   webhookSender: WebhookSender;
   changeFeed: ChangeFeed;
   readiness: ReadinessProbe;
+  /** A Redis connection of its own for the policy counters (short timeout, auto-pipelined). */
+  policyRedis: Redis;
+  limiter: PolicyLimiter;
 }
 
 export async function createRuntime(config: AppConfig, logger: Logger): Promise<Runtime> {
@@ -178,6 +182,13 @@ export async function createRuntime(config: AppConfig, logger: Logger): Promise<
     workers.start();
   }
 
+  const policyRedis = createCommandClient(config.redisUrl, logger, 'policy', {
+    commandTimeout: 250,
+    enableAutoPipelining: true,
+  });
+  const limiter = new PolicyLimiter(policyRedis, keys, logger);
+  limiter.start();
+
   const changeFeed = new ChangeFeed(
     config.databaseUrl,
     subscriber,
@@ -217,7 +228,11 @@ export async function createRuntime(config: AppConfig, logger: Logger): Promise<
     workers,
     webhookSender,
     changeFeed,
-    readiness: new ReadinessProbe(dataSource, redis),
+    readiness: new ReadinessProbe(dataSource, redis, () =>
+      limiter.degraded ? ['policy counters are enforced per instance: Redis cannot answer'] : [],
+    ),
+    policyRedis,
+    limiter,
   };
 }
 
@@ -235,8 +250,10 @@ export async function closeRuntime(rt: Runtime): Promise<void> {
   rt.settings.stop();
   await Promise.all(Object.values(rt.queues).map((q) => q.close().catch(() => undefined)));
   await rt.webhookSender.close().catch(() => undefined);
+  rt.limiter.stop();
   rt.redis.disconnect();
   rt.subscriber.disconnect();
+  rt.policyRedis.disconnect();
   await rt.dataSource.destroy();
 }
 
@@ -286,6 +303,8 @@ export function createAdminServices(rt: Runtime): AdminServices {
       audit,
       hashKey: (canonical) => hasher.hashHex(canonical),
       keyRules: () => keyRulesOf(rt.settings.current),
+      defaultPolicy: () => rt.settings.current.default_policy,
+      liveCounts: (id) => rt.limiter.liveCounts(id),
       announce: (hashHex) => rt.store.announceChange(hashHex),
     }),
     settings: new SettingsAdminService({

@@ -2,6 +2,7 @@
  * The admin API's request and response shapes (docs/contract.md 4), shared by the
  * gateway (which serves them) and the console (which calls them).
  */
+import type { KeyPolicy } from './policy';
 import type { BindingStatus, InterceptReason, RuleType, Settings } from './settings';
 
 export type Role = 'admin' | 'auditor';
@@ -56,6 +57,10 @@ export interface Binding {
   note: string | null;
   created_at: string;
   updated_at: string;
+  /** The key's own policy (docs/contract.md 9); null = the default policy applies. */
+  policy: KeyPolicy | null;
+  /** Requests forwarded today (UTC), written in batches like `request_count`. */
+  requests_today: number;
 }
 
 export interface BindingListQuery extends PageQuery {
@@ -154,6 +159,8 @@ export interface Dashboard {
   series: DashboardDay[];
   top_intercepted: { binding_id: number; token_display: string; count: number }[];
   recent_intercepts: Intercept[];
+  /** Today's (UTC) refused requests by error code, most first (policy refusals included). */
+  refusals: { code: string; count: number }[];
 }
 
 /** `GET /settings`: the settings object; the webhook secret is never returned, only whether one is set. */

@@ -3,5 +3,6 @@ export * from './errors';
 export * from './ip';
 export * from './key';
 export * from './networks';
+export * from './policy';
 export * from './relay';
 export * from './settings';

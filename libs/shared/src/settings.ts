@@ -1,5 +1,6 @@
 /** The run-time settings object (docs/contract.md 4, `GET /settings`). */
 import { type KeyRules, TOKEN_NORMALIZE_VALUES, type TokenNormalize } from './key';
+import { type KeyPolicy, validatePolicy } from './policy';
 import { KEY_CASES, type KeyCase, RELAYS, type Relay } from './relay';
 
 export type FailsafeMode = 'closed' | 'open';
@@ -23,6 +24,8 @@ export interface Settings {
   relay: Relay;
   /** Whether the relay's key store compares keys with or without case. */
   key_case: KeyCase;
+  /** The policy of every binding without its own (docs/contract.md 9); null = unlimited. */
+  default_policy: KeyPolicy | null;
 }
 
 /**
@@ -87,6 +90,7 @@ export const SETTING_DEFAULTS: Readonly<Settings> = {
   token_normalize: 'newapi',
   relay: 'newapi',
   key_case: 'sensitive',
+  default_policy: null,
 };
 
 /** The settings that decide every key's identity (docs/contract.md 2.1). */
@@ -123,6 +127,7 @@ export const SETTINGS_KEYS: readonly (keyof Settings)[] = [
   'token_normalize',
   'relay',
   'key_case',
+  'default_policy',
 ];
 
 /**
@@ -149,6 +154,11 @@ export function validateSettingsPatch(input: unknown): SettingsPatchResult {
       }
     } else if (key === 'auto_ban') {
       if (typeof value !== 'boolean') return { ok: false, field, message: 'must be true or false' };
+    } else if (key === 'default_policy') {
+      const r = validatePolicy(value, field);
+      if (!r.ok) return r;
+      out[key] = r.value;
+      continue;
     } else if (key === 'alert_webhook_url') {
       if (value !== null && !isHttpUrl(value)) {
         return { ok: false, field, message: 'must be an http or https URL, or null' };

@@ -32,9 +32,9 @@ export class ArchiveRepository {
          RETURNING *)
        INSERT INTO binding_archive (id, key_hash, token_display, rule_type, allowed_ips, status, first_ip, first_used_at,
                                     last_ip, last_used_at, request_count, intercept_count, note, created_at, updated_at,
-                                    archive_reason)
+                                    policy, archive_reason)
        SELECT id, key_hash, token_display, rule_type, allowed_ips, status, first_ip, first_used_at, last_ip, last_used_at,
-              request_count, intercept_count, note, created_at, updated_at, $2
+              request_count, intercept_count, note, created_at, updated_at, policy, $2
          FROM moved
        RETURNING encode(key_hash, 'hex') AS hash`,
       [days, reason],

@@ -3,6 +3,7 @@ import {
   type BindingStatus,
   canonicalIp,
   formatCidr,
+  type KeyPolicy,
   parseCidr,
   type RuleType,
 } from '@keypin/shared';
@@ -38,12 +39,22 @@ interface Row {
   note: string | null;
   created_at: Date;
   updated_at: Date;
+  policy: KeyPolicy | null;
+  requests_today: string | null;
+}
+
+/** Forwarded requests of one binding, by UTC day (`binding_daily_usage`). */
+export interface UsageTotals {
+  today: number;
+  month: number;
 }
 
 /** Every column the API shows, in the shape `toRecord` reads (works on `bindings` and on a RETURNING list). */
 const COLUMNS = `id, encode(key_hash, 'hex') AS hash_hex, token_display, rule_type,
   allowed_ips::text[] AS allowed_ips, status, host(first_ip) AS first_ip, first_used_at,
-  host(last_ip) AS last_ip, last_used_at, request_count, intercept_count, note, created_at, updated_at`;
+  host(last_ip) AS last_ip, last_used_at, request_count, intercept_count, note, created_at, updated_at, policy,
+  (SELECT u.count FROM binding_daily_usage u
+    WHERE u.binding_id = id AND u.day = (now() AT TIME ZONE 'UTC')::date) AS requests_today`;
 
 const iso = (d: Date | string | null): string | null => (d === null ? null : new Date(d).toISOString());
 
@@ -72,6 +83,8 @@ function toRecord(r: Row): BindingRecord {
       note: r.note,
       created_at: iso(r.created_at)!,
       updated_at: iso(r.updated_at)!,
+      policy: r.policy,
+      requests_today: Number(r.requests_today ?? 0),
     },
   };
 }
@@ -180,6 +193,29 @@ export class BindingAdminRepository {
     return rows[0] ? toRecord(rows[0]) : null;
   }
 
+  /** Sets the key's own policy (null: the default applies). */
+  async setPolicy(tx: SqlRunner, id: number, policy: KeyPolicy | null): Promise<BindingRecord | null> {
+    const rows = await queryRows<Row>(
+      tx,
+      `UPDATE bindings SET policy = $2::jsonb, updated_at = now() WHERE id = $1 RETURNING ${COLUMNS}`,
+      [id, policy === null ? null : JSON.stringify(policy)],
+    );
+    return rows[0] ? toRecord(rows[0]) : null;
+  }
+
+  /** Requests forwarded today and this month (UTC), as written by the usage batches. */
+  async usage(id: number): Promise<UsageTotals> {
+    const rows = await queryRows<{ today: string | null; month: string | null }>(
+      this.ds,
+      `SELECT sum(count) FILTER (WHERE day = (now() AT TIME ZONE 'UTC')::date) AS today,
+              sum(count) AS month
+         FROM binding_daily_usage
+        WHERE binding_id = $1 AND day >= date_trunc('month', now() AT TIME ZONE 'UTC')::date`,
+      [id],
+    );
+    return { today: Number(rows[0]?.today ?? 0), month: Number(rows[0]?.month ?? 0) };
+  }
+
   async setStatus(tx: SqlRunner, id: number, status: BindingStatus): Promise<BindingRecord | null> {
     const rows = await queryRows<Row>(
       tx,
@@ -197,9 +233,9 @@ export class BindingAdminRepository {
             kept AS (
               INSERT INTO binding_archive (id, key_hash, token_display, rule_type, allowed_ips, status, first_ip,
                                            first_used_at, last_ip, last_used_at, request_count, intercept_count,
-                                           note, created_at, updated_at, archive_reason)
+                                           note, created_at, updated_at, policy, archive_reason)
               SELECT id, key_hash, token_display, rule_type, allowed_ips, status, first_ip, first_used_at, last_ip,
-                     last_used_at, request_count, intercept_count, note, created_at, updated_at, $2
+                     last_used_at, request_count, intercept_count, note, created_at, updated_at, policy, $2
                 FROM gone)
        SELECT ${COLUMNS} FROM gone`,
       [id, reason],

@@ -27,6 +27,8 @@ const binding = (over: Partial<Binding> = {}): Binding => ({
   note: null,
   created_at: '2026-01-01T00:00:00.000Z',
   updated_at: '2026-01-01T00:00:00.000Z',
+  policy: null,
+  requests_today: 0,
   ...over,
 });
 
@@ -77,6 +79,8 @@ function setup(current: Binding | null = binding()) {
     audit,
     hashKey,
     keyRules: () => NEWAPI,
+    defaultPolicy: () => null,
+    liveCounts: () => Promise.resolve(null),
     announce,
   });
   return { sut, repo, audit, announce, events, hashKey, tx };

@@ -1,6 +1,10 @@
 import {
   type Binding,
   type BindingStatus,
+  type BindingUsage,
+  type KeyPolicy,
+  POLICY_FIELDS,
+  validatePolicy,
   canonicalPastedKey,
   isPrintableKey,
   type CreateBindingRequest,
@@ -29,6 +33,10 @@ export interface BindingAdminServiceDeps {
   hashKey: (canonical: string) => string;
   /** The current key normalisation setting. */
   keyRules: () => KeyRules;
+  /** The default policy in force (settings), for a binding without its own. */
+  defaultPolicy: () => KeyPolicy | null;
+  /** The live quota counters (Redis), when they can be read; null otherwise. */
+  liveCounts: (bindingId: number) => Promise<{ day: number; month: number } | null>;
   /**
    * Tells every gateway instance that a binding changed (after the commit).
    * Must not throw: the PostgreSQL trigger is the fallback path.
@@ -121,6 +129,40 @@ export class BindingAdminService {
     );
   }
 
+  /** Sets or clears (null: the default applies) the key's own policy (docs/contract.md 9). */
+  setPolicy(caller: Caller, id: number, input: unknown): Promise<Binding> {
+    if (input === undefined) throw invalid('policy', 'is required: a policy object, or null for the default');
+    const r = validatePolicy(input, 'policy');
+    if (!r.ok) throw invalid(r.field, r.message);
+    const policy = r.value;
+    return this.change(caller, id, 'binding.policy', (b) =>
+      samePolicy(b.policy, policy) ? null : (tx) => this.d.repo.setPolicy(tx, id, policy),
+    );
+  }
+
+  /**
+   * A key's use of its quotas: requests forwarded today and this month
+   * (UTC). The batched counts in PostgreSQL trail traffic by a few seconds;
+   * Redis's enforcement counters are live, so the larger of the two is shown.
+   */
+  async usage(id: number): Promise<BindingUsage> {
+    const b = await this.get(id);
+    const [stored, live] = await Promise.all([
+      this.d.repo.usage(id),
+      this.d.liveCounts(id).catch(() => null),
+    ]);
+    const own = b.policy;
+    const effective = own ?? this.d.defaultPolicy();
+    return {
+      today: Math.max(stored.today, live?.day ?? 0),
+      month: Math.max(stored.month, live?.month ?? 0),
+      limit_day: effective?.requests_per_day ?? null,
+      limit_month: effective?.requests_per_month ?? null,
+      effective_policy: effective,
+      policy_source: own !== null ? 'binding' : effective !== null ? 'default' : 'none',
+    };
+  }
+
   setStatus(caller: Caller, id: number, status: BindingStatus): Promise<Binding> {
     return this.change(caller, id, status === 'banned' ? 'binding.ban' : 'binding.unban', (b) =>
       b.status === status ? null : (tx) => this.d.repo.setStatus(tx, id, status),
@@ -163,6 +205,11 @@ export class BindingAdminService {
     if (out.changed) await this.d.announce(out.rec.hashHex);
     return out.rec.binding;
   }
+}
+
+function samePolicy(a: KeyPolicy | null, b: KeyPolicy | null): boolean {
+  if (a === null || b === null) return a === b;
+  return POLICY_FIELDS.every((f) => JSON.stringify(a[f]) === JSON.stringify(b[f]));
 }
 
 function sameList(a: readonly string[], b: readonly string[]): boolean {

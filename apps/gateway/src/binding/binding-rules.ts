@@ -1,5 +1,6 @@
-import { anyCidrContains, type Cidr, type IpAddress, parseCidr } from '@keypin/shared';
-import type { BindingRule, BindingRuleData } from './binding.types';
+import { anyCidrContains, type Cidr, type IpAddress, parseCidr, validatePolicy } from '@keypin/shared';
+import { compilePolicy } from '../policy/compiled-policy';
+import type { BindingRule, BindingRuleData, OwnPolicy } from './binding.types';
 
 export type Verdict = 'allow' | 'key_banned' | 'ip_not_allowed';
 
@@ -51,7 +52,20 @@ export function toBindingRule(data: BindingRuleData): BindingRule {
     v4: v4 ?? NO_V4,
     v6: v6 ?? NO_V6,
     tokenDisplay: data.token_display,
+    ownPolicy: ownPolicyOf(data.policy),
   };
+}
+
+/**
+ * A stored policy, checked as the admin API checks it (only SQL behind the
+ * API's back can store an invalid one; like an invalid stored setting, it
+ * is then ignored and the default applies).
+ */
+function ownPolicyOf(stored: unknown): OwnPolicy | null {
+  if (stored === null || stored === undefined) return null;
+  const r = validatePolicy(stored);
+  if (!r.ok || r.value === null) return null;
+  return { raw: r.value, compiled: compilePolicy(r.value, 'binding') };
 }
 
 export function toBindingRuleData(rule: BindingRule): BindingRuleData {
@@ -61,5 +75,6 @@ export function toBindingRuleData(rule: BindingRule): BindingRuleData {
     rule_type: rule.ruleType,
     allowed_ips: [...rule.allowedIps],
     token_display: rule.tokenDisplay,
+    policy: rule.ownPolicy?.raw ?? null,
   };
 }

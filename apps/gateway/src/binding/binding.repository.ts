@@ -1,4 +1,4 @@
-import type { BindingStatus, RuleType } from '@keypin/shared';
+import type { BindingStatus, KeyPolicy, RuleType } from '@keypin/shared';
 import type { DataSource } from 'typeorm';
 import { queryRows } from '../infra/database/rows';
 import type { BindingRuleData, FirstUse } from './binding.types';
@@ -9,6 +9,7 @@ interface RuleRow {
   rule_type: RuleType;
   allowed_ips: string[];
   token_display: string;
+  policy: KeyPolicy | null;
 }
 
 export interface UsageUpdate {
@@ -16,9 +17,11 @@ export interface UsageUpdate {
   count: number;
   lastIp: string;
   lastAt: Date;
+  /** The same requests by UTC day (`YYYY-MM-DD`); usually one entry, two around midnight. */
+  days: { day: string; count: number }[];
 }
 
-const RULE_COLUMNS = `id, status, rule_type, allowed_ips::text[] AS allowed_ips, token_display`;
+const RULE_COLUMNS = `id, status, rule_type, allowed_ips::text[] AS allowed_ips, token_display, policy`;
 
 function toData(row: RuleRow): BindingRuleData {
   return {
@@ -27,6 +30,7 @@ function toData(row: RuleRow): BindingRuleData {
     rule_type: row.rule_type,
     allowed_ips: row.allowed_ips,
     token_display: row.token_display,
+    policy: row.policy,
   };
 }
 
@@ -86,21 +90,45 @@ export class BindingRepository {
     return rows[0]?.key_hash ?? null;
   }
 
-  /** Adds a batch of usage counts; last-used time and IP only move forward. */
+  /**
+   * Adds a batch of usage counts; last-used time and IP only move forward.
+   * The per-day counts go to `binding_daily_usage` in the same statement
+   * (bindings removed meanwhile are skipped, not an error).
+   */
   async applyUsage(batch: readonly UsageUpdate[]): Promise<void> {
     if (batch.length === 0) return;
+    const ids: number[] = [];
+    const days: string[] = [];
+    const counts: number[] = [];
+    for (const u of batch) {
+      for (const d of u.days) {
+        ids.push(u.id);
+        days.push(d.day);
+        counts.push(d.count);
+      }
+    }
     await this.ds.query(
-      `UPDATE bindings b
-          SET request_count = b.request_count + u.count,
-              last_used_at = GREATEST(b.last_used_at, u.at),
-              last_ip = CASE WHEN b.last_used_at IS NULL OR u.at >= b.last_used_at THEN u.ip ELSE b.last_ip END
-         FROM unnest($1::bigint[], $2::bigint[], $3::inet[], $4::timestamptz[]) AS u(id, count, ip, at)
-        WHERE b.id = u.id`,
+      `WITH updated AS (
+         UPDATE bindings b
+            SET request_count = b.request_count + u.count,
+                last_used_at = GREATEST(b.last_used_at, u.at),
+                last_ip = CASE WHEN b.last_used_at IS NULL OR u.at >= b.last_used_at THEN u.ip ELSE b.last_ip END
+           FROM unnest($1::bigint[], $2::bigint[], $3::inet[], $4::timestamptz[]) AS u(id, count, ip, at)
+          WHERE b.id = u.id
+         RETURNING b.id)
+       INSERT INTO binding_daily_usage (binding_id, day, count)
+       SELECT d.id, d.day, d.count
+         FROM unnest($5::bigint[], $6::date[], $7::bigint[]) AS d(id, day, count)
+        WHERE d.id IN (SELECT id FROM updated)
+       ON CONFLICT (binding_id, day) DO UPDATE SET count = binding_daily_usage.count + EXCLUDED.count`,
       [
         batch.map((u) => u.id),
         batch.map((u) => u.count),
         batch.map((u) => u.lastIp),
         batch.map((u) => u.lastAt.toISOString()),
+        ids,
+        days,
+        counts,
       ],
     );
   }

@@ -1,4 +1,12 @@
-import type { BindingStatus, Cidr, RuleType } from '@keypin/shared';
+import type { BindingStatus, Cidr, KeyPolicy, RuleType } from '@keypin/shared';
+import type { CompiledPolicy } from '../policy/compiled-policy';
+
+/** A binding's own policy (docs/contract.md 9), compiled once when cached. */
+export interface OwnPolicy {
+  readonly raw: KeyPolicy;
+  /** null: the policy limits nothing (`{}`), which overrides the default. */
+  readonly compiled: CompiledPolicy | null;
+}
 
 /** What the hot path needs to judge a request: small, immutable, cached. */
 export interface BindingRule {
@@ -12,6 +20,8 @@ export interface BindingRule {
   /** IPv6 networks parsed once when cached. */
   readonly v6: readonly Cidr[];
   readonly tokenDisplay: string;
+  /** null: no policy of its own (the default applies). */
+  readonly ownPolicy: OwnPolicy | null;
 }
 
 /** The serialisable part of a BindingRule (what Redis holds). */
@@ -21,6 +31,8 @@ export interface BindingRuleData {
   rule_type: RuleType;
   allowed_ips: string[];
   token_display: string;
+  /** Absent in entries cached before policies existed: none. */
+  policy?: KeyPolicy | null;
 }
 
 export interface FirstUse {

@@ -8,7 +8,14 @@ import {
   ApiQuery,
   ApiTags,
 } from '@nestjs/swagger';
-import { type Binding, BINDING_STATUSES, MAX_SEARCH_LENGTH, type Page, RULE_TYPES } from '@keypin/shared';
+import {
+  type Binding,
+  BINDING_STATUSES,
+  type BindingUsage,
+  MAX_SEARCH_LENGTH,
+  type Page,
+  RULE_TYPES,
+} from '@keypin/shared';
 import { CurrentCaller } from '../admin/common/caller.decorator';
 import { pageOf, parsePaging } from '../admin/common/paging';
 import type { Caller } from '../admin/common/roles';
@@ -19,7 +26,9 @@ import { BindingAdminService } from './binding-admin.service';
 import {
   BindingIdDto,
   BindingPageView,
+  BindingUsageView,
   BindingView,
+  SetBindingPolicyDto,
   CreateBindingDto,
   UpdateBindingIpDto,
 } from './dto/binding.dto';
@@ -90,6 +99,24 @@ export class BindingsController {
   @ApiOkResponse({ type: BindingView })
   updateIp(@Body() body: UpdateBindingIpDto, @CurrentCaller() caller: Caller): Promise<Binding> {
     return this.bindings.updateNetworks(caller, body.id, body.rule_type, body.allowed_ips);
+  }
+
+  @Put('bindings/policy')
+  @ApiOperation({
+    summary:
+      "Set the key's own policy (rate, quotas, concurrency, models, max_tokens); null returns it to the default",
+  })
+  @ApiOkResponse({ type: BindingView })
+  setPolicy(@Body() body: SetBindingPolicyDto, @CurrentCaller() caller: Caller): Promise<Binding> {
+    return this.bindings.setPolicy(caller, body.id, body.policy);
+  }
+
+  @Get('bindings/:id/usage')
+  @ApiOperation({ summary: "The key's requests today and this month (UTC) and its quotas" })
+  @ApiParam({ name: 'id', type: Number })
+  @ApiOkResponse({ type: BindingUsageView })
+  usage(@Param('id') rawId: string): Promise<BindingUsage> {
+    return this.bindings.usage(parseId(rawId));
   }
 
   @Post('bindings/ban')

@@ -6,6 +6,11 @@ import type { BindingRepository, UsageUpdate } from './binding.repository';
 /** Folds one binding's usage into another's: counts add up, the later use wins. */
 function mergeUsage(into: UsageUpdate, from: UsageUpdate): void {
   into.count += from.count;
+  for (const d of from.days) {
+    const same = into.days.find((x) => x.day === d.day);
+    if (same !== undefined) same.count += d.count;
+    else into.days.push({ day: d.day, count: d.count });
+  }
   if (from.lastAt > into.lastAt) {
     into.lastAt = from.lastAt;
     into.lastIp = from.lastIp;
@@ -35,16 +40,32 @@ export class UsageRecorder extends BatchedRecorder<number, UsageUpdate> {
     );
   }
 
+  private day = '';
+  private dayEnds = 0;
+
   /** Hot path: one map update, no I/O. */
   record(bindingId: number, ip: string, at: number): void {
+    if (at >= this.dayEnds) {
+      this.day = new Date(at).toISOString().slice(0, 10);
+      this.dayEnds = (Math.floor(at / 86_400_000) + 1) * 86_400_000;
+    }
     const u = this.batch.get(bindingId);
     if (u === undefined) {
-      this.batch.set(bindingId, { id: bindingId, count: 1, lastIp: ip, lastAt: new Date(at) });
-    } else {
-      u.count++;
-      u.lastIp = ip;
-      if (u.lastAt.getTime() !== at) u.lastAt = new Date(at);
+      this.batch.set(bindingId, {
+        id: bindingId,
+        count: 1,
+        lastIp: ip,
+        lastAt: new Date(at),
+        days: [{ day: this.day, count: 1 }],
+      });
+      return;
     }
+    u.count++;
+    u.lastIp = ip;
+    if (u.lastAt.getTime() !== at) u.lastAt = new Date(at);
+    const last = u.days[u.days.length - 1]!;
+    if (last.day === this.day) last.count++;
+    else u.days.push({ day: this.day, count: 1 });
   }
 
   /** Stops the timer and writes everything, with one more try if that write fails. */

@@ -6,6 +6,8 @@ import {
   parseCidrList,
   cidrErrorMessage,
   SETTING_DEFAULTS,
+  type KeyPolicy,
+  validatePolicy,
   SETTING_ENUMS,
   SETTING_LIMITS,
   type Settings,
@@ -83,6 +85,8 @@ export interface AppConfig {
   bodyTimeoutMs: number;
   /** Requests in flight per client IP on one instance (0 = unlimited). */
   maxInflightPerIp: number;
+  /** The largest body read for a policy's `models` / `max_tokens` (docs/contract.md 9). */
+  policyBodyLimit: number;
   shutdownGraceMs: number;
   cacheMaxEntries: number;
   cacheTtlMs: number;
@@ -123,6 +127,21 @@ function oneOf<T extends string>(env: Env, name: string, values: readonly T[], d
   const v = raw.toLowerCase() as T;
   if (!values.includes(v)) throw new ConfigError(name, `must be one of ${values.join(', ')}, got "${raw}"`);
   return v;
+}
+
+/** DEFAULT_POLICY: the default key policy as JSON (docs/contract.md 9), checked like the admin API checks it. */
+function defaultPolicy(env: Env): KeyPolicy | null {
+  const raw = read(env, 'DEFAULT_POLICY');
+  if (raw === undefined) return SETTING_DEFAULTS.default_policy;
+  let value: unknown;
+  try {
+    value = JSON.parse(raw);
+  } catch {
+    throw new ConfigError('DEFAULT_POLICY', 'must be a JSON object like {"rate_per_second": 5}, or null');
+  }
+  const r = validatePolicy(value, 'DEFAULT_POLICY');
+  if (!r.ok) throw new ConfigError('DEFAULT_POLICY', `${r.field} ${r.message}`);
+  return r.value;
 }
 
 /** A run-time setting's initial value: its default and limits are the shared ones (`@keypin/shared`). */
@@ -218,6 +237,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     token_normalize: enumSetting(env, 'TOKEN_NORMALIZE', 'token_normalize'),
     relay: enumSetting(env, 'RELAY', 'relay'),
     key_case: enumSetting(env, 'KEY_CASE', 'key_case'),
+    default_policy: defaultPolicy(env),
   };
 
   return {
@@ -249,6 +269,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     firstUseLimit: int(env, 'FIRST_USE_LIMIT', 30, 0, 1_000_000),
     bodyTimeoutMs: int(env, 'BODY_TIMEOUT_SECONDS', 60, 0, 86_400) * 1000,
     maxInflightPerIp: int(env, 'MAX_INFLIGHT_PER_IP', 256, 0, 1_000_000),
+    policyBodyLimit: int(env, 'POLICY_BODY_LIMIT', 4 * 1024 * 1024, 1024, 256 * 1024 * 1024),
     shutdownGraceMs: int(env, 'SHUTDOWN_GRACE_MS', 25_000, 0, 600_000),
     cacheMaxEntries: int(env, 'CACHE_MAX_ENTRIES', 500_000, 100, 50_000_000),
     cacheTtlMs: int(env, 'CACHE_TTL_SECONDS', 60, 1, 86400) * 1000,

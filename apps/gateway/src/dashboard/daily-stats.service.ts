@@ -8,6 +8,7 @@ function mergeCounts(into: DailyCounts, from: DailyCounts): void {
   into.allowed += from.allowed;
   into.intercepted += from.intercepted;
   into.firstBinds += from.firstBinds;
+  for (const [code, n] of from.refusals) into.refusals.set(code, (into.refusals.get(code) ?? 0) + n);
 }
 
 /**
@@ -42,14 +43,24 @@ export class DailyStats extends BatchedRecorder<string, DailyCounts> {
     else if (decision === 'first_bind') field = 'firstBinds';
     else if (decision === 'intercepted' || decision === 'banned') field = 'intercepted';
     else return;
+    const c = this.countsOf(this.today());
+    c[field]++;
+    if (field === 'firstBinds') c.allowed++;
+  }
+
+  /** A request refused with `code` (hot path: one map update). */
+  refused(code: string): void {
+    const r = this.countsOf(this.today()).refusals;
+    r.set(code, (r.get(code) ?? 0) + 1);
+  }
+
+  private today(): string {
     const now = Date.now();
     if (now >= this.dayEnds) {
       this.day = new Date(now).toISOString().slice(0, 10);
       this.dayEnds = (Math.floor(now / 86_400_000) + 1) * 86_400_000;
     }
-    const c = this.countsOf(this.day);
-    c[field]++;
-    if (field === 'firstBinds') c.allowed++;
+    return this.day;
   }
 
   /**
@@ -64,7 +75,7 @@ export class DailyStats extends BatchedRecorder<string, DailyCounts> {
   private countsOf(day: string): DailyCounts {
     let c = this.batch.get(day);
     if (c === undefined) {
-      c = { day, allowed: 0, intercepted: 0, firstBinds: 0 };
+      c = { day, allowed: 0, intercepted: 0, firstBinds: 0, refusals: new Map() };
       this.batch.set(day, c);
     }
     return c;

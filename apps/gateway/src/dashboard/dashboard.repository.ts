@@ -73,4 +73,13 @@ export class DashboardRepository {
       count: Number(r.count),
     }));
   }
+
+  /** One UTC day's refused requests by error code, most first (from the small `daily_refusals` table). */
+  async refusals(day: string): Promise<{ code: string; count: number }[]> {
+    const rows: { code: string; count: string }[] = await this.ds.query(
+      `SELECT code, count FROM daily_refusals WHERE day = $1::date AND count > 0 ORDER BY count DESC, code`,
+      [day],
+    );
+    return rows.map((r) => ({ code: r.code, count: Number(r.count) }));
+  }
 }

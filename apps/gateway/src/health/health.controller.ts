@@ -25,15 +25,16 @@ export class HealthController {
   @Get('ready')
   async ready(@Res() reply: FastifyReply): Promise<void> {
     const checks = await this.readiness.check();
+    const degraded = this.readiness.degraded();
     const down = Object.entries(checks)
       .filter(([, state]) => state !== 'ok')
       .map(([name]) => name);
     if (down.length === 0) {
-      await reply.status(200).send({ status: 'ready', checks });
+      await reply.status(200).send({ status: 'ready', checks, degraded });
       return;
     }
     const body = errorBody('not_ready', `Not ready: ${down.join(' and ')} not answering.`);
-    await reply.status(503).send({ ...body, checks });
+    await reply.status(503).send({ ...body, checks, degraded });
   }
 
   @Get('metrics')

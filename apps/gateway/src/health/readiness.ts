@@ -24,6 +24,8 @@ export class ReadinessProbe {
   constructor(
     private readonly ds: DataSource,
     private readonly redis: Redis,
+    /** What runs in a degraded mode right now (e.g. policy counters per instance), as sentences. */
+    readonly degraded: () => string[] = () => [],
   ) {}
 
   async check(): Promise<{ postgres: CheckState; redis: CheckState }> {

@@ -68,23 +68,27 @@ export class Forwarder {
 
   /**
    * Forwards `req` with `headers` (already stripped of hop-by-hop headers and
-   * carrying KeyPin's X-Real-IP / X-Forwarded-For). `onStatus`, when given,
-   * hears the downstream's final status.
+   * carrying KeyPin's X-Real-IP / X-Forwarded-For). `body`: the request
+   * itself (streamed), the bytes a policy already read, or null.
+   * `onStatus`, when given, hears the downstream's final status;
+   * `answerHeaders` (flat name/value pairs) are set on the answer, replacing
+   * the downstream's headers of the same names.
    */
   forward(
     req: IncomingMessage,
     res: ServerResponse,
     headers: string[],
-    hasBody: boolean,
+    body: IncomingMessage | Buffer | null,
     onStatus?: StatusListener,
+    answerHeaders?: readonly string[] | null,
   ): void {
-    const watchBody = hasBody && this.options.requestBodyTimeoutMs > 0 ? req : null;
-    const handler = new ResponseRelay(res, this, watchBody, onStatus);
+    const watchBody = body === req && this.options.requestBodyTimeoutMs > 0 ? req : null;
+    const handler = new ResponseRelay(res, this, watchBody, onStatus, answerHeaders ?? null);
     const opts: Dispatcher.DispatchOptions = {
       method: req.method as string,
       path: this.pathFor(req.url!),
       headers,
-      body: hasBody ? req : null,
+      body,
     };
     res.once('close', handler.onClientClose);
     // Every connection busy: this request queues in the pool, where undici's
@@ -133,6 +137,7 @@ class ResponseRelay {
     /** The request whose body is watched for stalls, or null. */
     private readonly body: IncomingMessage | null,
     private readonly onStatus: StatusListener | undefined,
+    private readonly answerHeaders: readonly string[] | null,
   ) {}
 
   readonly onClientClose = (): void => {
@@ -183,6 +188,7 @@ class ResponseRelay {
     this.resume = resume;
     this.owner.metrics.downstreamSeconds.observe((performance.now() - this.started) / 1000);
     const headers = filterResponseHeaders(rawHeaders);
+    if (this.answerHeaders !== null) replaceHeaders(headers, this.answerHeaders);
     // Cork until the end of this tick: a body that arrived with the head
     // (the common case) leaves in the same write as the head; a stream's
     // head (SSE) still goes out at once, before its first event.
@@ -287,6 +293,26 @@ class ResponseRelay {
     // destroy the request stream, and the socket with it, before the 408.
     sendError(this.res, 'request_timeout', 'The request body stopped arriving; it was not forwarded.', true);
   }
+}
+
+/** Sets each of `pairs` in the flat header list `headers`, dropping entries of the same names. */
+export function replaceHeaders(headers: string[], pairs: readonly string[]): void {
+  let w = 0;
+  for (let i = 0; i < headers.length; i += 2) {
+    const lower = headers[i]!.toLowerCase();
+    let replaced = false;
+    for (let j = 0; j < pairs.length; j += 2) {
+      if (pairs[j] === lower) {
+        replaced = true;
+        break;
+      }
+    }
+    if (replaced) continue;
+    headers[w++] = headers[i]!;
+    headers[w++] = headers[i + 1]!;
+  }
+  headers.length = w;
+  for (let j = 0; j < pairs.length; j++) headers.push(pairs[j]!);
 }
 
 /**

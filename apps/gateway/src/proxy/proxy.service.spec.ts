@@ -20,6 +20,8 @@ import type { InterceptEvent } from '../intercept/intercept.types';
 import type { SettingsService } from '../settings/settings.service';
 import type { Forwarder, StatusListener } from './forwarder';
 import { KeyHasher } from './key-hasher';
+import { PolicyGate } from '../policy/policy-gate';
+import type { PolicyLimiter } from '../policy/policy-limiter';
 import { ProxyService } from './proxy.service';
 import { REFUSED_PATH } from './request-target';
 import type { WebSocketTunnel } from './websocket-tunnel';
@@ -78,10 +80,10 @@ class FakeForwarder {
     req: IncomingMessage,
     res: ServerResponse,
     headers: string[],
-    hasBody: boolean,
+    body: IncomingMessage | Buffer | null,
     onStatus?: StatusListener,
   ): void {
-    this.calls.push({ url: req.url, method: req.method, headers, hasBody, onStatus });
+    this.calls.push({ url: req.url, method: req.method, headers, hasBody: body !== null, onStatus });
     onStatus?.(this.status);
     res.writeHead(this.status, { 'content-type': 'text/plain' });
     res.end('from downstream');
@@ -122,6 +124,7 @@ function harness(): Harness {
     stats: {
       count: (d: Decision) => hs.decisions.push(d),
       firstBindRevoked: (at: number) => hs.revokedStats.push(at),
+      refused: () => undefined,
     } as unknown as DailyStats,
     intercepts: { record: (e: InterceptEvent) => hs.intercepts.push(e) },
     forwarder: hs.forwarder as unknown as Forwarder,
@@ -130,6 +133,11 @@ function harness(): Harness {
         throw new Error('no WebSocket in these tests');
       },
     } as unknown as WebSocketTunnel,
+    // No key here has a policy (the default is none): the limiter is never asked.
+    gate: new PolicyGate({} as PolicyLimiter, hs.settings as unknown as SettingsService, {
+      bodyLimit: 1024,
+      bodyTimeoutMs: 0,
+    }),
     metrics: new MetricsService(),
     logger: pino({ level: 'silent' }),
     maxInflightPerIp: 0,

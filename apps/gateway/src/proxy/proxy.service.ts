@@ -38,10 +38,27 @@ import { sendError, sendSocketError } from './responses';
 import { lingerOnClose } from '../infra/http/unread-body';
 import type { WebSocketTunnel } from './websocket-tunnel';
 import { checkTarget, isReservedTarget, pathOf, REFUSED_PATH } from './request-target';
+import type { CompiledPolicy } from '../policy/compiled-policy';
+import type { PolicyCheck, PolicyGate } from '../policy/policy-gate';
+import type { Lease } from '../policy/policy-limiter';
 
 type Outcome =
-  /** `bindingId`: the binding that allowed it (its usage is counted once it is really forwarded). */
-  | { forward: true; decision: Decision; head: RequestHead; clientIp: string; bindingId?: number }
+  | {
+      forward: true;
+      decision: Decision;
+      head: RequestHead;
+      clientIp: string;
+      /** The binding that allowed it (its usage is counted once it is really forwarded). */
+      bindingId?: number;
+      /** The key's policy and its binding, when one applies and is not checked yet. */
+      policy?: { p: CompiledPolicy; bindingId: number };
+      /** From the policy check: the slot among the key's requests in flight, given back when the request ends. */
+      lease?: Lease | null;
+      /** From the policy check: `x-ratelimit-*` for the answer. */
+      answerHeaders?: string[] | null;
+      /** From the policy check: the body it read, forwarded instead of the stream. */
+      body?: Buffer | null;
+    }
   | {
       forward: false;
       decision: Decision;
@@ -49,7 +66,20 @@ type Outcome =
       message: string;
       head: RequestHead | null;
       retryAfter?: number;
+      /** More answer headers (a policy refusal's `x-ratelimit-*`). */
+      headers?: string[];
+      /** The request body was read to its end already (nothing left to discard). */
+      bodyRead?: boolean;
     };
+
+/** The decision recorded for a policy refusal's code. */
+const POLICY_DECISIONS: Partial<Record<ErrorCode, Decision>> = {
+  rate_limited: 'rate_limited',
+  quota_exceeded: 'quota_exceeded',
+  model_not_allowed: 'model_not_allowed',
+  max_tokens_too_large: 'max_tokens_too_large',
+  body_too_large: 'body_too_large',
+};
 
 export interface ProxyDeps {
   policy: ClientIpPolicy;
@@ -61,6 +91,8 @@ export interface ProxyDeps {
   intercepts: InterceptSink;
   forwarder: Forwarder;
   tunnel: WebSocketTunnel;
+  /** Key policies (docs/contract.md 9), checked after the binding allowed a request. */
+  gate: PolicyGate;
   metrics: MetricsService;
   logger: Logger;
   /** MAX_INFLIGHT_PER_IP (0 = unlimited). */
@@ -110,15 +142,34 @@ export class ProxyService {
     const out = this.decide(req);
     if (out instanceof Promise) {
       out.then(
-        (o) => this.respond(o, req, res, started),
-        (err: Error) => {
-          this.d.logger.error({ err: err.message }, 'proxy decision failed');
-          sendError(res, 'internal_error', 'Internal error.', true);
-        },
+        (o) => this.decided(o, req, res, started),
+        (err: Error) => this.failed(err, res),
       );
     } else {
-      this.respond(out, req, res, started);
+      this.decided(out, req, res, started);
     }
+  }
+
+  private failed(err: Error, res: ServerResponse): void {
+    this.d.logger.error({ err: err.message }, 'proxy decision failed');
+    sendError(res, 'internal_error', 'Internal error.', true);
+  }
+
+  /** The binding decision is made: check the key's policy when one applies, then answer. */
+  private decided(o: Outcome, req: IncomingMessage, res: ServerResponse, started: number): void {
+    const now = performance.now();
+    this.d.metrics.decisionSeconds.observe((now - started) / 1000);
+    if (!o.forward || o.policy === undefined || res.destroyed) {
+      this.respond(o, req, res);
+      return;
+    }
+    this.d.gate.check(o.policy.p, o.policy.bindingId, req, o.head.hasBody).then(
+      (r) => {
+        this.d.metrics.policySeconds.observe((performance.now() - now) / 1000);
+        this.respond(withPolicy(o, r), req, res);
+      },
+      (err: Error) => this.failed(err, res),
+    );
   }
 
   handleUpgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
@@ -161,60 +212,121 @@ export class ProxyService {
     }
     const started = performance.now();
     const act = (o: Outcome) => {
-      const out =
-        o.forward && !socket.destroyed && !this.perIp.tryAcquire(o.clientIp) ? this.tooManyInFlight(o) : o;
-      this.d.metrics.decisionSeconds.observe((performance.now() - started) / 1000);
-      this.d.metrics.decision(out.decision);
-      this.d.stats.count(out.decision);
+      const out = this.takeSlot(o, socket.destroyed);
+      this.count(out);
       if (!out.forward) {
-        sendSocketError(socket, out.code, out.message, out.retryAfter);
+        sendSocketError(socket, out.code, out.message, out.retryAfter, out.headers);
         return;
       }
-      if (socket.destroyed) return; // the client left while we were deciding: no slot was taken
+      const lease = out.lease ?? null;
+      if (socket.destroyed) {
+        // The client left while we were deciding: no slot was taken.
+        if (lease !== null) this.d.gate.release(lease);
+        return;
+      }
       const ip = out.clientIp;
       if (out.bindingId !== undefined) this.d.usage.record(out.bindingId, ip, Date.now());
       // The tunnel lasts as long as the client's socket.
-      socket.once('close', () => this.perIp.release(ip));
+      socket.once('close', () => {
+        this.perIp.release(ip);
+        if (lease !== null) this.d.gate.release(lease);
+      });
       this.d.tunnel.tunnel(req, socket, head, this.downstreamHeaders(out.head, ip));
+    };
+    const decided = (o: Outcome) => {
+      const now = performance.now();
+      this.d.metrics.decisionSeconds.observe((now - started) / 1000);
+      if (!o.forward || o.policy === undefined || socket.destroyed) {
+        act(o);
+        return;
+      }
+      // A handshake has no body: the model comes from the query (Realtime's `?model=`).
+      this.d.gate.check(o.policy.p, o.policy.bindingId, req, false).then(
+        (r) => {
+          this.d.metrics.policySeconds.observe((performance.now() - now) / 1000);
+          act(withPolicy(o, r));
+        },
+        () => sendSocketError(socket, 'internal_error', 'Internal error.'),
+      );
     };
     const out = this.decide(req);
     if (out instanceof Promise) {
-      out.then(act, () => sendSocketError(socket, 'internal_error', 'Internal error.'));
+      out.then(decided, () => sendSocketError(socket, 'internal_error', 'Internal error.'));
     } else {
-      act(out);
+      decided(out);
     }
   }
 
-  private respond(o: Outcome, req: IncomingMessage, res: ServerResponse, started: number): void {
-    // A slot per client IP is taken only for what is really forwarded (a
-    // client that left while we were deciding takes none).
-    const out =
-      o.forward && !res.destroyed && !this.perIp.tryAcquire(o.clientIp) ? this.tooManyInFlight(o) : o;
-    this.d.metrics.decisionSeconds.observe((performance.now() - started) / 1000);
+  /**
+   * Takes the client IP's in-flight slot for a request about to be
+   * forwarded (MAX_INFLIGHT_PER_IP); refused when none is free, and then a
+   * policy slot it holds is given back. `gone`: the client left meanwhile.
+   */
+  private takeSlot(o: Outcome, gone: boolean): Outcome {
+    if (!o.forward || gone || this.perIp.tryAcquire(o.clientIp)) return o;
+    if (o.lease) this.d.gate.release(o.lease);
+    return this.tooManyInFlight(o);
+  }
+
+  /** Metrics and the dashboard's counters for one decided request. */
+  private count(out: Outcome): void {
     this.d.metrics.decision(out.decision);
     this.d.stats.count(out.decision);
     if (!out.forward) {
-      const bodyUnread = out.head !== null && out.head.hasBody;
+      this.d.metrics.refusal(out.code);
+      this.d.stats.refused(out.code);
+    }
+  }
+
+  private respond(o: Outcome, req: IncomingMessage, res: ServerResponse): void {
+    // A slot per client IP is taken only for what is really forwarded (a
+    // client that left while we were deciding takes none).
+    const out = this.takeSlot(o, res.destroyed);
+    this.count(out);
+    if (!out.forward) {
+      const bodyUnread = out.head !== null && out.head.hasBody && out.bodyRead !== true;
       // A refused upload may still be arriving: read and discard it after the
       // answer, so the client sees its 403 rather than a connection reset.
       if (bodyUnread) lingerOnClose(req);
-      sendError(res, out.code, out.message, out.head === null || bodyUnread, out.retryAfter);
+      sendError(res, out.code, out.message, out.head === null || bodyUnread, out.retryAfter, out.headers);
       return;
     }
-    if (res.destroyed) return; // the client left while we were deciding
+    const lease = out.lease ?? null;
+    if (res.destroyed) {
+      // The client left while we were deciding.
+      if (lease !== null) this.d.gate.release(lease);
+      return;
+    }
     const ip = out.clientIp;
     if (out.bindingId !== undefined) this.d.usage.record(out.bindingId, ip, Date.now());
     this.inFlight++;
     // 'close' ends every response: finished, failed, or cut by either side.
-    res.once('close', () => {
-      this.inFlight--;
-      this.perIp.release(ip);
-    });
+    res.once(
+      'close',
+      lease === null
+        ? () => {
+            this.inFlight--;
+            this.perIp.release(ip);
+          }
+        : () => {
+            this.inFlight--;
+            this.perIp.release(ip);
+            this.d.gate.release(lease);
+          },
+    );
     const onStatus =
       out.decision === 'first_bind' && out.bindingId !== undefined
         ? this.undoFirstBindIfRefused(out.bindingId)
         : undefined;
-    this.d.forwarder.forward(req, res, this.downstreamHeaders(out.head, ip), out.head.hasBody, onStatus);
+    const body = out.body ?? (out.head.hasBody ? req : null);
+    this.d.forwarder.forward(
+      req,
+      res,
+      this.downstreamHeaders(out.head, ip),
+      body,
+      onStatus,
+      out.answerHeaders,
+    );
   }
 
   /** MAX_INFLIGHT_PER_IP reached: the request that would have been forwarded is refused instead. */
@@ -344,14 +456,17 @@ export class ProxyService {
     ipText: string,
   ): Outcome {
     const verdict = created ? 'allow' : judge(rule, ip);
+    const p = this.d.gate.policyFor(rule);
     if (verdict === 'allow') {
-      return {
+      const out: Outcome = {
         forward: true,
         decision: created ? 'first_bind' : 'allowed',
         head,
         clientIp: ipText,
         bindingId: rule.id,
       };
+      if (p !== null) out.policy = { p, bindingId: rule.id };
+      return out;
     }
     const enforce = this.d.settings.current.enforce_mode === 'enforce';
     this.d.intercepts.record({
@@ -368,7 +483,12 @@ export class ProxyService {
       at: new Date(),
     });
     const decision: Decision = verdict === 'key_banned' ? 'banned' : 'intercepted';
-    if (!enforce) return { forward: true, decision, head, clientIp: ipText };
+    if (!enforce) {
+      // Monitor mode forwards it; the key's policy still applies.
+      const out: Outcome = { forward: true, decision, head, clientIp: ipText };
+      if (p !== null) out.policy = { p, bindingId: rule.id };
+      return out;
+    }
     return verdict === 'key_banned'
       ? { forward: false, decision, code: 'key_banned', message: 'This API key has been banned.', head }
       : {
@@ -379,4 +499,30 @@ export class ProxyService {
           head,
         };
   }
+}
+
+/** The outcome once the policy check is done: forwarded with what the check produced, or refused. */
+function withPolicy(o: Outcome & { forward: true }, r: PolicyCheck): Outcome {
+  if (r.ok) {
+    return {
+      forward: true,
+      decision: o.decision,
+      head: o.head,
+      clientIp: o.clientIp,
+      bindingId: o.bindingId,
+      lease: r.lease,
+      answerHeaders: r.headers,
+      body: r.body,
+    };
+  }
+  return {
+    forward: false,
+    decision: POLICY_DECISIONS[r.code] ?? 'bad_request',
+    code: r.code,
+    message: r.message,
+    head: o.head,
+    retryAfter: r.retryAfter,
+    headers: r.headers,
+    bodyRead: r.bodyRead,
+  };
 }

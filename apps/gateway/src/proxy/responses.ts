@@ -14,6 +14,8 @@ export function sendError(
   message: string,
   closeAfter = false,
   retryAfterSeconds?: number,
+  /** More headers, as flat lowercase name/value pairs (e.g. `x-ratelimit-*`). */
+  extraHeaders?: readonly string[],
 ): void {
   if (res.headersSent || res.destroyed) return;
   const body = JSON.stringify(errorBody(code, message));
@@ -24,6 +26,9 @@ export function sendError(
   };
   if (closeAfter) headers['connection'] = 'close';
   if (retryAfterSeconds !== undefined) headers['retry-after'] = retryAfterSeconds;
+  if (extraHeaders !== undefined) {
+    for (let i = 0; i + 1 < extraHeaders.length; i += 2) headers[extraHeaders[i]!] = extraHeaders[i + 1]!;
+  }
   res.writeHead(statusOf(code), headers);
   res.end(body);
 }
@@ -34,8 +39,14 @@ export function sendSocketError(
   code: ErrorCode,
   message: string,
   retryAfterSeconds?: number,
+  extraHeaders?: readonly string[],
 ): void {
   if (socket.destroyed) return;
+  let extra = '';
+  if (extraHeaders !== undefined) {
+    for (let i = 0; i + 1 < extraHeaders.length; i += 2)
+      extra += `${extraHeaders[i]}: ${extraHeaders[i + 1]}\r\n`;
+  }
   const body = JSON.stringify(errorBody(code, message));
   const status = statusOf(code);
   socket.end(
@@ -44,6 +55,7 @@ export function sendSocketError(
       `Content-Length: ${Buffer.byteLength(body)}\r\n` +
       'Cache-Control: no-store\r\n' +
       (retryAfterSeconds === undefined ? '' : `Retry-After: ${retryAfterSeconds}\r\n`) +
+      extra +
       'Connection: close\r\n\r\n' +
       body,
   );

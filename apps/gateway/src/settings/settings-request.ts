@@ -11,6 +11,7 @@ import { KeypinError } from '../infra/http/all-exceptions.filter';
 import type { UnbindRefusal } from './settings.service';
 import { WEBHOOK_SECRET_KEY } from './settings.service';
 import { invalid } from '../admin/common/validation';
+import { POLICY_SCHEMA } from '../policy/policy-schema';
 
 export const MAX_SECRET_LENGTH = 512;
 
@@ -110,6 +111,10 @@ const SETTING_SCHEMAS: Record<keyof Settings, object> = {
     enum: SETTING_ENUMS.key_case,
     description:
       'insensitive for a relay whose key store ignores case (New API on MySQL). Decides key identity.',
+  },
+  default_policy: {
+    ...POLICY_SCHEMA,
+    description: 'The policy of every binding without its own; null = none.',
   },
 };
 

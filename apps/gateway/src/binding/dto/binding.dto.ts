@@ -10,8 +10,23 @@ import {
   type RuleType,
   RULE_TYPES,
   type UpdateBindingIpRequest,
+  type BindingUsage,
+  type KeyPolicy,
+  type SetBindingPolicyRequest,
 } from '@keypin/shared';
-import { IsArray, IsIn, IsInt, IsOptional, IsString, Length, Max, MaxLength, Min } from 'class-validator';
+import {
+  Allow,
+  IsArray,
+  IsIn,
+  IsInt,
+  IsOptional,
+  IsString,
+  Length,
+  Max,
+  MaxLength,
+  Min,
+} from 'class-validator';
+import { POLICY_SCHEMA } from '../../policy/policy-schema';
 import { MAX_KEY_LENGTH } from '../../proxy/api-key';
 
 export const MAX_NOTE_LENGTH = 1000;
@@ -72,6 +87,26 @@ export class UpdateBindingIpDto extends BindingIdDto implements UpdateBindingIpR
   allowed_ips!: string[];
 }
 
+/** `PUT /bindings/policy`: the policy is checked by the shared `validatePolicy` (422 naming the field). */
+export class SetBindingPolicyDto extends BindingIdDto implements SetBindingPolicyRequest {
+  @ApiProperty({
+    ...POLICY_SCHEMA,
+    description: "The key's own policy; null returns it to the default policy.",
+  })
+  @Allow()
+  policy!: KeyPolicy | null;
+}
+
+export class BindingUsageView implements BindingUsage {
+  @ApiProperty({ description: 'Requests forwarded today (UTC)' }) today!: number;
+  @ApiProperty({ description: 'Requests forwarded this calendar month (UTC)' }) month!: number;
+  @ApiProperty({ type: Number, nullable: true }) limit_day!: number | null;
+  @ApiProperty({ type: Number, nullable: true }) limit_month!: number | null;
+  @ApiProperty({ ...POLICY_SCHEMA, description: 'The policy that applies (own or default)' })
+  effective_policy!: KeyPolicy | null;
+  @ApiProperty({ enum: ['binding', 'default', 'none'] }) policy_source!: 'binding' | 'default' | 'none';
+}
+
 /** The Binding shape, for the OpenAPI document. */
 export class BindingView implements Binding {
   @ApiProperty() id!: number;
@@ -89,6 +124,9 @@ export class BindingView implements Binding {
   @ApiProperty({ type: String, nullable: true }) note!: string | null;
   @ApiProperty({ format: 'date-time' }) created_at!: string;
   @ApiProperty({ format: 'date-time' }) updated_at!: string;
+  @ApiProperty({ ...POLICY_SCHEMA, description: "The key's own policy; null = the default applies" })
+  policy!: KeyPolicy | null;
+  @ApiProperty({ description: 'Requests forwarded today (UTC), written in batches' }) requests_today!: number;
 }
 
 export class BindingPageView implements Page<Binding> {

@@ -12,7 +12,13 @@ export type Decision =
   /** Refused: FIRST_USE_LIMIT reached for the client's network (nothing bound). */
   | 'too_many_new_keys'
   /** Refused: MAX_INFLIGHT_PER_IP reached for the client's IP. */
-  | 'too_many_concurrent_requests';
+  | 'too_many_concurrent_requests'
+  /** Refused by the key's policy (docs/contract.md 9): one decision per refusal code. */
+  | 'rate_limited'
+  | 'quota_exceeded'
+  | 'model_not_allowed'
+  | 'max_tokens_too_large'
+  | 'body_too_large';
 
 export const DECISIONS: readonly Decision[] = [
   'allowed',
@@ -25,6 +31,11 @@ export const DECISIONS: readonly Decision[] = [
   'bad_request',
   'too_many_new_keys',
   'too_many_concurrent_requests',
+  'rate_limited',
+  'quota_exceeded',
+  'model_not_allowed',
+  'max_tokens_too_large',
+  'body_too_large',
 ];
 
 type CacheLayer = 'memory' | 'redis' | 'postgres';
@@ -44,12 +55,27 @@ export class MetricsService {
   });
   private readonly decisionChildren = new Map<Decision, { inc(): void }>();
 
-  readonly decisionSeconds = new Histogram({
+  private readonly decisionHistogram = new Histogram({
     name: 'keypin_decision_duration_seconds',
-    help: 'Time from request arrival to the binding decision',
+    help:
+      'Decision latency by stage: binding = request arrival to the binding decision; ' +
+      'policy = the key policy check alone (keys with a policy only)',
+    labelNames: ['stage'] as const,
     buckets: [0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1],
     registers: [this.registry],
   });
+  /** Arrival to the binding decision. */
+  readonly decisionSeconds = this.decisionHistogram.labels('binding');
+  /** The policy check alone (model, token cap, counters). */
+  readonly policySeconds = this.decisionHistogram.labels('policy');
+
+  private readonly refusals = new Counter({
+    name: 'keypin_refusals_total',
+    help: 'Proxied requests KeyPin refused, by error code',
+    labelNames: ['code'] as const,
+    registers: [this.registry],
+  });
+  private readonly refusalChildren = new Map<string, { inc(): void }>();
 
   readonly downstreamSeconds = new Histogram({
     name: 'keypin_downstream_response_seconds',
@@ -125,6 +151,16 @@ export class MetricsService {
 
   decision(d: Decision): void {
     this.decisionChildren.get(d)!.inc();
+  }
+
+  /** A request answered with a KeyPin error instead of being forwarded. */
+  refusal(code: string): void {
+    let c = this.refusalChildren.get(code);
+    if (c === undefined) {
+      c = this.refusals.labels(code);
+      this.refusalChildren.set(code, c);
+    }
+    c.inc();
   }
 
   cacheLookup(layer: CacheLayer | 'none'): void {

@@ -14,6 +14,26 @@ export class RedisKeys {
   firstUses(network: string): string {
     return `${this.prefix}first-use:${network}`;
   }
+  /**
+   * A key policy's counters, by binding id (docs/contract.md 9). The id in
+   * braces is a Redis Cluster hash tag: one policy script touches only keys
+   * in one slot.
+   */
+  policyBucket(bindingId: number): string {
+    return `${this.prefix}policy:{${bindingId}}:bucket`;
+  }
+  /** Forwarded requests of one UTC day (`YYYY-MM-DD`). */
+  policyDay(bindingId: number, day: string): string {
+    return `${this.prefix}policy:{${bindingId}}:day:${day}`;
+  }
+  /** Forwarded requests of one UTC month (`YYYY-MM`). */
+  policyMonth(bindingId: number, month: string): string {
+    return `${this.prefix}policy:{${bindingId}}:month:${month}`;
+  }
+  /** Requests in flight (sorted set of leases scored by expiry time). */
+  policyLeases(bindingId: number): string {
+    return `${this.prefix}policy:{${bindingId}}:leases`;
+  }
   /** Pub/sub: binding changed (message: key hash hex, or `*` for all). */
   get bindingChannel(): string {
     return `${this.prefix}events:binding`;

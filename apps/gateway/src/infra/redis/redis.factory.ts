@@ -6,7 +6,13 @@ import type { Logger } from 'pino';
  * short command timeout): the hot path then falls back to PostgreSQL rather
  * than waiting. It reconnects by itself.
  */
-export function createCommandClient(url: string, logger: Logger, name: string): Redis {
+export function createCommandClient(
+  url: string,
+  logger: Logger,
+  name: string,
+  /** Overrides, e.g. a shorter `commandTimeout` for a client on the hot path. */
+  overrides: Pick<RedisOptions, 'commandTimeout' | 'enableAutoPipelining'> = {},
+): Redis {
   const client = new Redis(url, {
     connectionName: `keypin-${name}`,
     enableOfflineQueue: false,
@@ -15,6 +21,7 @@ export function createCommandClient(url: string, logger: Logger, name: string): 
     connectTimeout: 2000,
     retryStrategy: (times) => Math.min(200 * times, 2000),
     lazyConnect: false,
+    ...overrides,
   } satisfies RedisOptions);
   watch(client, logger, name);
   return client;

@@ -1,0 +1,437 @@
+import { randomBytes } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { RedisKeys } from '../infra/redis/redis-keys';
+import { RateLimitedLog } from '../infra/rate-limited-log';
+import type { CompiledPolicy } from './compiled-policy';
+import {
+  type Bucket,
+  formatResetDuration,
+  msUntilFull,
+  nextUtcDay,
+  nextUtcMonth,
+  retryAfterSeconds,
+  takeToken,
+  tokensAt,
+  utcDay,
+  utcMonth,
+} from './policy-math';
+
+/**
+ * One atomic round trip per request for everything a policy counts
+ * (docs/contract.md 9): the quotas, the requests in flight and the token
+ * bucket are checked first, and only when all of them admit the request is
+ * any of them charged. All four keys carry the binding id as a hash tag
+ * (one Redis Cluster slot).
+ *
+ * KEYS: 1 bucket (hash t, at), 2 day counter, 3 month counter, 4 leases (zset by expiry)
+ * ARGV: 1 now ms, 2 rate/s, 3 burst, 4 per day, 5 day TTL ms, 6 per month,
+ *       7 month TTL ms, 8 max concurrent, 9 lease member, 10 lease ms
+ * Returns {verdict, wait ms, day count, month count, tokens × 1000};
+ * verdict 0 admitted, 1 rate, 2 day quota, 3 month quota, 4 concurrency.
+ *
+ * The caller's clock is used (not Redis's TIME): the day and month are part
+ * of the key names, which a cluster needs to know before the script runs.
+ * A clock that goes backwards refills nothing and never moves `at` back.
+ */
+const ADMIT = `
+local now = tonumber(ARGV[1])
+local rate = tonumber(ARGV[2])
+local burst = tonumber(ARGV[3])
+local perDay = tonumber(ARGV[4])
+local perMonth = tonumber(ARGV[6])
+local maxc = tonumber(ARGV[8])
+local day = 0
+local month = 0
+if perDay > 0 then day = tonumber(redis.call('GET', KEYS[2]) or '0') end
+if perMonth > 0 then month = tonumber(redis.call('GET', KEYS[3]) or '0') end
+if perDay > 0 and day >= perDay then return {2, 0, day, month, 0} end
+if perMonth > 0 and month >= perMonth then return {3, 0, day, month, 0} end
+if maxc > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now)
+  if redis.call('ZCARD', KEYS[4]) >= maxc then return {4, 1000, day, month, 0} end
+end
+local tokens = 0
+if rate > 0 then
+  local b = redis.call('HMGET', KEYS[1], 't', 'at')
+  tokens = tonumber(b[1]) or burst
+  local at = tonumber(b[2]) or now
+  if now > at then
+    tokens = tokens + (now - at) * rate / 1000
+    at = now
+  end
+  if tokens > burst then tokens = burst end
+  if tokens < 1 then
+    return {1, math.max(1, math.ceil((1 - tokens) * 1000 / rate)), day, month, math.floor(tokens * 1000)}
+  end
+  tokens = tokens - 1
+  redis.call('HSET', KEYS[1], 't', tostring(tokens), 'at', tostring(at))
+  redis.call('PEXPIRE', KEYS[1], math.ceil(burst * 1000 / rate) + 60000)
+end
+if perDay > 0 then
+  day = redis.call('INCR', KEYS[2])
+  if day == 1 then redis.call('PEXPIRE', KEYS[2], ARGV[5]) end
+end
+if perMonth > 0 then
+  month = redis.call('INCR', KEYS[3])
+  if month == 1 then redis.call('PEXPIRE', KEYS[3], ARGV[7]) end
+end
+if maxc > 0 then
+  redis.call('ZADD', KEYS[4], now + tonumber(ARGV[10]), ARGV[9])
+  redis.call('PEXPIRE', KEYS[4], tonumber(ARGV[10]) * 2)
+end
+return {0, 0, day, month, math.floor(tokens * 1000)}`;
+
+type ScriptReply = [number, number, number, number, number];
+
+interface PolicyCommands {
+  keypinPolicyAdmit(...args: (string | number)[]): Promise<ScriptReply>;
+}
+
+/** A request's place among the key's requests in flight; give it back with `release`. */
+export interface Lease {
+  readonly bindingId: number;
+  /** The member in Redis's lease set, or null when counted in this process's memory. */
+  readonly member: string | null;
+  readonly key: string | null;
+}
+
+export type Admission =
+  | { ok: true; lease: Lease | null; headers: string[] | null }
+  | {
+      ok: false;
+      code: 'rate_limited' | 'quota_exceeded';
+      message: string;
+      retryAfter: number;
+      headers: string[];
+    };
+
+/** A counter of one UTC day or month, as this process last knew it. */
+interface PeriodCount {
+  period: string;
+  n: number;
+  /** Counted here while Redis could not be reached: added to Redis when it is back. */
+  unsynced: number;
+}
+
+/** What this process knows of one key's counters: Redis's last answer, or its own while Redis is away. */
+interface LocalState {
+  bucket: Bucket | null;
+  day: PeriodCount | null;
+  month: PeriodCount | null;
+  inFlight: number;
+}
+
+/** A lease lives this long in Redis unless renewed (an instance that dies frees its slots after it). */
+export const LEASE_MS = 60_000;
+
+/**
+ * Enforces a policy's counters: the token bucket, the daily and monthly
+ * quotas and `max_concurrent`, shared by every instance through one Redis
+ * script per request. While Redis cannot answer, each instance enforces
+ * alone from memory, continuing from the counts Redis last reported (so a
+ * quota is not reset by an outage), and adds what it counted meanwhile to
+ * Redis when Redis is back.
+ */
+export class PolicyLimiter {
+  private readonly local = new Map<number, LocalState>();
+  private readonly live = new Map<string, Lease>();
+  private readonly instanceTag = randomBytes(6).toString('hex');
+  private seq = 0;
+  private renewTimer: NodeJS.Timeout | null = null;
+  /** The last shared call failed (or Redis was not ready): policies are enforced per instance. */
+  private degradedSince: number | null = null;
+  private readonly failureLog: RateLimitedLog;
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: RedisKeys,
+    logger: Logger,
+    private readonly now: () => number = Date.now,
+    private readonly leaseMs = LEASE_MS,
+  ) {
+    this.failureLog = new RateLimitedLog(
+      logger,
+      'policy counters unavailable in Redis; enforcing per instance',
+    );
+    redis.defineCommand('keypinPolicyAdmit', { numberOfKeys: 4, lua: ADMIT });
+    redis.on('ready', () => void this.syncUnsynced());
+  }
+
+  /** Whether policies are currently enforced by this instance alone (for `/ready`). */
+  get degraded(): boolean {
+    return this.degradedSince !== null;
+  }
+
+  start(): void {
+    this.renewTimer = setInterval(() => void this.renewLeases(), Math.max(1000, this.leaseMs / 3));
+    this.renewTimer.unref();
+  }
+
+  stop(): void {
+    if (this.renewTimer) clearInterval(this.renewTimer);
+    this.renewTimer = null;
+  }
+
+  /** Admits one request of `bindingId` under `p` (which counts something), or says why not. */
+  async admit(bindingId: number, p: CompiledPolicy): Promise<Admission> {
+    const now = this.now();
+    const day = utcDay(now);
+    const month = utcMonth(now);
+    if (this.redis.status === 'ready') {
+      const member = p.maxConcurrent > 0 ? `${this.instanceTag}:${++this.seq}` : '';
+      const leaseKey = this.keys.policyLeases(bindingId);
+      try {
+        const r = await (this.redis as unknown as PolicyCommands).keypinPolicyAdmit(
+          this.keys.policyBucket(bindingId),
+          this.keys.policyDay(bindingId, day),
+          this.keys.policyMonth(bindingId, month),
+          leaseKey,
+          now,
+          p.rate,
+          p.burst,
+          p.perDay,
+          nextUtcDay(now) - now + 3_600_000,
+          p.perMonth,
+          nextUtcMonth(now) - now + 86_400_000,
+          p.maxConcurrent,
+          member,
+          this.leaseMs,
+        );
+        this.degradedSince = null;
+        const verdict = Number(r[0]);
+        const state = this.remember(bindingId, p, day, month, Number(r[2]), Number(r[3]));
+        const tokens = Number(r[4]) / 1000;
+        if (verdict !== 0) return this.refusal(verdict, Number(r[1]), p, now, state, tokens);
+        let lease: Lease | null = null;
+        if (member !== '') {
+          lease = { bindingId, member, key: leaseKey };
+          this.live.set(member, lease);
+        }
+        return { ok: true, lease, headers: p.announces ? this.headers(p, now, state, tokens) : null };
+      } catch (err) {
+        this.failureLog.warn({ err: (err as Error).message });
+      }
+    }
+    this.degradedSince ??= now;
+    return this.admitLocally(bindingId, p, now, day, month);
+  }
+
+  /** Gives a request's slot back (every end of a request calls this exactly once). */
+  release(lease: Lease): void {
+    if (lease.member === null) {
+      const s = this.local.get(lease.bindingId);
+      if (s !== undefined && s.inFlight > 0) s.inFlight--;
+      return;
+    }
+    this.live.delete(lease.member);
+    // Best effort: a removal that fails ends with the lease's expiry.
+    if (this.redis.status === 'ready') this.redis.zrem(lease.key!, lease.member).catch(() => undefined);
+  }
+
+  /** Today's and this month's counts in Redis (quotas count only while a quota applies); null if Redis cannot answer. */
+  async liveCounts(bindingId: number): Promise<{ day: number; month: number } | null> {
+    if (this.redis.status !== 'ready') return null;
+    const now = this.now();
+    const [day, month] = await this.redis.mget(
+      this.keys.policyDay(bindingId, utcDay(now)),
+      this.keys.policyMonth(bindingId, utcMonth(now)),
+    );
+    return { day: Number(day ?? 0), month: Number(month ?? 0) };
+  }
+
+  /** Requests this instance holds a slot for (tests, metrics). */
+  get leasesHeld(): number {
+    let n = this.live.size;
+    for (const s of this.local.values()) n += s.inFlight;
+    return n;
+  }
+
+  private admitLocally(
+    bindingId: number,
+    p: CompiledPolicy,
+    now: number,
+    day: string,
+    month: string,
+  ): Admission {
+    const s = this.stateOf(bindingId);
+    const d = p.perDay > 0 ? period(s, 'day', day) : null;
+    const m = p.perMonth > 0 ? period(s, 'month', month) : null;
+    if (d !== null && d.n >= p.perDay) return this.refusal(2, 0, p, now, s, 0);
+    if (m !== null && m.n >= p.perMonth) return this.refusal(3, 0, p, now, s, 0);
+    if (p.maxConcurrent > 0 && s.inFlight >= p.maxConcurrent) return this.refusal(4, 1000, p, now, s, 0);
+    let tokens = 0;
+    if (p.rate > 0) {
+      s.bucket ??= { tokens: p.burst, at: now };
+      const wait = takeToken(s.bucket, now, p.rate, p.burst);
+      if (wait > 0) return this.refusal(1, wait, p, now, s, tokensAt(s.bucket, now, p.rate, p.burst));
+      tokens = s.bucket.tokens;
+    }
+    if (d !== null) {
+      d.n++;
+      d.unsynced++;
+    }
+    if (m !== null) {
+      m.n++;
+      m.unsynced++;
+    }
+    let lease: Lease | null = null;
+    if (p.maxConcurrent > 0) {
+      s.inFlight++;
+      lease = { bindingId, member: null, key: null };
+    }
+    return { ok: true, lease, headers: p.announces ? this.headers(p, now, s, tokens) : null };
+  }
+
+  private stateOf(bindingId: number): LocalState {
+    let s = this.local.get(bindingId);
+    if (s === undefined) {
+      s = { bucket: null, day: null, month: null, inFlight: 0 };
+      this.local.set(bindingId, s);
+    }
+    return s;
+  }
+
+  /** Keeps Redis's counts as the starting point should Redis become unreachable. */
+  private remember(
+    bindingId: number,
+    p: CompiledPolicy,
+    day: string,
+    month: string,
+    dayCount: number,
+    monthCount: number,
+  ): LocalState {
+    const s = this.stateOf(bindingId);
+    if (p.perDay > 0) {
+      const d = period(s, 'day', day);
+      d.n = Math.max(dayCount, d.unsynced);
+    }
+    if (p.perMonth > 0) {
+      const m = period(s, 'month', month);
+      m.n = Math.max(monthCount, m.unsynced);
+    }
+    s.bucket = null; // Redis holds the bucket; a local one starts full only when needed
+    return s;
+  }
+
+  private refusal(
+    verdict: number,
+    waitMs: number,
+    p: CompiledPolicy,
+    now: number,
+    s: LocalState,
+    tokens: number,
+  ): Admission {
+    const headers = this.headers(p, now, s, tokens);
+    if (verdict === 2 || verdict === 3) {
+      const daily = verdict === 2;
+      const resetMs = (daily ? nextUtcDay(now) : nextUtcMonth(now)) - now;
+      const limit = daily ? p.perDay : p.perMonth;
+      return {
+        ok: false,
+        code: 'quota_exceeded',
+        message:
+          `This API key has used its ${daily ? 'daily' : 'monthly'} quota of ${limit} requests; ` +
+          `it resets at the start of the next UTC ${daily ? 'day' : 'month'} (in ${retryAfterSeconds(resetMs)} s).`,
+        retryAfter: retryAfterSeconds(resetMs),
+        headers,
+      };
+    }
+    if (verdict === 4) {
+      return {
+        ok: false,
+        code: 'rate_limited',
+        message:
+          `Rate limit reached: this API key may have at most ${p.maxConcurrent} requests in progress at once; ` +
+          'wait for one to finish.',
+        retryAfter: retryAfterSeconds(waitMs),
+        headers,
+      };
+    }
+    return {
+      ok: false,
+      code: 'rate_limited',
+      message:
+        `Rate limit reached: this API key may make ${p.rate} requests per second (bursts of ${p.burst}); ` +
+        `try again in ${retryAfterSeconds(waitMs)} s.`,
+      retryAfter: retryAfterSeconds(waitMs),
+      headers,
+    };
+  }
+
+  /**
+   * `x-ratelimit-*-requests` as OpenAI sends them. With a quota, the quota
+   * closest to running out (limit, what is left, when it resets); with only
+   * a rate, the token bucket (its size, whole tokens left, time to refill).
+   */
+  private headers(p: CompiledPolicy, now: number, s: LocalState, tokens: number): string[] {
+    let limit: number;
+    let remaining: number;
+    let resetMs: number;
+    const dayLeft = p.perDay > 0 && s.day !== null ? p.perDay - s.day.n : Infinity;
+    const monthLeft = p.perMonth > 0 && s.month !== null ? p.perMonth - s.month.n : Infinity;
+    if (dayLeft !== Infinity || monthLeft !== Infinity) {
+      const daily = dayLeft <= monthLeft;
+      limit = daily ? p.perDay : p.perMonth;
+      remaining = daily ? dayLeft : monthLeft;
+      resetMs = (daily ? nextUtcDay(now) : nextUtcMonth(now)) - now;
+    } else {
+      limit = Math.floor(p.burst);
+      remaining = Math.floor(tokens);
+      resetMs = msUntilFull(tokens, p.rate, p.burst);
+    }
+    return [
+      'x-ratelimit-limit-requests',
+      String(limit),
+      'x-ratelimit-remaining-requests',
+      String(Math.max(0, remaining)),
+      'x-ratelimit-reset-requests',
+      formatResetDuration(resetMs),
+    ];
+  }
+
+  /** Keeps this instance's live leases from expiring (long streams, tunnels). */
+  private async renewLeases(): Promise<void> {
+    if (this.live.size === 0 || this.redis.status !== 'ready') return;
+    const until = this.now() + this.leaseMs;
+    const pipeline = this.redis.pipeline();
+    for (const lease of this.live.values()) pipeline.zadd(lease.key!, 'XX', until, lease.member!);
+    await pipeline.exec().catch(() => undefined);
+  }
+
+  /** Redis is back: adds what this instance counted alone, so the shared quotas include it. */
+  private async syncUnsynced(): Promise<void> {
+    const pipeline = this.redis.pipeline();
+    const synced: PeriodCount[] = [];
+    const now = this.now();
+    for (const [id, s] of this.local) {
+      if (s.day !== null && s.day.unsynced > 0) {
+        const key = this.keys.policyDay(id, s.day.period);
+        pipeline.incrby(key, s.day.unsynced).pexpire(key, nextUtcDay(now) - now + 3_600_000, 'NX');
+        synced.push(s.day);
+      }
+      if (s.month !== null && s.month.unsynced > 0) {
+        const key = this.keys.policyMonth(id, s.month.period);
+        pipeline.incrby(key, s.month.unsynced).pexpire(key, nextUtcMonth(now) - now + 86_400_000, 'NX');
+        synced.push(s.month);
+      }
+    }
+    if (synced.length === 0) return;
+    try {
+      await pipeline.exec();
+      for (const c of synced) c.unsynced = 0;
+    } catch {
+      // Still away; the next 'ready' tries again.
+    }
+  }
+}
+
+/** The state's counter for `name`, reset when the period has changed. */
+function period(s: LocalState, name: 'day' | 'month', current: string): PeriodCount {
+  let c = s[name];
+  if (c === null || c.period !== current) {
+    c = { period: current, n: 0, unsynced: 0 };
+    s[name] = c;
+  }
+  return c;
+}

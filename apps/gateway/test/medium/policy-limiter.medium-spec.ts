@@ -1,0 +1,191 @@
+import { type Redis } from 'ioredis';
+import pino from 'pino';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createCommandClient } from '../../src/infra/redis/redis.factory';
+import { RedisKeys } from '../../src/infra/redis/redis-keys';
+import { compilePolicy, type CompiledPolicy } from '../../src/policy/compiled-policy';
+import { type Admission, LEASE_MS, PolicyLimiter } from '../../src/policy/policy-limiter';
+import { utcDay } from '../../src/policy/policy-math';
+import { dropStores, freshStores, REDIS_URL } from '../support/stores';
+import { startThrowawayRedis } from '../support/throwaway';
+
+/**
+ * The policy limiter's Redis script against the real Redis, several
+ * "instances" (limiters with their own connections, built as runtime.ts
+ * builds them) sharing one set of counters: exact quotas under concurrency,
+ * the token bucket, leases in flight, and the fallback while Redis is away.
+ */
+
+const logger = pino({ level: 'silent' });
+const stores = freshStores('policy_limiter');
+const keys = new RedisKeys(stores.redisPrefix);
+const clients: Redis[] = [];
+
+afterAll(async () => {
+  for (const c of clients) c.disconnect();
+  await dropStores(stores.dbName, stores.redisPrefix);
+});
+
+function instance(url = REDIS_URL, now?: () => number, leaseMs?: number): PolicyLimiter {
+  const c = createCommandClient(url, logger, 'policy', { commandTimeout: 250, enableAutoPipelining: true });
+  clients.push(c);
+  return new PolicyLimiter(c, keys, logger, now, leaseMs);
+}
+
+async function ready(l: PolicyLimiter): Promise<void> {
+  // The limiter's connection is private: wait for it through a first admit on a throwaway policy.
+  const deadline = Date.now() + 5000;
+  while (Date.now() < deadline) {
+    await l.admit(999_999, policy({ requests_per_day: 1_000_000_000 }));
+    if (!l.degraded) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error('limiter never reached Redis');
+}
+
+const policy = (p: Parameters<typeof compilePolicy>[0]): CompiledPolicy => compilePolicy(p, 'binding')!;
+let nextId = 1;
+const newId = () => nextId++;
+const okCount = (rs: Admission[]) => rs.filter((r) => r.ok).length;
+
+describe('shared counters (one Redis script per request)', () => {
+  it('two instances admit exactly the daily quota between them under 400 concurrent requests', async () => {
+    const a = instance();
+    const b = instance();
+    await Promise.all([ready(a), ready(b)]);
+    const id = newId();
+    const p = policy({ requests_per_day: 137 });
+    const results = await Promise.all(
+      Array.from({ length: 400 }, (_, i) => (i % 2 === 0 ? a : b).admit(id, p)),
+    );
+    expect(okCount(results)).toBe(137);
+    expect(a.degraded || b.degraded).toBe(false);
+    const refused = results.filter((r) => !r.ok);
+    expect(refused.every((r) => !r.ok && r.code === 'quota_exceeded')).toBe(true);
+    expect(await a.liveCounts(id)).toEqual({ day: 137, month: 0 });
+  });
+
+  it('the token bucket is shared: a burst of 20 across two instances, then refill', async () => {
+    const a = instance();
+    const b = instance();
+    await Promise.all([ready(a), ready(b)]);
+    const id = newId();
+    const p = policy({ rate_per_second: 10, burst: 20 });
+    const first = await Promise.all(Array.from({ length: 60 }, (_, i) => (i % 2 ? a : b).admit(id, p)));
+    // 20 from the bucket, plus at most what refilled while the 60 calls ran.
+    expect(okCount(first)).toBeGreaterThanOrEqual(20);
+    expect(okCount(first)).toBeLessThanOrEqual(22);
+    const refused = first.find((r) => !r.ok)!;
+    expect(!refused.ok && refused.code).toBe('rate_limited');
+    expect(!refused.ok && refused.retryAfter).toBe(1);
+    await new Promise((r) => setTimeout(r, 1000));
+    const later = await Promise.all(Array.from({ length: 30 }, () => a.admit(id, p)));
+    expect(okCount(later)).toBeGreaterThanOrEqual(9);
+    expect(okCount(later)).toBeLessThanOrEqual(13);
+  });
+
+  it('forwarded answers get the tightest quota in x-ratelimit-* headers', async () => {
+    const a = instance();
+    await ready(a);
+    const id = newId();
+    const r = await a.admit(
+      id,
+      policy({ requests_per_day: 10, requests_per_month: 1000, rate_per_second: 100 }),
+    );
+    expect(r.ok && r.headers?.slice(0, 4)).toEqual([
+      'x-ratelimit-limit-requests',
+      '10',
+      'x-ratelimit-remaining-requests',
+      '9',
+    ]);
+  });
+
+  it('max_concurrent across instances: leases taken, refused at the limit, released', async () => {
+    const a = instance();
+    const b = instance();
+    await Promise.all([ready(a), ready(b)]);
+    const id = newId();
+    const p = policy({ max_concurrent: 3 });
+    const by = (i: number) => (i % 2 ? a : b);
+    const held = await Promise.all(Array.from({ length: 10 }, (_, i) => by(i).admit(id, p)));
+    expect(okCount(held)).toBe(3);
+    expect(a.leasesHeld + b.leasesHeld).toBe(3);
+    held.forEach((r, i) => {
+      if (r.ok && r.lease) by(i).release(r.lease);
+    });
+    expect(a.leasesHeld + b.leasesHeld).toBe(0);
+    // Releases are sent without waiting: give them a moment.
+    await new Promise((r) => setTimeout(r, 100));
+    const again = await Promise.all(Array.from({ length: 5 }, () => b.admit(id, p)));
+    expect(okCount(again)).toBe(3);
+  });
+
+  it('a lease of an instance that died expires after LEASE_MS; a live one is renewed', async () => {
+    const clock = { now: Date.now() };
+    const leaseMs = 2000;
+    const dying = instance(REDIS_URL, () => clock.now, leaseMs);
+    const alive = instance(REDIS_URL, () => clock.now, leaseMs);
+    await Promise.all([ready(dying), ready(alive)]);
+    const id = newId();
+    const p = policy({ max_concurrent: 1 });
+    expect((await dying.admit(id, p)).ok).toBe(true); // never released: the instance "dies"
+    expect((await alive.admit(id, p)).ok).toBe(false);
+    clock.now += leaseMs + 1;
+    const mine = await alive.admit(id, p);
+    expect(mine.ok).toBe(true);
+    alive.start(); // renews every max(1 s, leaseMs / 3)
+    clock.now += leaseMs - 500;
+    await new Promise((r) => setTimeout(r, 1300));
+    clock.now += 1000; // past the first expiry: only a renewal keeps it
+    expect((await dying.admit(id, p)).ok).toBe(false);
+    alive.stop();
+    expect(LEASE_MS).toBeGreaterThanOrEqual(30_000);
+  });
+
+  it('a clock behind the bucket refills nothing', async () => {
+    const clock = { now: Date.now() };
+    const a = instance(REDIS_URL, () => clock.now);
+    await ready(a);
+    const id = newId();
+    const p = policy({ rate_per_second: 1, burst: 2 });
+    expect(okCount(await Promise.all([a.admit(id, p), a.admit(id, p), a.admit(id, p)]))).toBe(2);
+    clock.now -= 60_000;
+    expect((await a.admit(id, p)).ok).toBe(false);
+    clock.now += 61_000;
+    expect((await a.admit(id, p)).ok).toBe(true);
+  });
+});
+
+describe('Redis away in the middle of a burst', () => {
+  it('keeps enforcing from the counts Redis last gave, and adds what it counted alone when Redis is back', async () => {
+    const redis = await startThrowawayRedis();
+    try {
+      const a = instance(redis.url);
+      await ready(a);
+      const id = newId();
+      const p = policy({ requests_per_day: 30 });
+      const before = await Promise.all(Array.from({ length: 12 }, () => a.admit(id, p)));
+      expect(okCount(before)).toBe(12);
+      await redis.stop();
+      const during = await Promise.all(Array.from({ length: 40 }, () => a.admit(id, p)));
+      expect(a.degraded).toBe(true);
+      // Continues from 12: 18 more, not 30.
+      expect(okCount(during)).toBe(18);
+      await redis.start();
+      const deadline = Date.now() + 10_000;
+      const probe = createCommandClient(redis.url, logger, 'probe');
+      clients.push(probe);
+      const dayKey = keys.policyDay(id, utcDay(Date.now()));
+      // Redis lost its memory (no persistence in the throwaway): the 18 counted alone come back.
+      while (Date.now() < deadline && (await probe.get(dayKey).catch(() => null)) !== '18') {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(await probe.get(dayKey)).toBe('18');
+      const after = await a.admit(id, p);
+      expect(a.degraded).toBe(false);
+      expect(after.ok).toBe(true); // Redis (18) is the shared truth again: 12 more would pass
+    } finally {
+      await redis.destroy().catch(() => undefined);
+    }
+  });
+});
