@@ -3,7 +3,7 @@
 // nginx proxy_pass with an IP allowlist, and through the KeyPin gateway, in one
 // run on one machine. See bench/README.md for what is measured and how.
 //
-//   node bench/run.mjs [--quick] [--targets direct,nginx,keypin] [--no-memory]
+//   node bench/run.mjs [--quick] [--targets direct,nginx,keypin] [--no-memory] [--no-policy]
 //
 // Exits non-zero when any run saw a status it should not have (a non-2xx on
 // allowed traffic, anything but 403 on KeyPin's blocked traffic), or when a
@@ -28,6 +28,7 @@ import {
   versionOf,
   waitFor,
   pidsNamed,
+  processTicks,
   waitQuiet,
 } from './lib/procs.mjs';
 import { int, mib, ms, prettyJson, ratio, signedMs, table } from './lib/report.mjs';
@@ -47,7 +48,7 @@ const option = (name, def) => {
   return i !== -1 && argv[i + 1] && !argv[i + 1].startsWith('--') ? argv[i + 1] : def;
 };
 if (flag('help')) {
-  console.log('usage: node bench/run.mjs [--quick] [--targets direct,nginx,keypin] [--no-memory]');
+  console.log('usage: node bench/run.mjs [--quick] [--targets direct,nginx,keypin] [--no-memory] [--no-policy]');
   process.exit(0);
 }
 const QUICK = flag('quick');
@@ -87,11 +88,16 @@ const P = {
 const RUN_TAG = randomBytes(4).toString('hex');
 const ALLOWED_KEY = `sk-benchallowed${RUN_TAG}`;
 const BLOCKED_KEY = `sk-benchblocked${RUN_TAG}`;
+/** A key with a rate and a daily quota far above the load (docs/policies.md): what a policy costs. */
+const LIMITED_KEY = `sk-benchlimited${RUN_TAG}`;
+const LIMITED_POLICY = { rate_per_second: 1_000_000, burst: 1_000_000, requests_per_day: 1_000_000_000 };
+const BENCH_ADMIN = { user: 'bench', password: `bench-${RUN_TAG}-${randomBytes(8).toString('hex')}` };
 const OTHER_IP = '127.0.0.2';
 
 const SPEC = {
   allowed: { method: 'GET', path: '/v1/models', headers: { authorization: `Bearer ${ALLOWED_KEY}` } },
   blocked: { method: 'GET', path: '/v1/models', headers: { authorization: `Bearer ${BLOCKED_KEY}` } },
+  limited: { method: 'GET', path: '/v1/models', headers: { authorization: `Bearer ${LIMITED_KEY}` } },
 };
 const SSE_SPEC = {
   path: '/v1/chat/completions',
@@ -233,6 +239,9 @@ async function startKeypin(tmp, upstreamPort) {
       // for the whole phase; a quick stop at the end.
       CACHE_TTL_SECONDS: '900',
       SHUTDOWN_GRACE_MS: '3000',
+      // The bootstrap admin the bench logs in as to give LIMITED_KEY its policy.
+      ADMIN_USERNAME: BENCH_ADMIN.user,
+      ADMIN_PASSWORD: BENCH_ADMIN.password,
     },
   });
   const shownEnv = Object.fromEntries(
@@ -300,6 +309,87 @@ async function prepare(targets) {
       c.close();
     }
   }
+}
+
+/**
+ * Binds LIMITED_KEY and gives it LIMITED_POLICY through the admin API (a
+ * rate and a quota far above any load: every request is admitted, and
+ * every request costs the policy check's Redis round trip).
+ */
+async function setUpLimitedKey(keypin) {
+  const first = await fetch(`${keypin.url}${SPEC.limited.path}`, { headers: SPEC.limited.headers });
+  if (first.status !== 200) throw new Error(`keypin: first use of the limited key got ${first.status}`);
+  const login = await fetch(`${keypin.url}/admin/api/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username: BENCH_ADMIN.user, password: BENCH_ADMIN.password }),
+  });
+  if (login.status !== 200) throw new Error(`keypin: admin login got ${login.status} (an existing bench admin?)`);
+  const auth = { authorization: `Bearer ${(await login.json()).access_token}` };
+  const found = await fetch(`${keypin.url}/admin/api/bindings?search=${encodeURIComponent(LIMITED_KEY)}`, {
+    headers: auth,
+  });
+  const id = (await found.json()).items?.[0]?.id;
+  if (typeof id !== 'number') throw new Error('keypin: the limited key has no binding');
+  const set = await fetch(`${keypin.url}/admin/api/bindings/policy`, {
+    method: 'PUT',
+    headers: { ...auth, 'content-type': 'application/json' },
+    body: JSON.stringify({ id, policy: LIMITED_POLICY }),
+  });
+  if (set.status !== 200) throw new Error(`keypin: setting the policy got ${set.status}: ${await set.text()}`);
+  await new Promise((r) => setTimeout(r, 1200)); // enforced within 1 s
+  const check = await fetch(`${keypin.url}${SPEC.limited.path}`, { headers: SPEC.limited.headers });
+  if (check.headers.get('x-ratelimit-limit-requests') === null) {
+    throw new Error('keypin: the limited key answers without x-ratelimit-* headers: its policy is not in force');
+  }
+}
+
+/**
+ * What a key policy costs: KeyPin alone, a key without a policy and a key
+ * with a rate and a quota, alternated (this machine's speed drifts), with
+ * the gateway's CPU time per request from /proc.
+ */
+async function policyPhase(keypin, tmp) {
+  const rounds = QUICK ? 1 : 3;
+  const runs = { allowed: [], limited: [] };
+  for (let round = 0; round < rounds; round++) {
+    for (const workload of ['allowed', 'limited']) {
+      const what = `wrk ${workload} → keypin (policy phase, round ${round + 1}/${rounds})`;
+      await settle(what);
+      step(`${what} (-t1 -c${P.wrkConnections} -d${P.wrkDurationS}s)`);
+      const ticks0 = processTicks(keypin.pid);
+      const r = await runWrk(`${keypin.url}${SPEC[workload].path}`, SPEC[workload], {
+        connections: P.wrkConnections,
+        durationS: P.wrkDurationS,
+        tmpDir: tmp,
+        name: `keypin-policy-${workload}-${round}`,
+      });
+      const ticks = processTicks(keypin.pid) - ticks0;
+      checkStatuses(what, r.statuses, workload, 'keypin');
+      if (r.non2xx3xx !== 0) fail(`${what}: wrk reports ${r.non2xx3xx} non-2xx/3xx responses`);
+      const cpuUsPerRequest = r.requests > 0 ? (ticks * 10_000) / r.requests : null;
+      console.log(`        ${int(r.rps)} req/s, ${cpuUsPerRequest?.toFixed(0) ?? '—'} µs CPU per request`);
+      runs[workload].push({ rps: r.rps, requests: r.requests, cpuUsPerRequest });
+    }
+  }
+  const median = (xs) => {
+    const s = xs.filter((x) => x !== null).sort((a, b) => a - b);
+    return s.length === 0 ? null : s[Math.floor(s.length / 2)];
+  };
+  const summary = (w) => ({
+    rps: median(runs[w].map((r) => r.rps)),
+    cpuUsPerRequest: median(runs[w].map((r) => r.cpuUsPerRequest)),
+  });
+  const allowed = summary('allowed');
+  const limited = summary('limited');
+  return {
+    policy: LIMITED_POLICY,
+    rounds,
+    runs,
+    allowed,
+    limited,
+    limitedOverAllowedRps: allowed.rps && limited.rps ? limited.rps / allowed.rps : null,
+  };
 }
 
 /**
@@ -713,6 +803,21 @@ function printReport(r) {
       ],
     ),
   );
+  const pol = r.policy;
+  if (pol) {
+    const cpu = (v) => (v === null || v === undefined ? '—' : `${v.toFixed(0)} µs`);
+    parts.push(
+      table(
+        `KeyPin: what a key policy costs (${JSON.stringify(pol.policy)}; medians of ${pol.rounds} alternated wrk runs)`,
+        ['', 'req/s', 'CPU per request'],
+        [
+          ['key without a policy', int(pol.allowed.rps), cpu(pol.allowed.cpuUsPerRequest)],
+          ['key with a rate and a quota', int(pol.limited.rps), cpu(pol.limited.cpuUsPerRequest)],
+          ['with / without', ratio(pol.limitedOverAllowedRps), ''],
+        ],
+      ),
+    );
+  }
   const m = r.memory;
   if (m) {
     const rows = [
@@ -813,6 +918,7 @@ async function main() {
 
     step('pinning keys and checking every target answers');
     await prepare(targets);
+    if (keypin) await setUpLimitedKey(keypin);
 
     await settle('the first run');
     await wrkWarmup(targets, tmp);
@@ -836,6 +942,10 @@ async function main() {
       const rate = Math.max(100, Math.round(wrk[base].rps * P.c32LoadShare));
       results.latency.c32[workload] = await latencyC32(targets, workload, rate);
       if (workload === 'allowed') results.sse = await sse(targets);
+    }
+    if (keypin && !flag('no-policy')) {
+      console.log('\n== key policy cost');
+      results.policy = await policyPhase(keypin, tmp);
     }
     if (keypin) {
       results.memory = {

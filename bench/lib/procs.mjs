@@ -171,8 +171,8 @@ function machineTimes() {
   return { idle, total };
 }
 
-/** CPU time (user + system, in ticks) a process has used so far, or 0 when gone. */
-function processTicks(pid) {
+/** CPU time (user + system, in ticks of 1/100 s) a process has used so far, or 0 when gone. */
+export function processTicks(pid) {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');

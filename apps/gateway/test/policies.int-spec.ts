@@ -198,6 +198,47 @@ describe('key policies on one gateway', () => {
     expect((await get(gw, key)).status).toBe(200);
   });
 
+  it('models: what KeyPin cannot read with certainty is refused (compressed body, two Content-Types, x-litellm-model)', async () => {
+    const { key } = await keyWith({ models: ['gpt-4o-mini'] });
+    const seen = downstream.seen.length;
+    const sendWith = (headers: [string, string][], body: string) =>
+      send(`${gw.url}/v1/chat/completions`, {
+        method: 'POST',
+        from: '127.0.0.2',
+        headers: [['authorization', `Bearer ${key}`], ...headers],
+        body,
+      });
+    const gz = await sendWith(
+      [
+        ['content-type', 'application/json'],
+        ['content-encoding', 'gzip'],
+      ],
+      chat('gpt-4o-mini'),
+    );
+    expectError(gz, 400, 'bad_request');
+    expect(gz.json().error.message).toMatch(/compressed/);
+    const twoTypes = await sendWith(
+      [
+        ['content-type', 'application/json'],
+        ['content-type', 'application/x-www-form-urlencoded'],
+      ],
+      chat('gpt-4o-mini'),
+    );
+    expectError(twoTypes, 400, 'bad_request');
+    const header = await sendWith(
+      [
+        ['content-type', 'application/json'],
+        ['x-litellm-model', 'gpt-4o'],
+      ],
+      chat('gpt-4o-mini'),
+    );
+    expectError(header, 403, 'model_not_allowed');
+    // Case-folded and duplicated names, as Go's encoding/json and gjson read them.
+    expectError(await post(gw, key, '{"model":"gpt-4o-mini","MODEL":"gpt-4o"}'), 400, 'bad_request');
+    expectError(await post(gw, key, '{"Model":"gpt-4o"}'), 403, 'model_not_allowed');
+    expect(downstream.seen.length).toBe(seen);
+  });
+
   it('models: a Realtime WebSocket upgrade with a refused ?model= is answered 403 and never reaches the relay', async () => {
     const { key } = await keyWith({ models: ['gpt-4o-mini'] });
     const seen = downstream.seen.length;

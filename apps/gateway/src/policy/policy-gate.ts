@@ -74,6 +74,8 @@ export class PolicyGate {
     let body: Buffer | null = null;
     if (p.readsRequest) {
       const fields = fieldsFromTarget(req.url!);
+      const h = scanPolicyHeaders(req.rawHeaders, fields.models);
+      if (h !== null) return refuse('bad_request', h, false);
       if (hasBody) {
         const read = await readBody(req, this.options.bodyLimit, this.options.bodyTimeoutMs);
         if (read.kind === 'too_large') {
@@ -130,6 +132,35 @@ export class PolicyGate {
   release(lease: Lease): void {
     this.limiter.release(lease);
   }
+}
+
+/**
+ * The request headers a `models` / `max_tokens` policy must look at
+ * (docs/policy-fields.md, "What is not read"): LiteLLM's `x-litellm-model`
+ * names a model (added to `models`); a compressed body (New API and One API
+ * decompress it, KeyPin would read the compressed bytes) and a repeated
+ * Content-Type (Go reads the first, Starlette the last) cannot be judged.
+ * Returns the refusal's message, or null.
+ */
+function scanPolicyHeaders(raw: readonly string[], models: string[]): string | null {
+  let contentTypes = 0;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i]!.toLowerCase();
+    if (name === 'x-litellm-model') {
+      for (const part of raw[i + 1]!.split(',')) {
+        const m = part.trim();
+        if (m !== '' && !models.includes(m)) models.push(m);
+      }
+    } else if (name === 'content-type') {
+      if (++contentTypes > 1) return "A request under this API key's policy may carry only one Content-Type.";
+    } else if (name === 'content-encoding') {
+      const v = raw[i + 1]!.trim().toLowerCase();
+      if (v !== '' && v !== 'identity') {
+        return "KeyPin cannot check a compressed request body under this API key's policy; send it uncompressed.";
+      }
+    }
+  }
+  return null;
 }
 
 function refuse(code: ErrorCode, message: string, bodyRead: boolean): PolicyCheck {

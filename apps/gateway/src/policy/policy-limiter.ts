@@ -18,17 +18,19 @@ import {
 } from './policy-math';
 
 /**
- * One atomic round trip per request for everything a policy counts
- * (docs/contract.md 9): the quotas, the requests in flight and the token
- * bucket are checked first, and only when all of them admit the request is
- * any of them charged. All four keys carry the binding id as a hash tag
- * (one Redis Cluster slot).
+ * One atomic step for everything a policy counts (docs/contract.md 9), for
+ * `n` requests of one key at once: the requests of a key that arrive in
+ * the same turn of the event loop share one round trip (under load, many
+ * do). Each request is judged in turn, exactly as if it had come alone:
+ * the quotas, the requests in flight and the token bucket are checked
+ * first, and only a request that all of them admit charges any of them.
+ * All four keys carry the binding id as a hash tag (one Redis Cluster slot).
  *
  * KEYS: 1 bucket (hash t, at), 2 day counter, 3 month counter, 4 leases (zset by expiry)
  * ARGV: 1 now ms, 2 rate/s, 3 burst, 4 per day, 5 day TTL ms, 6 per month,
- *       7 month TTL ms, 8 max concurrent, 9 lease member, 10 lease ms
- * Returns {verdict, wait ms, day count, month count, tokens × 1000};
- * verdict 0 admitted, 1 rate, 2 day quota, 3 month quota, 4 concurrency.
+ *       7 month TTL ms, 8 max concurrent, 9 lease ms, 10 n, 11… lease members
+ * Returns, per request, {verdict, wait ms, day count, month count, tokens × 1000}
+ * (flat); verdict 0 admitted, 1 rate, 2 day quota, 3 month quota, 4 concurrency.
  *
  * The caller's clock is used (not Redis's TIME): the day and month are part
  * of the key names, which a cluster needs to know before the script runs.
@@ -41,48 +43,75 @@ local burst = tonumber(ARGV[3])
 local perDay = tonumber(ARGV[4])
 local perMonth = tonumber(ARGV[6])
 local maxc = tonumber(ARGV[8])
+local leaseMs = tonumber(ARGV[9])
+local n = tonumber(ARGV[10])
 local day = 0
 local month = 0
 if perDay > 0 then day = tonumber(redis.call('GET', KEYS[2]) or '0') end
 if perMonth > 0 then month = tonumber(redis.call('GET', KEYS[3]) or '0') end
-if perDay > 0 and day >= perDay then return {2, 0, day, month, 0} end
-if perMonth > 0 and month >= perMonth then return {3, 0, day, month, 0} end
+local inflight = 0
 if maxc > 0 then
   redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now)
-  if redis.call('ZCARD', KEYS[4]) >= maxc then return {4, 1000, day, month, 0} end
+  inflight = redis.call('ZCARD', KEYS[4])
 end
 local tokens = 0
+local at = now
 if rate > 0 then
   local b = redis.call('HMGET', KEYS[1], 't', 'at')
   tokens = tonumber(b[1]) or burst
-  local at = tonumber(b[2]) or now
+  at = tonumber(b[2]) or now
   if now > at then
     tokens = tokens + (now - at) * rate / 1000
     at = now
   end
   if tokens > burst then tokens = burst end
-  if tokens < 1 then
-    return {1, math.max(1, math.ceil((1 - tokens) * 1000 / rate)), day, month, math.floor(tokens * 1000)}
+end
+local out = {}
+local admitted = 0
+for i = 1, n do
+  local verdict = 0
+  local wait = 0
+  if perDay > 0 and day >= perDay then verdict = 2
+  elseif perMonth > 0 and month >= perMonth then verdict = 3
+  elseif maxc > 0 and inflight >= maxc then
+    verdict = 4
+    wait = 1000
+  elseif rate > 0 and tokens < 1 then
+    verdict = 1
+    wait = math.max(1, math.ceil((1 - tokens) * 1000 / rate))
+  else
+    admitted = admitted + 1
+    if rate > 0 then tokens = tokens - 1 end
+    if perDay > 0 then day = day + 1 end
+    if perMonth > 0 then month = month + 1 end
+    if maxc > 0 then
+      inflight = inflight + 1
+      redis.call('ZADD', KEYS[4], now + leaseMs, ARGV[10 + i])
+    end
   end
-  tokens = tokens - 1
-  redis.call('HSET', KEYS[1], 't', tostring(tokens), 'at', tostring(at))
-  redis.call('PEXPIRE', KEYS[1], math.ceil(burst * 1000 / rate) + 60000)
+  out[#out + 1] = verdict
+  out[#out + 1] = wait
+  out[#out + 1] = day
+  out[#out + 1] = month
+  out[#out + 1] = math.floor(tokens * 1000)
 end
-if perDay > 0 then
-  day = redis.call('INCR', KEYS[2])
-  if day == 1 then redis.call('PEXPIRE', KEYS[2], ARGV[5]) end
+if admitted > 0 then
+  if rate > 0 then
+    redis.call('HSET', KEYS[1], 't', tostring(tokens), 'at', tostring(at))
+    redis.call('PEXPIRE', KEYS[1], math.ceil(burst * 1000 / rate) + 60000)
+  end
+  if perDay > 0 and redis.call('INCRBY', KEYS[2], admitted) == admitted then
+    redis.call('PEXPIRE', KEYS[2], ARGV[5])
+  end
+  if perMonth > 0 and redis.call('INCRBY', KEYS[3], admitted) == admitted then
+    redis.call('PEXPIRE', KEYS[3], ARGV[7])
+  end
+  if maxc > 0 then redis.call('PEXPIRE', KEYS[4], leaseMs * 2) end
 end
-if perMonth > 0 then
-  month = redis.call('INCR', KEYS[3])
-  if month == 1 then redis.call('PEXPIRE', KEYS[3], ARGV[7]) end
-end
-if maxc > 0 then
-  redis.call('ZADD', KEYS[4], now + tonumber(ARGV[10]), ARGV[9])
-  redis.call('PEXPIRE', KEYS[4], tonumber(ARGV[10]) * 2)
-end
-return {0, 0, day, month, math.floor(tokens * 1000)}`;
+return out`;
 
-type ScriptReply = [number, number, number, number, number];
+/** Five numbers per request of the batch. */
+type ScriptReply = number[];
 
 interface PolicyCommands {
   keypinPolicyAdmit(...args: (string | number)[]): Promise<ScriptReply>;
@@ -105,6 +134,16 @@ export type Admission =
       retryAfter: number;
       headers: string[];
     };
+
+/** The requests of one key waiting for one script call. */
+interface Batch {
+  bindingId: number;
+  p: CompiledPolicy;
+  waiters: { resolve: (a: Admission) => void; member: string }[];
+}
+
+/** At most this many requests of one key in one script call. */
+const MAX_BATCH = 256;
 
 /** A counter of one UTC day or month, as this process last knew it. */
 interface PeriodCount {
@@ -142,6 +181,13 @@ export class PolicyLimiter {
   /** The last shared call failed (or Redis was not ready): policies are enforced per instance. */
   private degradedSince: number | null = null;
   private readonly failureLog: RateLimitedLog;
+  /** Requests waiting for this turn's script calls, by binding id. */
+  private readonly pending = new Map<number, Batch>();
+  private flushScheduled = false;
+  private day = '';
+  private month = '';
+  private dayEnds = 0;
+  private monthEnds = 0;
 
   constructor(
     private readonly redis: Redis,
@@ -173,48 +219,110 @@ export class PolicyLimiter {
     this.renewTimer = null;
   }
 
-  /** Admits one request of `bindingId` under `p` (which counts something), or says why not. */
-  async admit(bindingId: number, p: CompiledPolicy): Promise<Admission> {
-    const now = this.now();
-    const day = utcDay(now);
-    const month = utcMonth(now);
-    if (this.redis.status === 'ready') {
-      const member = p.maxConcurrent > 0 ? `${this.instanceTag}:${++this.seq}` : '';
-      const leaseKey = this.keys.policyLeases(bindingId);
-      try {
-        const r = await (this.redis as unknown as PolicyCommands).keypinPolicyAdmit(
-          this.keys.policyBucket(bindingId),
-          this.keys.policyDay(bindingId, day),
-          this.keys.policyMonth(bindingId, month),
-          leaseKey,
-          now,
-          p.rate,
-          p.burst,
-          p.perDay,
-          nextUtcDay(now) - now + 3_600_000,
-          p.perMonth,
-          nextUtcMonth(now) - now + 86_400_000,
-          p.maxConcurrent,
-          member,
-          this.leaseMs,
-        );
-        this.degradedSince = null;
-        const verdict = Number(r[0]);
-        const state = this.remember(bindingId, p, day, month, Number(r[2]), Number(r[3]));
-        const tokens = Number(r[4]) / 1000;
-        if (verdict !== 0) return this.refusal(verdict, Number(r[1]), p, now, state, tokens);
-        let lease: Lease | null = null;
-        if (member !== '') {
-          lease = { bindingId, member, key: leaseKey };
-          this.live.set(member, lease);
-        }
-        return { ok: true, lease, headers: p.announces ? this.headers(p, now, state, tokens) : null };
-      } catch (err) {
-        this.failureLog.warn({ err: (err as Error).message });
+  /**
+   * Admits one request of `bindingId` under `p` (which counts something),
+   * or says why not. The requests of one key that arrive in the same turn
+   * of the event loop go to Redis together, in one script call.
+   */
+  admit(bindingId: number, p: CompiledPolicy): Promise<Admission> {
+    if (this.redis.status !== 'ready') return Promise.resolve(this.admitAlone(bindingId, p, this.now()));
+    return new Promise<Admission>((resolve) => {
+      let b = this.pending.get(bindingId);
+      if (b !== undefined && b.p !== p) {
+        // The key's policy changed within this turn: the earlier requests go as they are.
+        this.pending.delete(bindingId);
+        void this.send(b);
+        b = undefined;
       }
+      if (b === undefined) {
+        b = { bindingId, p, waiters: [] };
+        this.pending.set(bindingId, b);
+      }
+      b.waiters.push({ resolve, member: p.maxConcurrent > 0 ? `${this.instanceTag}:${++this.seq}` : '' });
+      if (b.waiters.length >= MAX_BATCH) {
+        this.pending.delete(bindingId);
+        void this.send(b);
+      } else if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(this.flush);
+      }
+    });
+  }
+
+  private readonly flush = (): void => {
+    this.flushScheduled = false;
+    for (const b of this.pending.values()) void this.send(b);
+    this.pending.clear();
+  };
+
+  /** One script call for a batch of one key's requests; each waiter hears its own answer. */
+  private async send(b: Batch): Promise<void> {
+    const now = this.now();
+    this.turnPeriods(now);
+    const { bindingId: id, p, waiters } = b;
+    const n = waiters.length;
+    const leaseKey = this.keys.policyLeases(id);
+    const args: (string | number)[] = [
+      this.keys.policyBucket(id),
+      this.keys.policyDay(id, this.day),
+      this.keys.policyMonth(id, this.month),
+      leaseKey,
+      now,
+      p.rate,
+      p.burst,
+      p.perDay,
+      this.dayEnds - now + 3_600_000,
+      p.perMonth,
+      this.monthEnds - now + 86_400_000,
+      p.maxConcurrent,
+      this.leaseMs,
+      n,
+    ];
+    if (p.maxConcurrent > 0) for (const w of waiters) args.push(w.member);
+    let r: ScriptReply;
+    try {
+      r = await (this.redis as unknown as PolicyCommands).keypinPolicyAdmit(...args);
+    } catch (err) {
+      this.failureLog.warn({ err: (err as Error).message });
+      for (const w of waiters) w.resolve(this.admitAlone(id, p, now));
+      return;
     }
+    this.degradedSince = null;
+    for (let i = 0; i < n; i++) {
+      const o = i * 5;
+      const verdict = Number(r[o]);
+      const day = Number(r[o + 2]);
+      const month = Number(r[o + 3]);
+      const tokens = Number(r[o + 4]) / 1000;
+      const w = waiters[i]!;
+      if (verdict !== 0) {
+        w.resolve(this.refusal(verdict, Number(r[o + 1]), p, now, day, month, tokens));
+        continue;
+      }
+      let lease: Lease | null = null;
+      if (w.member !== '') {
+        lease = { bindingId: id, member: w.member, key: leaseKey };
+        this.live.set(w.member, lease);
+      }
+      w.resolve({ ok: true, lease, headers: p.announces ? this.headers(p, now, day, month, tokens) : null });
+    }
+    this.remember(id, p, Number(r[(n - 1) * 5 + 2]), Number(r[(n - 1) * 5 + 3]));
+  }
+
+  /** Redis cannot answer: this instance judges alone (and says so on `/ready`). */
+  private admitAlone(bindingId: number, p: CompiledPolicy, now: number): Admission {
     this.degradedSince ??= now;
-    return this.admitLocally(bindingId, p, now, day, month);
+    this.turnPeriods(now);
+    return this.admitLocally(bindingId, p, now, this.day, this.month);
+  }
+
+  /** The current UTC day and month names, recomputed only when a day ends. */
+  private turnPeriods(now: number): void {
+    if (now < this.dayEnds && now >= this.dayEnds - 86_400_000) return;
+    this.day = utcDay(now);
+    this.month = utcMonth(now);
+    this.dayEnds = nextUtcDay(now);
+    this.monthEnds = nextUtcMonth(now);
   }
 
   /** Gives a request's slot back (every end of a request calls this exactly once). */
@@ -257,14 +365,16 @@ export class PolicyLimiter {
     const s = this.stateOf(bindingId);
     const d = p.perDay > 0 ? period(s, 'day', day) : null;
     const m = p.perMonth > 0 ? period(s, 'month', month) : null;
-    if (d !== null && d.n >= p.perDay) return this.refusal(2, 0, p, now, s, 0);
-    if (m !== null && m.n >= p.perMonth) return this.refusal(3, 0, p, now, s, 0);
-    if (p.maxConcurrent > 0 && s.inFlight >= p.maxConcurrent) return this.refusal(4, 1000, p, now, s, 0);
+    const dn = d?.n ?? 0;
+    const mn = m?.n ?? 0;
+    if (d !== null && dn >= p.perDay) return this.refusal(2, 0, p, now, dn, mn, 0);
+    if (m !== null && mn >= p.perMonth) return this.refusal(3, 0, p, now, dn, mn, 0);
+    if (p.maxConcurrent > 0 && s.inFlight >= p.maxConcurrent) return this.refusal(4, 1000, p, now, dn, mn, 0);
     let tokens = 0;
     if (p.rate > 0) {
       s.bucket ??= { tokens: p.burst, at: now };
       const wait = takeToken(s.bucket, now, p.rate, p.burst);
-      if (wait > 0) return this.refusal(1, wait, p, now, s, tokensAt(s.bucket, now, p.rate, p.burst));
+      if (wait > 0) return this.refusal(1, wait, p, now, dn, mn, tokensAt(s.bucket, now, p.rate, p.burst));
       tokens = s.bucket.tokens;
     }
     if (d !== null) {
@@ -280,7 +390,11 @@ export class PolicyLimiter {
       s.inFlight++;
       lease = { bindingId, member: null, key: null };
     }
-    return { ok: true, lease, headers: p.announces ? this.headers(p, now, s, tokens) : null };
+    return {
+      ok: true,
+      lease,
+      headers: p.announces ? this.headers(p, now, d?.n ?? 0, m?.n ?? 0, tokens) : null,
+    };
   }
 
   private stateOf(bindingId: number): LocalState {
@@ -293,25 +407,18 @@ export class PolicyLimiter {
   }
 
   /** Keeps Redis's counts as the starting point should Redis become unreachable. */
-  private remember(
-    bindingId: number,
-    p: CompiledPolicy,
-    day: string,
-    month: string,
-    dayCount: number,
-    monthCount: number,
-  ): LocalState {
+  private remember(bindingId: number, p: CompiledPolicy, dayCount: number, monthCount: number): void {
+    if (p.perDay === 0 && p.perMonth === 0) return;
     const s = this.stateOf(bindingId);
     if (p.perDay > 0) {
-      const d = period(s, 'day', day);
+      const d = period(s, 'day', this.day);
       d.n = Math.max(dayCount, d.unsynced);
     }
     if (p.perMonth > 0) {
-      const m = period(s, 'month', month);
+      const m = period(s, 'month', this.month);
       m.n = Math.max(monthCount, m.unsynced);
     }
     s.bucket = null; // Redis holds the bucket; a local one starts full only when needed
-    return s;
   }
 
   private refusal(
@@ -319,10 +426,11 @@ export class PolicyLimiter {
     waitMs: number,
     p: CompiledPolicy,
     now: number,
-    s: LocalState,
+    day: number,
+    month: number,
     tokens: number,
   ): Admission {
-    const headers = this.headers(p, now, s, tokens);
+    const headers = this.headers(p, now, day, month, tokens);
     if (verdict === 2 || verdict === 3) {
       const daily = verdict === 2;
       const resetMs = (daily ? nextUtcDay(now) : nextUtcMonth(now)) - now;
@@ -364,12 +472,12 @@ export class PolicyLimiter {
    * closest to running out (limit, what is left, when it resets); with only
    * a rate, the token bucket (its size, whole tokens left, time to refill).
    */
-  private headers(p: CompiledPolicy, now: number, s: LocalState, tokens: number): string[] {
+  private headers(p: CompiledPolicy, now: number, day: number, month: number, tokens: number): string[] {
     let limit: number;
     let remaining: number;
     let resetMs: number;
-    const dayLeft = p.perDay > 0 && s.day !== null ? p.perDay - s.day.n : Infinity;
-    const monthLeft = p.perMonth > 0 && s.month !== null ? p.perMonth - s.month.n : Infinity;
+    const dayLeft = p.perDay > 0 ? p.perDay - day : Infinity;
+    const monthLeft = p.perMonth > 0 ? p.perMonth - month : Infinity;
     if (dayLeft !== Infinity || monthLeft !== Infinity) {
       const daily = dayLeft <= monthLeft;
       limit = daily ? p.perDay : p.perMonth;

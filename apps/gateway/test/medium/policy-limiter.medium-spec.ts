@@ -65,6 +65,22 @@ describe('shared counters (one Redis script per request)', () => {
     expect(await a.liveCounts(id)).toEqual({ day: 137, month: 0 });
   });
 
+  it('requests of one key in one turn share script calls, each judged in turn (600 at once, quota 250, 3 in flight)', async () => {
+    const a = instance();
+    await ready(a);
+    const id = newId();
+    const p = policy({ requests_per_day: 250, max_concurrent: 1000, rate_per_second: 1, burst: 400 });
+    const results = await Promise.all(Array.from({ length: 600 }, () => a.admit(id, p)));
+    // The bucket (400) would admit more: the quota decides, in arrival order.
+    expect(results.slice(0, 250).every((r) => r.ok)).toBe(true);
+    expect(results.slice(250).every((r) => !r.ok && r.code === 'quota_exceeded')).toBe(true);
+    const remaining = results.slice(0, 250).map((r) => (r.ok ? Number(r.headers![3]) : -1));
+    expect(remaining).toEqual(Array.from({ length: 250 }, (_, i) => 249 - i));
+    expect(a.leasesHeld).toBe(250);
+    for (const r of results) if (r.ok && r.lease) a.release(r.lease);
+    expect(a.leasesHeld).toBe(0);
+  });
+
   it('the token bucket is shared: a burst of 20 across two instances, then refill', async () => {
     const a = instance();
     const b = instance();
