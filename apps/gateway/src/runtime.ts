@@ -80,7 +80,7 @@ export interface Runtime {
   webhookSender: WebhookSender;
   changeFeed: ChangeFeed;
   readiness: ReadinessProbe;
-  /** A Redis connection of its own for the policy counters (short timeout, auto-pipelined). */
+  /** A Redis connection of its own for the policy counters (short timeout). */
   policyRedis: Redis;
   limiter: PolicyLimiter;
 }
@@ -182,10 +182,11 @@ export async function createRuntime(config: AppConfig, logger: Logger): Promise<
     workers.start();
   }
 
-  const policyRedis = createCommandClient(config.redisUrl, logger, 'policy', {
-    commandTimeout: 250,
-    enableAutoPipelining: true,
-  });
+  // Its own connection, with a short timeout: a slow Redis sends policy
+  // checks to the in-process fallback instead of holding requests. No
+  // auto-pipelining: the limiter batches a key's requests itself, and
+  // ioredis's pipelining costs more CPU per command than it saves here.
+  const policyRedis = createCommandClient(config.redisUrl, logger, 'policy', { commandTimeout: 250 });
   const limiter = new PolicyLimiter(policyRedis, keys, logger);
   limiter.start();
 

@@ -47,6 +47,7 @@ describe('loadConfig', () => {
       token_normalize: 'newapi',
       relay: 'newapi',
       key_case: 'sensitive',
+      default_policy: null,
     });
     expect(sut.trustedProxies).toHaveLength(2);
   });
@@ -81,11 +82,28 @@ describe('loadConfig', () => {
     [{ DATABASE_URL: 'postgres://x' }, 'DATABASE_URL'],
     [{ REDIS_URL: 'http://x' }, 'REDIS_URL'],
     [{ ALERT_WEBHOOK_URL: 'file:///etc/passwd' }, 'ALERT_WEBHOOK_URL'],
+    [{ DEFAULT_POLICY: '{rate_per_second: 5}' }, 'DEFAULT_POLICY'],
+    [{ DEFAULT_POLICY: '{"rate_per_second": 0}' }, 'DEFAULT_POLICY'],
+    [{ DEFAULT_POLICY: '{"models": "gpt-4o"}' }, 'DEFAULT_POLICY'],
+    [{ DEFAULT_POLICY: '[]' }, 'DEFAULT_POLICY'],
+    [{ POLICY_BODY_LIMIT: '10' }, 'POLICY_BODY_LIMIT'],
   ] as [Record<string, string>, string][])('refuses %o naming %s on one line', (env, variable) => {
     const err = failure(env);
     expect(err.variable).toBe(variable);
     expect(err.message).toContain(variable);
     expect(err.message).not.toContain('\n');
+  });
+
+  it('reads DEFAULT_POLICY as JSON, checked as the admin API checks it', () => {
+    expect(
+      loadConfig({ DEFAULT_POLICY: ' {"rate_per_second": 2.5, "models": ["gpt-4o-mini"]} ' }).settings
+        .default_policy,
+    ).toEqual({ rate_per_second: 2.5, models: ['gpt-4o-mini'] });
+    expect(loadConfig({ DEFAULT_POLICY: 'null' }).settings.default_policy).toBeNull();
+    expect(failure({ DEFAULT_POLICY: '{"burst": 3}' }).message).toContain(
+      'DEFAULT_POLICY.burst needs rate_per_second',
+    );
+    expect(loadConfig({}).policyBodyLimit).toBe(4 * 1024 * 1024);
   });
 
   it('never prints secrets', () => {

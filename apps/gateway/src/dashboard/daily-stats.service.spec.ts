@@ -30,14 +30,33 @@ describe('DailyStats', () => {
     sut.count('intercepted');
     sut.count('banned');
     sut.count('unauthenticated'); // not a dashboard figure
+    sut.refused('rate_limited');
+    sut.refused('rate_limited');
+    sut.refused('ip_not_allowed');
     vi.setSystemTime(DAY + 1000); // the next day
     sut.count('allowed');
+    sut.refused('quota_exceeded');
     sut.firstBindRevoked(DAY);
     await sut.flush();
     expect(repo.written).toEqual([
       [
-        { day: '2025-01-01', allowed: 2, intercepted: 2, firstBinds: 0 },
-        { day: '2025-01-02', allowed: 1, intercepted: 0, firstBinds: 0 },
+        {
+          day: '2025-01-01',
+          allowed: 2,
+          intercepted: 2,
+          firstBinds: 0,
+          refusals: new Map([
+            ['rate_limited', 2],
+            ['ip_not_allowed', 1],
+          ]),
+        },
+        {
+          day: '2025-01-02',
+          allowed: 1,
+          intercepted: 0,
+          firstBinds: 0,
+          refusals: new Map([['quota_exceeded', 1]]),
+        },
       ],
     ]);
   });
@@ -49,13 +68,25 @@ describe('DailyStats', () => {
     sut.start();
     sut.count('allowed');
     sut.count('intercepted');
+    sut.refused('model_not_allowed');
     repo.fail = true;
     await vi.advanceTimersByTimeAsync(2000);
     expect(repo.written).toEqual([]);
     expect(sut.pendingCount).toBe(1);
     sut.count('allowed');
+    sut.refused('model_not_allowed');
     repo.fail = false;
     await sut.stop();
-    expect(repo.written).toEqual([[{ day: '2025-01-01', allowed: 2, intercepted: 1, firstBinds: 0 }]]);
+    expect(repo.written).toEqual([
+      [
+        {
+          day: '2025-01-01',
+          allowed: 2,
+          intercepted: 1,
+          firstBinds: 0,
+          refusals: new Map([['model_not_allowed', 2]]),
+        },
+      ],
+    ]);
   });
 });
