@@ -5,6 +5,8 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   type Alert,
+  type Binding,
+  type BindingUsage,
   canonicalKey,
   CSV_HEADER,
   type Dashboard,
@@ -30,6 +32,7 @@ import {
   BindingDetailPage,
   BindingsPage,
   DashboardPage,
+  helperTextOf,
   LoginPage,
   LogsPage,
   SettingsPage,
@@ -225,6 +228,195 @@ describe('admin console as an admin (Chromium against a real gateway)', () => {
     // The banned request is in the binding's recent intercepts.
     await page.reload();
     await new BindingDetailPage(page).recentIntercepts.getByText('Key banned').first().waitFor();
+  });
+
+  it('gives a key its own policy with a daily quota; the quota bar, the list and the dashboard follow its traffic', async () => {
+    // Bound before its first use, so every request it makes counts against the quota.
+    const { key, masked } = newKey('quota');
+    const created = await env.api.post('/admin/api/bindings', {
+      key,
+      rule_type: 'single',
+      allowed_ips: ['127.0.0.44/32'],
+    });
+    expect(created.status).toBe(201);
+    const id = created.json<Binding>().id;
+
+    const detail = await new BindingDetailPage(page).open(id);
+    await detail.policySource.filter({ hasText: 'No policy' }).waitFor();
+    expect(await detail.quotaToday.innerText()).toBe('No daily quota · 0 requests today');
+
+    const form = await detail.openPolicyEditor();
+    expect(await form.root.getByRole('radio', { name: /Use the default policy/ }).isChecked()).toBe(true);
+    await form.choose('Give this key its own policy');
+    await form.field('Requests per day').fill('0');
+    await form.root.getByText('Requests per day must be an integer from 1 to 1000000000.').waitFor();
+    expect(await form.root.getByRole('button', { name: 'Save policy' }).isDisabled()).toBe(true);
+    await form.field('Requests per day').fill('3');
+    await form.field('Allowed models').fill('gpt-4o*\nclaude-*');
+    await screenshot(page, 'binding-policy-edit');
+    await detail.savePolicy();
+    await detail.notice.filter({ hasText: `Saved: ${masked} now has its own policy.` }).waitFor();
+    await detail.policySource.filter({ hasText: 'Own policy' }).waitFor();
+    await detail.quotaToday.filter({ hasText: '0 of 3 (0%)' }).waitFor();
+    expect(await detail.policyValue('models').innerText()).toBe('gpt-4o*, claude-*');
+    const stored = (await env.api.get(`/admin/api/bindings/${id}`)).json<Binding>();
+    expect(stored.policy).toEqual({ requests_per_day: 3, models: ['gpt-4o*', 'claude-*'] });
+
+    // Every instance enforces a change within a second (docs/contract.md 9).
+    await new Promise((r) => setTimeout(r, 1100));
+    // Three requests are the day's quota; the fourth is refused.
+    const first = await env.proxy(key, '127.0.0.44');
+    expect(first.status).toBe(200);
+    expect(first.headers['x-ratelimit-limit-requests']).toBe('3');
+    for (let i = 0; i < 2; i++) expect((await env.proxy(key, '127.0.0.44')).status).toBe(200);
+    const refused = await env.proxy(key, '127.0.0.44');
+    expect(refused.status).toBe(429);
+    expect(refused.json<ErrorBody>().error.code).toBe('quota_exceeded');
+
+    await page.reload();
+    await detail.quotaToday.filter({ hasText: '3 of 3 (100%) · used up' }).waitFor();
+    expect(await detail.quotaTodayBar.getAttribute('aria-valuenow')).toBe('100');
+
+    // Without a monthly quota the month's count is the stored one, written in
+    // batches (as is the list's "Today"): once there, the card shows it.
+    const usage = await eventually(
+      async () => (await env.api.get(`/admin/api/bindings/${id}/usage`)).json<BindingUsage>(),
+      (u) => u.month === 3,
+      10_000,
+    );
+    expect(usage).toMatchObject({
+      today: 3,
+      month: 3,
+      limit_day: 3,
+      limit_month: null,
+      policy_source: 'binding',
+    });
+    await page.reload();
+    await detail.quotaMonth.filter({ hasText: 'No monthly quota · 3 requests this month' }).waitFor();
+    await screenshot(page, 'binding-policy');
+
+    // The list's "Today" and the dashboard's refusals.
+    await eventually(
+      () => env.api.get(`/admin/api/bindings/${id}`),
+      (r) => r.json<Binding>().requests_today === 3,
+      10_000,
+    );
+    const bindings = await new BindingsPage(page).open();
+    await bindings.search(key);
+    await bindings.today(masked).filter({ hasText: '3 / 3' }).waitFor();
+    expect(await bindings.today(masked).getByRole('progressbar').getAttribute('aria-valuenow')).toBe('100');
+
+    await eventually(
+      () => env.api.get('/admin/api/dashboard'),
+      (r) => r.json<Dashboard>().refusals.some((x) => x.code === 'quota_exceeded'),
+      10_000,
+    );
+    const dash = await new DashboardPage(page).open();
+    const row = dash.refusal('quota_exceeded');
+    await row.waitFor();
+    expect(await row.innerText()).toMatch(/Daily or monthly quota used up\s+429 quota_exceeded\s+1\b/);
+    await screenshot(page, 'dashboard-refusals');
+  });
+
+  it('shows the API’s refusal of a policy under the field it names', async () => {
+    const { key, masked } = newKey('refuse');
+    expect((await env.proxy(key, '127.0.0.45')).status).toBe(200);
+    const bindings = await new BindingsPage(page).open();
+    await bindings.search(key);
+    const detail = await bindings.openBinding(masked);
+    const form = await detail.openPolicyEditor();
+    await form.choose('Give this key its own policy');
+    await form.field('Max tokens per request').fill('4096');
+    await form.field('Allowed models').fill('gpt-4o-mini');
+
+    // The console checks with the API's own rules and never sends what they
+    // refuse: the request is altered on its way (as a console older than the
+    // gateway's rules would send it) to see the gateway's real 422 land.
+    await page.route('**/admin/api/bindings/policy', async (route) => {
+      const body = route.request().postDataJSON() as { id: number; policy: Record<string, unknown> };
+      await route.continue({
+        postData: JSON.stringify({ ...body, policy: { ...body.policy, models: ['gpt-4o-mini', 'gpt-*-x'] } }),
+      });
+    });
+    try {
+      await form.root.getByRole('button', { name: 'Save policy' }).click();
+      const models = form.field('Allowed models');
+      await expect.poll(() => models.getAttribute('aria-invalid')).toBe('true');
+      expect(await helperTextOf(models)).toBe(
+        "Invalid policy.models[1]: may hold '*' only as its last character (a prefix)",
+      );
+      expect(await form.field('Max tokens per request').getAttribute('aria-invalid')).toBe('false');
+      expect(await form.root.getByRole('alert').count()).toBe(0);
+      expect(await form.root.getByRole('button', { name: 'Save policy' }).isDisabled()).toBe(true);
+      await screenshot(page, 'binding-policy-refused');
+    } finally {
+      await page.unroute('**/admin/api/bindings/policy');
+    }
+    expect(
+      (await env.api.get(`/admin/api/bindings?search=${encodeURIComponent(key)}`)).json<ListPage<Binding>>()
+        .items[0]!.policy,
+    ).toBeNull();
+
+    // Edited, the field is clean again and the policy saves as typed.
+    await form.field('Allowed models').fill('gpt-4o-mini\ngpt-4o');
+    expect(await form.field('Allowed models').getAttribute('aria-invalid')).toBe('false');
+    await detail.savePolicy();
+    await detail.policySource.filter({ hasText: 'Own policy' }).waitFor();
+    expect(await detail.policyValue('max_tokens').innerText()).toBe('4,096 tokens');
+  });
+
+  it('sets a default key policy in Settings, which keys without their own follow, and removes it', async () => {
+    const { key, masked } = newKey('default');
+    expect((await env.proxy(key, '127.0.0.46')).status).toBe(200);
+
+    const settings = await new SettingsPage(page).open();
+    const form = settings.defaultPolicy;
+    expect(await form.root.getByRole('radio', { name: /No default policy/ }).isChecked()).toBe(true);
+    await form.choose('Set a default policy');
+    await form.field('Rate per second').fill('0.5');
+    await form.field('Burst').fill('20');
+    await form.field('Requests per day').fill('1000');
+    await form.field('Max tokens per request').fill('abc');
+    await form.root.getByText('Max tokens per request must be an integer from 1 to 100000000.').waitFor();
+    expect(await settings.save.isDisabled()).toBe(true);
+    await form.field('Max tokens per request').fill('2048');
+    await settings.save.click();
+    await settings.notice.filter({ hasText: /Settings saved \(1 change\)/ }).waitFor();
+    expect((await env.api.get('/admin/api/settings')).json<SettingsResponse>().default_policy).toEqual({
+      rate_per_second: 0.5,
+      burst: 20,
+      requests_per_day: 1000,
+      max_tokens: 2048,
+    });
+    await screenshot(page, 'settings-default-policy');
+
+    try {
+      const bindings = await new BindingsPage(page).open();
+      await bindings.search(key);
+      await bindings.today(masked).getByRole('progressbar').waitFor();
+      expect(await bindings.today(masked).innerText()).toMatch(/\/ 1,000\s*$/);
+      const detail = await bindings.openBinding(masked);
+      await detail.policySource.filter({ hasText: 'Default policy' }).waitFor();
+      expect(await detail.policyValue('requests_per_day').innerText()).toBe('1,000');
+      expect(await detail.policyValue('rate_per_second').innerText()).toBe('0.5 per second');
+      await detail.quotaToday.filter({ hasText: /of 1,000/ }).waitFor();
+      // The editor says what the default is.
+      const editor = await detail.openPolicyEditor();
+      expect(await editor.root.getByTestId('default-policy-max_tokens').innerText()).toBe('2,048 tokens');
+      await editor.root.getByRole('button', { name: 'Cancel' }).click();
+      await detail.policyDialog.waitFor({ state: 'detached' });
+    } finally {
+      // Back to no default for the rest of this file, through the form.
+      const again = await new SettingsPage(page).open();
+      await again.defaultPolicy.choose('No default policy');
+      await again.save.click();
+      await again.page.getByText('No unsaved changes.').waitFor();
+    }
+    const after = await eventually(
+      () => env.api.get('/admin/api/settings'),
+      (r) => r.json<SettingsResponse>().default_policy === null,
+    );
+    expect(after.json<SettingsResponse>().default_policy).toBeNull();
   });
 
   it('filters the intercept log and exports exactly the filtered rows as CSV', async () => {

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   type Alert,
   type Binding,
+  type BindingUsage,
   canonicalKey,
   maskKey,
   type Page as ListPage,
@@ -53,6 +54,7 @@ describe('admin console as an auditor, and the login page’s errors', () => {
   let errors: string[];
   let bindingId: number;
   let masked: string;
+  let usage: BindingUsage;
 
   beforeAll(async () => {
     env = await startConsoleEnv('e2eaudit', { ALERT_THRESHOLD_COUNT: '2' });
@@ -76,6 +78,34 @@ describe('admin console as an auditor, and the login page’s errors', () => {
       (r) => r.json<ListPage<Alert>>().total > 0,
     );
     await env.api.put('/admin/api/settings', { alert_webhook_secret: 'whsec-seeded-secret' });
+    // A policy of its own with a daily quota, a default policy, and traffic under both.
+    expect(
+      (await env.api.put('/admin/api/bindings/policy', { id: bindingId, policy: { requests_per_day: 10 } }))
+        .status,
+    ).toBe(200);
+    expect(
+      (
+        await env.api.put('/admin/api/settings', {
+          default_policy: { requests_per_month: 5000, models: ['gpt-4o', 'claude-*'] },
+        })
+      ).status,
+    ).toBe(200);
+    // Enforced everywhere within a second (docs/contract.md 9).
+    await new Promise((r) => setTimeout(r, 1100));
+    for (let i = 0; i < 2; i++) expect((await env.proxy(key, '127.0.0.51')).status).toBe(200);
+    // The request before the policy counts in the day's total too (written in batches).
+    usage = (
+      await eventually(
+        () => env.api.get(`/admin/api/bindings/${bindingId}/usage`),
+        (r) => r.json<BindingUsage>().today === 3,
+        10_000,
+      )
+    ).json<BindingUsage>();
+    await eventually(
+      () => env.api.get(`/admin/api/bindings/${bindingId}`),
+      (r) => r.json<Binding>().requests_today === 3,
+      10_000,
+    );
 
     browser = await launchBrowser();
     ({ context, page, errors } = await newContext(browser, {
@@ -153,6 +183,33 @@ describe('admin console as an auditor, and the login page’s errors', () => {
     await page.getByText('Only admins can see and manage user accounts.').waitFor();
     expect(await users.rows.count()).toBe(0);
     await expectNothingChangeable(users, 'users');
+  });
+
+  it('sees a key’s policy and its quota bar, and no control to change them', async () => {
+    expect(usage).toMatchObject({ today: 3, limit_day: 10, limit_month: null, policy_source: 'binding' });
+    const detail = await new BindingDetailPage(page).open(bindingId);
+    await detail.policySource.filter({ hasText: 'Own policy' }).waitFor();
+    expect(await detail.policyValue('requests_per_day').innerText()).toBe('10');
+    await detail.quotaToday.filter({ hasText: '3 of 10 (30%)' }).waitFor();
+    expect(await detail.quotaTodayBar.getAttribute('aria-valuenow')).toBe('30');
+    expect(await detail.quotaMonth.innerText()).toBe('No monthly quota · 3 requests this month');
+    expect(await page.getByRole('button', { name: 'Edit policy' }).count()).toBe(0);
+    expect(await detail.policyCard.getByRole('button').count()).toBe(0);
+    await screenshot(page, 'auditor-binding-policy');
+
+    const bindings = await new BindingsPage(page).open();
+    await bindings.today(masked).filter({ hasText: '3 / 10' }).waitFor();
+    expect(await bindings.today(masked).getByRole('progressbar').getAttribute('aria-valuenow')).toBe('30');
+  });
+
+  it('reads the default key policy in Settings, with nothing to edit', async () => {
+    const settings = await new SettingsPage(page).open();
+    await settings.defaultPolicyValue('requests_per_month').filter({ hasText: '5,000' }).waitFor();
+    expect(await settings.defaultPolicyValue('models').innerText()).toBe('gpt-4o, claude-*');
+    expect(await settings.defaultPolicyValue('requests_per_day').innerText()).toBe('No daily quota');
+    expect(await settings.defaultPolicySection.getByRole('radio').count()).toBe(0);
+    expect(await settings.defaultPolicySection.getByRole('textbox').count()).toBe(0);
+    expect(await page.locator('main input, main textarea').count()).toBe(0);
   });
 
   it('refuses a wrong password with the API’s message', async () => {

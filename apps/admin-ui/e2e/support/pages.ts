@@ -152,6 +152,12 @@ export class DashboardPage extends Shell {
   get chart(): Locator {
     return this.page.getByRole('img', { name: /Allowed and intercepted requests per day/ });
   }
+  get refusals(): Locator {
+    return this.page.getByRole('table', { name: 'Refusals today by code' });
+  }
+  refusal(code: string): Locator {
+    return this.refusals.getByTestId('refusal-row').filter({ hasText: code });
+  }
 }
 
 export class BindingsPage extends Shell {
@@ -171,6 +177,10 @@ export class BindingsPage extends Shell {
   }
   row(maskedKey: string): Locator {
     return this.rows.filter({ hasText: maskedKey });
+  }
+  /** The "Today" cell of a key's row: the count, with a bar when the key has a daily quota. */
+  today(maskedKey: string): Locator {
+    return this.row(maskedKey).getByTestId('binding-today');
   }
 
   /** Types a search and waits for the table to answer it (the address holds the search). */
@@ -229,6 +239,36 @@ export class NetworksFormObject {
   }
 }
 
+/** The text an input's helper line shows (its hint, or the complaint about it). */
+export function helperTextOf(input: Locator): Promise<string> {
+  return input.evaluate((e) => {
+    const id = e.getAttribute('aria-describedby');
+    return (id && document.getElementById(id)?.textContent) || '';
+  });
+}
+
+/** The policy form (docs/contract.md 9), in the binding's dialog or in Settings. */
+export class PolicyFormObject {
+  constructor(readonly root: Locator) {}
+
+  /** "Use the default policy", "Give this key its own policy", "No default policy", "Set a default policy". */
+  async choose(label: string): Promise<void> {
+    await this.root.getByRole('radio', { name: new RegExp(label) }).check();
+  }
+  field(
+    label:
+      | 'Rate per second'
+      | 'Burst'
+      | 'Requests per day'
+      | 'Requests per month'
+      | 'Max concurrent requests'
+      | 'Allowed models'
+      | 'Max tokens per request',
+  ): Locator {
+    return this.root.getByRole('textbox', { name: label, exact: true });
+  }
+}
+
 export class BindingDetailPage extends Shell {
   async open(id: number): Promise<this> {
     await this.page.goto(`bindings/${id}`);
@@ -246,6 +286,40 @@ export class BindingDetailPage extends Shell {
   }
   get editDialog(): Locator {
     return this.page.getByRole('dialog', { name: /Edit rule and networks/ });
+  }
+  get policyCard(): Locator {
+    return this.page.getByTestId('policy-card');
+  }
+  /** "Own policy", "Default policy" or "No policy". */
+  get policySource(): Locator {
+    return this.policyCard.getByTestId('policy-source');
+  }
+  /** One field of the effective policy as the card shows it. */
+  policyValue(field: string): Locator {
+    return this.policyCard.getByTestId(`policy-summary-${field}`);
+  }
+  /** "3 of 10 (30%)", or "No daily quota · 3 requests today". */
+  get quotaToday(): Locator {
+    return this.policyCard.getByTestId('quota-day-text');
+  }
+  get quotaTodayBar(): Locator {
+    return this.policyCard.getByRole('progressbar', { name: 'Today (UTC)' });
+  }
+  get quotaMonth(): Locator {
+    return this.policyCard.getByTestId('quota-month-text');
+  }
+  get policyDialog(): Locator {
+    return this.page.getByRole('dialog', { name: /Policy of/ });
+  }
+
+  async openPolicyEditor(): Promise<PolicyFormObject> {
+    await this.page.getByRole('button', { name: 'Edit policy' }).click();
+    await this.policyDialog.waitFor();
+    return new PolicyFormObject(this.policyDialog);
+  }
+  async savePolicy(): Promise<void> {
+    await this.policyDialog.getByRole('button', { name: 'Save policy' }).click();
+    await this.policyDialog.waitFor({ state: 'detached' });
   }
 
   async openEdit(): Promise<NetworksFormObject> {
@@ -332,6 +406,16 @@ export class SettingsPage extends Shell {
   }
   get secretState(): Locator {
     return this.page.getByTestId('secret-state');
+  }
+  get defaultPolicySection(): Locator {
+    return this.page.getByRole('region', { name: 'Default key policy' });
+  }
+  get defaultPolicy(): PolicyFormObject {
+    return new PolicyFormObject(this.defaultPolicySection);
+  }
+  /** The default policy as an auditor reads it. */
+  defaultPolicyValue(field: string): Locator {
+    return this.page.getByTestId(`setting-default_policy-${field}`);
   }
 }
 

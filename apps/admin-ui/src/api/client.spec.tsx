@@ -52,3 +52,31 @@ describe('ApiError.code', () => {
     expect(isErrorCode(null)).toBe(false);
   });
 });
+
+describe('ApiError.field', () => {
+  const refusal = (extra: object, inner: object = {}) =>
+    JSON.stringify({
+      error: {
+        message: 'Invalid policy.max_tokens: must be an integer from 1 to 100000000',
+        type: 'keypin_error',
+        code: 'validation_failed',
+        ...inner,
+      },
+      ...extra,
+    });
+
+  it('is the field a 422 names beside the error (where the gateway puts it)', async () => {
+    const err = await failure(clientAnswering(422, refusal({ field: 'policy.max_tokens' })));
+    expect(err.code).toBe('validation_failed');
+    expect(err.field).toBe('policy.max_tokens');
+    expect(err.message).toBe('Invalid policy.max_tokens: must be an integer from 1 to 100000000');
+  });
+
+  it('is read inside the error too, and is null when the answer names none', async () => {
+    expect((await failure(clientAnswering(422, refusal({}, { field: 'policy.models[2]' })))).field).toBe(
+      'policy.models[2]',
+    );
+    expect((await failure(clientAnswering(422, refusal({})))).field).toBeNull();
+    expect((await failure(clientAnswering(422, refusal({ field: 7 })))).field).toBeNull();
+  });
+});

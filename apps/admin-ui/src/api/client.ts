@@ -4,6 +4,7 @@ import {
   type AuditEntry,
   type Binding,
   type BindingListQuery,
+  type BindingUsage,
   type ChangePasswordRequest,
   type CreateBindingRequest,
   type CreateUserRequest,
@@ -18,6 +19,7 @@ import {
   type Page,
   type PageQuery,
   type SettingsResponse,
+  type SetBindingPolicyRequest,
   type SettingsUpdate,
   type UpdateBindingIpRequest,
 } from '@keypin/shared';
@@ -58,6 +60,11 @@ export class ApiError extends Error {
     message: string,
     /** Seconds from `Retry-After`, when the answer had one. */
     readonly retryAfter: number | null = null,
+    /**
+     * The input a 422 `validation_failed` names (`policy.max_tokens`,
+     * `default_policy.models[2]`), when the answer named one.
+     */
+    readonly field: string | null = null,
   ) {
     super(message);
   }
@@ -91,7 +98,9 @@ function parseRetryAfter(value: string | null): number | null {
   return Math.max(0, Math.ceil((at - Date.now()) / 1000));
 }
 
-function isErrorBody(v: unknown): v is { error: { message: string; code?: unknown } } {
+function isErrorBody(
+  v: unknown,
+): v is { error: { message: string; code?: unknown; field?: unknown }; field?: unknown } {
   if (typeof v !== 'object' || v === null) return false;
   const e = (v as { error?: unknown }).error;
   return typeof e === 'object' && e !== null && typeof (e as { message?: unknown }).message === 'string';
@@ -109,7 +118,10 @@ async function errorFrom(res: Response): Promise<ApiError> {
     const body: unknown = JSON.parse(text);
     if (isErrorBody(body)) {
       const code = isErrorCode(body.error.code) ? body.error.code : 'unknown';
-      return new ApiError(res.status, code, body.error.message, retryAfter);
+      // The gateway puts `field` beside `error` (all-exceptions.filter.ts);
+      // inside `error` is read too, for a server that nests it.
+      const field = [body.field, body.error.field].find((f): f is string => typeof f === 'string') ?? null;
+      return new ApiError(res.status, code, body.error.message, retryAfter, field);
     }
   } catch {
     // Not JSON (a proxy's HTML page, an empty body): described below.
@@ -229,6 +241,12 @@ export class ApiClient {
   }
   updateBindingIp(body: UpdateBindingIpRequest): Promise<Binding> {
     return this.request('PUT', '/bindings/ip', { body });
+  }
+  setBindingPolicy(body: SetBindingPolicyRequest): Promise<Binding> {
+    return this.request('PUT', '/bindings/policy', { body });
+  }
+  bindingUsage(id: number): Promise<BindingUsage> {
+    return this.request('GET', `/bindings/${encodeURIComponent(id)}/usage`);
   }
   ban(id: number): Promise<Binding> {
     return this.request('POST', '/bindings/ban', { body: { id } });

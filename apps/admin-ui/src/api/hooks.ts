@@ -12,6 +12,7 @@ import type {
   CreateUserRequest,
   InterceptListQuery,
   PageQuery,
+  SetBindingPolicyRequest,
   SettingsUpdate,
   UpdateBindingIpRequest,
 } from '@keypin/shared';
@@ -24,6 +25,9 @@ export const keys = {
   bindings: ['bindings'] as const,
   bindingList: (q: BindingListQuery) => ['bindings', 'list', q] as const,
   binding: (id: number) => ['bindings', 'one', id] as const,
+  /** Every binding's quota use: its effective policy moves with the default policy too. */
+  usages: ['bindings', 'usage'] as const,
+  bindingUsage: (id: number) => ['bindings', 'usage', id] as const,
   logs: ['logs'] as const,
   logList: (q: InterceptListQuery) => ['logs', 'list', q] as const,
   alerts: (q: PageQuery) => ['alerts', q] as const,
@@ -57,6 +61,17 @@ export function useBindings(q: BindingListQuery) {
 export function useBinding(id: number) {
   const api = useApi();
   return useQuery({ queryKey: keys.binding(id), queryFn: () => api.binding(id), enabled: id > 0 });
+}
+
+/** A key's requests today and this month against its effective policy's quotas. */
+export function useBindingUsage(id: number) {
+  const api = useApi();
+  return useQuery({
+    queryKey: keys.bindingUsage(id),
+    queryFn: () => api.bindingUsage(id),
+    enabled: id > 0,
+    refetchInterval: 30_000,
+  });
 }
 
 export function useLogs(q: InterceptListQuery, opts: { enabled?: boolean } = {}) {
@@ -106,13 +121,14 @@ export function useAudit(q: PageQuery) {
 
 /** Everything a binding change can move: lists, details, figures, the audit trail. */
 function afterBindingChange(qc: QueryClient, gone?: number): Promise<unknown> {
-  const goneKey = gone === undefined ? null : JSON.stringify(keys.binding(gone));
+  const goneKeys =
+    gone === undefined ? [] : [JSON.stringify(keys.binding(gone)), JSON.stringify(keys.bindingUsage(gone))];
   return Promise.all([
     // An unbound binding's own page is left alone (it would only 404 while
     // the console moves away from it); it is refetched on the next visit.
     qc.invalidateQueries({
       queryKey: keys.bindings,
-      predicate: (q) => JSON.stringify(q.queryKey) !== goneKey,
+      predicate: (q) => !goneKeys.includes(JSON.stringify(q.queryKey)),
     }),
     qc.invalidateQueries({ queryKey: keys.dashboard }),
     qc.invalidateQueries({ queryKey: keys.audit }),
@@ -135,6 +151,20 @@ export function useUpdateBindingIp() {
     mutationFn: (body: UpdateBindingIpRequest) => api.updateBindingIp(body),
     onSuccess: (b) => {
       qc.setQueryData(keys.binding(b.id), b);
+      return afterBindingChange(qc);
+    },
+  });
+}
+
+/** Gives a key its own policy, or (null) returns it to the default (`PUT /bindings/policy`). */
+export function useSetBindingPolicy() {
+  const api = useApi();
+  const qc = useQueryClient();
+  return useMutation({
+    mutationFn: (body: SetBindingPolicyRequest) => api.setBindingPolicy(body),
+    onSuccess: (b) => {
+      qc.setQueryData(keys.binding(b.id), b);
+      // The lists (and this key's usage, under the same prefix) refetch.
       return afterBindingChange(qc);
     },
   });
@@ -163,7 +193,11 @@ export function useUpdateSettings() {
     mutationFn: (body: SettingsUpdate) => api.updateSettings(body),
     onSuccess: (s) => {
       qc.setQueryData(keys.settings, s);
-      return qc.invalidateQueries({ queryKey: keys.audit });
+      return Promise.all([
+        qc.invalidateQueries({ queryKey: keys.audit }),
+        // The default policy decides the quotas of keys without their own.
+        qc.invalidateQueries({ queryKey: keys.usages }),
+      ]);
     },
   });
 }

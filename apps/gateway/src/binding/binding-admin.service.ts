@@ -141,23 +141,29 @@ export class BindingAdminService {
   }
 
   /**
-   * A key's use of its quotas: requests forwarded today and this month
-   * (UTC). The batched counts in PostgreSQL trail traffic by a few seconds;
-   * Redis's enforcement counters are live, so the larger of the two is shown.
+   * A key's use of its quotas. Where a quota applies and Redis answers,
+   * the figure is the quota's own live counter (what enforcement sees:
+   * requests since the quota was set); otherwise the forwarded requests
+   * the usage batches wrote to PostgreSQL (a few seconds behind). `month`
+   * is never less than `today`.
    */
   async usage(id: number): Promise<BindingUsage> {
     const b = await this.get(id);
-    const [stored, live] = await Promise.all([
-      this.d.repo.usage(id),
-      this.d.liveCounts(id).catch(() => null),
-    ]);
     const own = b.policy;
     const effective = own ?? this.d.defaultPolicy();
+    const limitDay = effective?.requests_per_day ?? null;
+    const limitMonth = effective?.requests_per_month ?? null;
+    const [stored, live] = await Promise.all([
+      this.d.repo.usage(id),
+      limitDay !== null || limitMonth !== null ? this.d.liveCounts(id).catch(() => null) : null,
+    ]);
+    const today = limitDay !== null && live !== null ? live.day : stored.today;
+    const month = limitMonth !== null && live !== null ? live.month : stored.month;
     return {
-      today: Math.max(stored.today, live?.day ?? 0),
-      month: Math.max(stored.month, live?.month ?? 0),
-      limit_day: effective?.requests_per_day ?? null,
-      limit_month: effective?.requests_per_month ?? null,
+      today,
+      month: Math.max(month, today),
+      limit_day: limitDay,
+      limit_month: limitMonth,
       effective_policy: effective,
       policy_source: own !== null ? 'binding' : effective !== null ? 'default' : 'none',
     };

@@ -18,6 +18,7 @@ import { useNotify } from '../../components/Notifier';
 import { PageHeader } from '../../components/PageHeader';
 import { Loading, RefreshBar } from '../../components/TableStates';
 import { EditNetworksDialog } from './EditNetworksDialog';
+import { PolicyCard } from './PolicyCard';
 
 type Pending = 'unbind' | 'ban' | 'unban' | null;
 
@@ -173,6 +174,8 @@ export function BindingDetailPage() {
       <Paper sx={{ p: 3, mb: 3 }}>
         <BindingFacts b={b} />
       </Paper>
+
+      <PolicyCard binding={b} />
 
       <Paper>
         <Stack

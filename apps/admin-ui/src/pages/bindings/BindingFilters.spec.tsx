@@ -1,9 +1,9 @@
 import { ThemeProvider } from '@mui/material/styles';
 import { render, screen, waitFor, within } from '@testing-library/react';
 import userEvent from '@testing-library/user-event';
-import type { Binding, Page } from '@keypin/shared';
+import { type Binding, type Page, SETTING_DEFAULTS, type SettingsResponse } from '@keypin/shared';
 import { describe, expect, it } from 'vitest';
-import { fakeApi, renderInApp } from '../../test/render';
+import { fakeApi, renderInApp, type SeenRequest } from '../../test/render';
 import { theme } from '../../theme/theme';
 import { BindingFilters, type BindingFilterValue, NO_BINDING_FILTERS } from './BindingFilters';
 import { BindingsPage } from './BindingsPage';
@@ -86,20 +86,32 @@ const row: Binding = {
   note: null,
   created_at: '2025-01-01T00:00:00Z',
   updated_at: '2025-01-01T00:00:00Z',
+  policy: null,
+  requests_today: 0,
 };
+
+const SETTINGS: SettingsResponse = { ...SETTING_DEFAULTS, alert_webhook_secret_set: false };
+
+/** The page also reads the settings (for the default policy's daily quota): answered apart. */
+const withSettings =
+  (answer: (req: SeenRequest) => { status?: number; body: unknown }) => (req: SeenRequest) =>
+    req.url.pathname === '/admin/api/settings' ? { body: SETTINGS } : answer(req);
+
+const listCalls = (seen: SeenRequest[]) => seen.filter((r) => r.url.pathname === '/admin/api/bindings');
 
 describe('BindingsPage filters → GET /bindings', () => {
   it('sends the filters from the address, and a filter change goes back to page 1', async () => {
-    const api = fakeApi((req) => {
-      const page = Number(req.url.searchParams.get('page') ?? 1);
-      const body: Page<Binding> = { items: [row], total: 45, page, page_size: 20 };
-      return { body };
-    });
+    const api = fakeApi(
+      withSettings((req) => {
+        const page = Number(req.url.searchParams.get('page') ?? 1);
+        const body: Page<Binding> = { items: [row], total: 45, page, page_size: 20 };
+        return { body };
+      }),
+    );
     const user = userEvent.setup();
     renderInApp(<BindingsPage />, { fetchFn: api.fetchFn, path: '/bindings?status=active&page=2' });
     await screen.findByText('abc…123');
-    expect(api.seen[0]!.url.pathname).toBe('/admin/api/bindings');
-    expect(Object.fromEntries(api.seen[0]!.url.searchParams)).toEqual({
+    expect(Object.fromEntries(listCalls(api.seen)[0]!.url.searchParams)).toEqual({
       status: 'active',
       page: '2',
       page_size: '20',
@@ -110,7 +122,7 @@ describe('BindingsPage filters → GET /bindings', () => {
       'sk-full-key-0123456789{Enter}',
     );
     await waitFor(() =>
-      expect(Object.fromEntries(api.seen.at(-1)!.url.searchParams)).toEqual({
+      expect(Object.fromEntries(listCalls(api.seen).at(-1)!.url.searchParams)).toEqual({
         search: 'sk-full-key-0123456789',
         status: 'active',
         page: '1',
@@ -122,24 +134,26 @@ describe('BindingsPage filters → GET /bindings', () => {
     );
 
     await user.click(screen.getByRole('button', { name: 'Go to next page' }));
-    await waitFor(() => expect(api.seen.at(-1)!.url.searchParams.get('page')).toBe('2'));
+    await waitFor(() => expect(listCalls(api.seen).at(-1)!.url.searchParams.get('page')).toBe('2'));
   });
 
   it('shows the API’s error message when the list fails, and an empty state when nothing matches', async () => {
     let fail = true;
-    const api = fakeApi(() =>
-      fail
-        ? {
-            status: 422,
-            body: {
-              error: {
-                message: 'search: must be at most 4096 characters',
-                type: 'keypin_error',
-                code: 'validation_failed',
+    const api = fakeApi(
+      withSettings(() =>
+        fail
+          ? {
+              status: 422,
+              body: {
+                error: {
+                  message: 'search: must be at most 4096 characters',
+                  type: 'keypin_error',
+                  code: 'validation_failed',
+                },
               },
-            },
-          }
-        : { body: { items: [], total: 0, page: 1, page_size: 20 } },
+            }
+          : { body: { items: [], total: 0, page: 1, page_size: 20 } },
+      ),
     );
     const user = userEvent.setup();
     renderInApp(<BindingsPage />, { fetchFn: api.fetchFn, path: '/bindings?search=x' });
@@ -150,7 +164,7 @@ describe('BindingsPage filters → GET /bindings', () => {
   });
 
   it('an auditor gets no pre-bind button', async () => {
-    const api = fakeApi(() => ({ body: { items: [row], total: 1, page: 1, page_size: 20 } }));
+    const api = fakeApi(withSettings(() => ({ body: { items: [row], total: 1, page: 1, page_size: 20 } })));
     renderInApp(<BindingsPage />, { fetchFn: api.fetchFn, role: 'auditor' });
     await screen.findByText('abc…123');
     expect(screen.queryByRole('button', { name: /Pre-bind/ })).toBeNull();

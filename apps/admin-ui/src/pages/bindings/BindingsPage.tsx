@@ -1,9 +1,15 @@
 import AddLinkOutlined from '@mui/icons-material/AddLinkOutlined';
 import { Button, Paper, TableCell, TableRow } from '@mui/material';
-import { BINDING_STATUSES, type BindingListQuery, RULE_TYPES } from '@keypin/shared';
+import {
+  type Binding,
+  BINDING_STATUSES,
+  type BindingListQuery,
+  type KeyPolicy,
+  RULE_TYPES,
+} from '@keypin/shared';
 import { useState } from 'react';
 import { useCanChange } from '../../api/context';
-import { useBindings } from '../../api/hooks';
+import { useBindings, useSettings } from '../../api/hooks';
 import type { Column } from '../../components/DataTable';
 import {
   DateTime,
@@ -15,8 +21,9 @@ import {
   StatusChip,
 } from '../../components/format';
 import { PageHeader } from '../../components/PageHeader';
+import { QuotaCell } from '../../components/policy/QuotaBar';
 import { PagedTable } from '../../components/PagedList';
-import { useUrlPaging, useUrlState } from '../../components/url-state';
+import { changedFilters, useUrlPaging, useUrlState } from '../../components/url-state';
 import { BindingFilters, type BindingFilterValue } from './BindingFilters';
 import { PrebindDialog } from './PrebindDialog';
 
@@ -31,9 +38,20 @@ const COLUMNS: Column[] = [
   { label: 'Networks' },
   { label: 'Last IP' },
   { label: 'Last used' },
+  { label: 'Today', align: 'right' },
   { label: 'Requests', align: 'right' },
   { label: 'Intercepts', align: 'right' },
 ];
+
+/**
+ * A key's daily quota: its own policy's, else the default policy's (null
+ * while the settings are unknown: then only the count is shown). `{}` as
+ * its own policy is "unlimited", whatever the default says.
+ */
+export function dailyQuota(b: Binding, defaultPolicy: KeyPolicy | null | undefined): number | null {
+  const effective = b.policy ?? defaultPolicy ?? null;
+  return effective?.requests_per_day ?? null;
+}
 
 export function BindingsPage() {
   const canChange = useCanChange();
@@ -53,6 +71,9 @@ export function BindingsPage() {
     ...pageQuery,
   };
   const list = useBindings(query);
+  // For the daily quota of keys that follow the default policy (admins and auditors may read settings).
+  const settings = useSettings();
+  const defaultPolicy = settings.data?.default_policy;
   const filtered = filters.search !== '' || filters.status !== '' || filters.rule_type !== '';
 
   return (
@@ -72,9 +93,10 @@ export function BindingsPage() {
         <BindingFilters
           value={filters}
           onChange={(f) => {
+            const changed = changedFilters(filters, f);
             // The same search again (Enter) asks for fresh rows.
-            if (JSON.stringify(f) === JSON.stringify(filters)) void list.refetch();
-            else url.set({ ...f, page: null });
+            if (Object.keys(changed).length === 0) void list.refetch();
+            else url.set({ ...changed, page: null });
           }}
         />
       </Paper>
@@ -108,6 +130,13 @@ export function BindingsPage() {
             </TableCell>
             <TableCell>
               <DateTime value={b.last_used_at} />
+            </TableCell>
+            <TableCell align="right" data-testid="binding-today">
+              <QuotaCell
+                used={b.requests_today}
+                limit={dailyQuota(b, defaultPolicy)}
+                label={`Daily quota used by ${b.token_display}`}
+              />
             </TableCell>
             <TableCell align="right">{formatNumber(b.request_count)}</TableCell>
             <TableCell align="right">{formatNumber(b.intercept_count)}</TableCell>

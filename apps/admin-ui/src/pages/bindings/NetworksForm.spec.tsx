@@ -135,6 +135,8 @@ const binding: Binding = {
   note: null,
   created_at: '2025-01-01T00:00:00Z',
   updated_at: '2025-01-01T00:00:00Z',
+  policy: null,
+  requests_today: 0,
 };
 
 describe('EditNetworksDialog', () => {

@@ -7,6 +7,7 @@ import { formatNumber, KeyLink } from '../../components/format';
 import { InterceptTable } from '../../components/InterceptTable';
 import { PageHeader } from '../../components/PageHeader';
 import { Loading } from '../../components/TableStates';
+import { RefusalsCard } from './RefusalsCard';
 
 // The chart library is the bulk of the bundle: loaded with the dashboard's chart only.
 const WeekChart = lazy(() => import('./WeekChart'));
@@ -121,6 +122,9 @@ export function DashboardPage() {
               </Section>
             </Grid>
           </Grid>
+          <Section title="Refusals today by code">
+            <RefusalsCard refusals={d.refusals} />
+          </Section>
           <Section
             title="Recent intercepts"
             action={

@@ -10,7 +10,7 @@ import { InterceptTable } from '../../components/InterceptTable';
 import { useNotify } from '../../components/Notifier';
 import { PageHeader } from '../../components/PageHeader';
 import { PagedList } from '../../components/PagedList';
-import { useUrlPaging, useUrlState } from '../../components/url-state';
+import { changedFilters, useUrlPaging, useUrlState } from '../../components/url-state';
 import { saveBlob } from './download';
 import { LogFilters, type LogFilterValue } from './LogFilters';
 
@@ -81,9 +81,10 @@ export function LogsPage() {
         <LogFilters
           value={filters}
           onChange={(f) => {
+            const changed = changedFilters(filters, f);
             // The same filters again (Enter) ask for fresh rows.
-            if (JSON.stringify(f) === JSON.stringify(filters)) void list.refetch();
-            else url.set({ ...f, page: null });
+            if (Object.keys(changed).length === 0) void list.refetch();
+            else url.set({ ...changed, page: null });
           }}
         />
         {list.data && (

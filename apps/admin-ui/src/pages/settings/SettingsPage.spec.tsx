@@ -5,6 +5,9 @@ import { describe, expect, it } from 'vitest';
 import { fakeApi, renderInApp, type SeenRequest } from '../../test/render';
 import { SettingsPage } from './SettingsPage';
 
+/** These tests type into many fields: room for a loaded 2-core machine. */
+const TYPING_TIMEOUT = 20_000;
+
 const SETTINGS: SettingsResponse = { ...SETTING_DEFAULTS, alert_webhook_secret_set: false };
 
 const REFUSAL =
@@ -124,5 +127,152 @@ describe('SettingsPage: identity settings and the unbind-all confirmation', () =
     await user.click(screen.getByRole('button', { name: 'Save settings' }));
     expect((await screen.findByRole('alert')).textContent).toBe('Invalid relay: nope');
     expect(screen.queryByRole('dialog')).toBeNull();
+  });
+});
+
+describe('SettingsPage: the default key policy', { timeout: TYPING_TIMEOUT }, () => {
+  const policySection = () => screen.getByRole('region', { name: 'Default key policy' });
+
+  it('sets a default policy, then removes it (null)', async () => {
+    const api = settingsApi();
+    const user = userEvent.setup();
+    renderInApp(<SettingsPage />, { fetchFn: api.fetchFn });
+    await screen.findByRole('combobox', { name: 'Relay' });
+    const section = policySection();
+    expect(within(section).getByRole<HTMLInputElement>('radio', { name: /No default policy/ }).checked).toBe(
+      true,
+    );
+    expect(within(section).queryByRole('textbox')).toBeNull();
+    expect(screen.getByText('No unsaved changes.')).toBeTruthy();
+
+    await user.click(within(section).getByRole('radio', { name: /Set a default policy/ }));
+    // {} differs from null: an explicit (empty) default policy is a change.
+    expect(screen.getByText('1 unsaved change.')).toBeTruthy();
+    await user.type(within(section).getByRole('textbox', { name: 'Rate per second' }), '2');
+    await user.type(within(section).getByRole('textbox', { name: 'Requests per day' }), '1000');
+    await user.click(screen.getByRole('button', { name: 'Save settings' }));
+    expect(await screen.findByText('Settings saved (1 change).')).toBeTruthy();
+    expect(screen.getByText('No unsaved changes.')).toBeTruthy();
+    expect(
+      within(policySection()).getByRole<HTMLInputElement>('textbox', { name: 'Requests per day' }).value,
+    ).toBe('1000');
+
+    await user.click(within(policySection()).getByRole('radio', { name: /No default policy/ }));
+    await user.click(screen.getByRole('button', { name: 'Save settings' }));
+    await waitFor(() => expect(puts(api.seen)).toHaveLength(2));
+    expect(puts(api.seen)).toEqual([
+      { default_policy: { rate_per_second: 2, requests_per_day: 1000 } },
+      { default_policy: null },
+    ]);
+  });
+
+  it('blocks saving while a policy field is invalid, with the complaint under it', async () => {
+    const api = settingsApi();
+    const user = userEvent.setup();
+    renderInApp(<SettingsPage />, { fetchFn: api.fetchFn });
+    await screen.findByRole('combobox', { name: 'Relay' });
+    await user.click(within(policySection()).getByRole('radio', { name: /Set a default policy/ }));
+    const concurrent = within(policySection()).getByRole('textbox', { name: 'Max concurrent requests' });
+    await user.type(concurrent, '0');
+    expect(concurrent.getAttribute('aria-invalid')).toBe('true');
+    expect(
+      within(policySection()).getByText('Max concurrent requests must be an integer from 1 to 100000.'),
+    ).toBeTruthy();
+    expect(screen.getByRole('button', { name: 'Save settings' }).hasAttribute('disabled')).toBe(true);
+    expect(screen.getByText('Fix the highlighted fields to save.')).toBeTruthy();
+    expect(puts(api.seen)).toEqual([]);
+  });
+
+  it('a 422 naming default_policy.<field> shows the API’s message under that field', async () => {
+    const message = "Invalid default_policy.models[0]: may hold '*' only as its last character (a prefix)";
+    const api = fakeApi((req) =>
+      req.method === 'GET'
+        ? { body: SETTINGS }
+        : {
+            status: 422,
+            body: {
+              error: { message, type: 'keypin_error', code: 'validation_failed' },
+              field: 'default_policy.models[0]',
+            },
+          },
+    );
+    const user = userEvent.setup();
+    renderInApp(<SettingsPage />, { fetchFn: api.fetchFn });
+    await screen.findByRole('combobox', { name: 'Relay' });
+    await user.click(within(policySection()).getByRole('radio', { name: /Set a default policy/ }));
+    const models = within(policySection()).getByRole('textbox', { name: 'Allowed models' });
+    await user.type(models, 'gpt-4o');
+    await user.click(screen.getByRole('button', { name: 'Save settings' }));
+    await waitFor(() => expect(models.getAttribute('aria-invalid')).toBe('true'));
+    expect(document.getElementById(models.getAttribute('aria-describedby')!)!.textContent).toBe(message);
+    expect(screen.queryByRole('alert')).toBeNull();
+    expect(screen.getByText('Fix the highlighted fields to save.')).toBeTruthy();
+    // Editing the field clears the refusal.
+    await user.type(models, '-mini');
+    expect(models.getAttribute('aria-invalid')).toBe('false');
+    expect(screen.getByRole('button', { name: 'Save settings' }).hasAttribute('disabled')).toBe(false);
+  });
+
+  it('a 422 naming a plain setting shows under that setting too', async () => {
+    const message = 'Invalid alert_threshold_count: must be an integer from 1 to 1000000';
+    const api = fakeApi((req) =>
+      req.method === 'GET'
+        ? { body: SETTINGS }
+        : {
+            status: 422,
+            body: {
+              error: { message, type: 'keypin_error', code: 'validation_failed' },
+              field: 'alert_threshold_count',
+            },
+          },
+    );
+    const user = userEvent.setup();
+    renderInApp(<SettingsPage />, { fetchFn: api.fetchFn });
+    const count = await screen.findByRole('textbox', { name: 'Alert after' });
+    await user.clear(count);
+    await user.type(count, '9');
+    await user.click(screen.getByRole('button', { name: 'Save settings' }));
+    await waitFor(() => expect(count.getAttribute('aria-invalid')).toBe('true'));
+    expect(document.getElementById(count.getAttribute('aria-describedby')!)!.textContent).toBe(message);
+    expect(screen.queryByRole('alert')).toBeNull();
+    await user.type(count, '0');
+    expect(count.getAttribute('aria-invalid')).toBe('false');
+  });
+
+  it('an unchanged explicit {} default is no change', async () => {
+    const api = fakeApi(() => ({ body: { ...SETTINGS, default_policy: {} } }));
+    renderInApp(<SettingsPage />, { fetchFn: api.fetchFn });
+    await screen.findByRole('combobox', { name: 'Relay' });
+    expect(
+      within(policySection()).getByRole<HTMLInputElement>('radio', { name: /Set a default policy/ }).checked,
+    ).toBe(true);
+    expect(within(policySection()).getByTestId('policy-all-empty').textContent).toMatch(/limits nothing/);
+    expect(screen.getByText('No unsaved changes.')).toBeTruthy();
+  });
+
+  it('an auditor reads the default policy, with nothing to edit', async () => {
+    const api = fakeApi(() => ({
+      body: { ...SETTINGS, default_policy: { requests_per_month: 30000, models: ['gpt-4o', 'claude-*'] } },
+    }));
+    renderInApp(<SettingsPage />, { fetchFn: api.fetchFn, role: 'auditor' });
+    const summary = await screen.findByTestId('setting-default_policy');
+    expect(within(summary).getByTestId('setting-default_policy-requests_per_month').textContent).toBe(
+      (30000).toLocaleString(),
+    );
+    expect(within(summary).getByTestId('setting-default_policy-models').textContent).toBe('gpt-4o, claude-*');
+    expect(within(summary).getByTestId('setting-default_policy-requests_per_day').textContent).toBe(
+      'No daily quota',
+    );
+    expect(screen.queryByRole('textbox')).toBeNull();
+    expect(screen.queryByRole('radio')).toBeNull();
+    expect(screen.queryByRole('button', { name: 'Save settings' })).toBeNull();
+  });
+
+  it('an auditor is told when there is no default policy', async () => {
+    const api = fakeApi(() => ({ body: SETTINGS }));
+    renderInApp(<SettingsPage />, { fetchFn: api.fetchFn, role: 'auditor' });
+    expect((await screen.findByTestId('setting-default_policy')).textContent).toBe(
+      'No default policy: keys without their own policy are unlimited.',
+    );
   });
 });

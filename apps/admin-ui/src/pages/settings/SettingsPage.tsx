@@ -19,7 +19,7 @@ import {
   TextField,
   Typography,
 } from '@mui/material';
-import type { Settings, SettingsResponse, SettingsUpdate } from '@keypin/shared';
+import type { SettingsResponse, SettingsUpdate } from '@keypin/shared';
 import { type ReactNode, useEffect, useState } from 'react';
 import { errorMessage } from '../../api/client';
 import { useCanChange } from '../../api/context';
@@ -29,13 +29,18 @@ import { ErrorAlert } from '../../components/ErrorAlert';
 import { LabelWithHelp } from '../../components/format';
 import { useNotify } from '../../components/Notifier';
 import { PageHeader } from '../../components/PageHeader';
+import { PolicyChoiceForm } from '../../components/policy/PolicyForm';
+import type { PolicyChoice } from '../../components/policy/policy-form';
+import { PolicySummary } from '../../components/policy/PolicySummary';
 import { Loading } from '../../components/TableStates';
 import {
+  apiSettingsErrors,
   confirmingUnbindAll,
   diffSettings,
   draftOf,
   identityChanges,
   isUnbindRefusal,
+  type ScalarSetting,
   unbindRefusalText,
   type SecretDraft,
   type SettingsDraft,
@@ -48,7 +53,7 @@ interface FieldInfo {
   unit?: string;
 }
 
-const FIELDS: Record<keyof Settings, FieldInfo> = {
+const FIELDS: Record<ScalarSetting, FieldInfo> = {
   enforce_mode: {
     label: 'Mode',
     help: 'Monitor records intercepts but forwards the request: for rolling KeyPin out without breaking anyone.',
@@ -127,7 +132,7 @@ const FIELDS: Record<keyof Settings, FieldInfo> = {
   },
 };
 
-const GROUPS: { title: string; keys: (keyof Settings)[] }[] = [
+const GROUPS: { title: string; keys: ScalarSetting[] }[] = [
   { title: 'Enforcement', keys: ['enforce_mode', 'failsafe_mode'] },
   { title: 'Key identity', keys: ['relay', 'token_normalize', 'key_case'] },
   { title: 'Binding', keys: ['bind_ipv4_prefix', 'bind_ipv6_prefix', 'archive_days'] },
@@ -137,7 +142,7 @@ const GROUPS: { title: string; keys: (keyof Settings)[] }[] = [
   },
 ];
 
-function shown(k: keyof Settings, v: string | number | boolean | null): ReactNode {
+function shown(k: ScalarSetting, v: string | number | boolean | null): ReactNode {
   if (typeof v === 'boolean') return v ? 'Yes' : 'No';
   if (v === null || v === '') return '—';
   const info = FIELDS[k];
@@ -146,29 +151,50 @@ function shown(k: keyof Settings, v: string | number | boolean | null): ReactNod
   return `${String(v)}${info.unit ? ` ${info.unit}` : ''}`;
 }
 
+const DEFAULT_POLICY_TITLE = 'Default key policy';
+const DEFAULT_POLICY_INTRO =
+  'Limits for every key that has no policy of its own: rate, daily and monthly quotas, concurrency, ' +
+  'models and max tokens. A key’s own policy (on its page) replaces it.';
+const NO_DEFAULT_TEXT = 'No default policy: keys without their own policy are unlimited.';
+
 /** What an auditor sees: every value, nothing to change. */
 function ReadOnlySettings({ s }: { s: SettingsResponse }) {
   return (
-    <Paper>
-      <Table size="small" aria-label="Settings">
-        <TableBody>
-          {GROUPS.flatMap((g) => g.keys).map((k) => (
-            <TableRow key={k}>
-              <TableCell component="th" scope="row" sx={{ width: '35%' }}>
-                {FIELDS[k].label}
+    <Stack spacing={3}>
+      <Paper>
+        <Table size="small" aria-label="Settings">
+          <TableBody>
+            {GROUPS.flatMap((g) => g.keys).map((k) => (
+              <TableRow key={k}>
+                <TableCell component="th" scope="row" sx={{ width: '35%' }}>
+                  {FIELDS[k].label}
+                </TableCell>
+                <TableCell data-testid={`setting-${k}`}>{shown(k, s[k])}</TableCell>
+              </TableRow>
+            ))}
+            <TableRow>
+              <TableCell component="th" scope="row">
+                Webhook signing secret
               </TableCell>
-              <TableCell data-testid={`setting-${k}`}>{shown(k, s[k])}</TableCell>
+              <TableCell>{s.alert_webhook_secret_set ? 'Set (never shown)' : 'Not set'}</TableCell>
             </TableRow>
-          ))}
-          <TableRow>
-            <TableCell component="th" scope="row">
-              Webhook signing secret
-            </TableCell>
-            <TableCell>{s.alert_webhook_secret_set ? 'Set (never shown)' : 'Not set'}</TableCell>
-          </TableRow>
-        </TableBody>
-      </Table>
-    </Paper>
+          </TableBody>
+        </Table>
+      </Paper>
+      <Paper sx={{ p: 3 }} component="section" aria-labelledby="default-policy-title">
+        <Typography variant="h2" component="h2" id="default-policy-title" sx={{ mb: 1 }}>
+          {DEFAULT_POLICY_TITLE}
+        </Typography>
+        <Typography variant="body2" color="text.secondary" sx={{ mb: 2 }}>
+          {DEFAULT_POLICY_INTRO}
+        </Typography>
+        <PolicySummary
+          policy={s.default_policy}
+          emptyText={s.default_policy === null ? NO_DEFAULT_TEXT : 'A default policy that limits nothing.'}
+          testId="setting-default_policy"
+        />
+      </Paper>
+    </Stack>
   );
 }
 
@@ -179,8 +205,14 @@ function SettingsForm({ s }: { s: SettingsResponse }) {
   const notify = useNotify();
   // Saved or changed elsewhere: start again from what the server holds.
   useEffect(() => setDraft(draftOf(s)), [s]);
-  const { patch, errors, changed } = diffSettings(s, draft, secret);
-  const hasErrors = Object.keys(errors).length > 0;
+  const own = diffSettings(s, draft, secret);
+  const { patch, changed } = own;
+  // A refusal naming a field (a setting, or a field of the default policy) shows under it.
+  const refused = apiSettingsErrors(update.error);
+  const fieldRefusal = Object.keys(refused.errors).length + Object.keys(refused.policyErrors).length > 0;
+  const errors = { ...own.errors, ...refused.errors };
+  const policyErrors = { ...own.policyErrors, ...refused.policyErrors };
+  const hasErrors = Object.keys(errors).length + Object.keys(policyErrors).length > 0;
 
   // An identity change the API refused because bindings exist: asked about
   // in a dialog. Kept after closing so the dialog's text stays while it fades.
@@ -191,7 +223,18 @@ function SettingsForm({ s }: { s: SettingsResponse }) {
   });
   const rekeys = identityChanges(patch);
 
-  const set = (k: keyof Settings, v: string | boolean) => setDraft((d) => ({ ...d, [k]: v }));
+  const edited = () => {
+    // The refusal was about what is being edited: it goes once the field changes.
+    if (fieldRefusal) update.reset();
+  };
+  const set = (k: ScalarSetting, v: string | boolean) => {
+    setDraft((d) => ({ ...d, [k]: v }));
+    edited();
+  };
+  const setPolicy = (v: PolicyChoice) => {
+    setDraft((d) => ({ ...d, default_policy: v }));
+    edited();
+  };
 
   const saved = (count: number) => {
     setSecret({ value: '', clear: false });
@@ -213,7 +256,7 @@ function SettingsForm({ s }: { s: SettingsResponse }) {
     saved(Object.keys(unbind.patch).length);
   };
 
-  const field = (k: keyof Settings) => {
+  const field = (k: ScalarSetting) => {
     const info = FIELDS[k];
     const v = draft[k];
     if (typeof v === 'boolean') {
@@ -350,8 +393,30 @@ function SettingsForm({ s }: { s: SettingsResponse }) {
             )}
           </Grid>
         </Box>
+        <Box component="section" aria-labelledby="default-policy-title">
+          <Typography variant="h2" component="h2" id="default-policy-title" sx={{ mb: 1 }}>
+            {DEFAULT_POLICY_TITLE}
+          </Typography>
+          <Typography variant="body2" color="text.secondary" sx={{ mb: 2 }}>
+            {DEFAULT_POLICY_INTRO}
+          </Typography>
+          <Box sx={{ maxWidth: 900 }}>
+            <PolicyChoiceForm
+              value={draft.default_policy}
+              onChange={setPolicy}
+              errors={policyErrors}
+              disabled={update.isPending}
+              legend="Default policy"
+              noneLabel="No default policy"
+              noneHelp="Keys without their own policy are unlimited."
+              customLabel="Set a default policy"
+              customHelp="Applies to every key without a policy of its own. An empty field is unlimited."
+              allEmptyNote="Every field is empty: a default policy that limits nothing (the same as none)."
+            />
+          </Box>
+        </Box>
       </Stack>
-      {update.isError && !isUnbindRefusal(update.error) && (
+      {update.isError && !isUnbindRefusal(update.error) && !fieldRefusal && (
         <Alert severity="error" role="alert" sx={{ mt: 3 }}>
           {errorMessage(update.error)}
         </Alert>

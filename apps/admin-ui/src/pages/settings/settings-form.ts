@@ -8,9 +8,25 @@ import {
   validateSettingsPatch,
 } from '@keypin/shared';
 import { ApiError } from '../../api/client';
+import {
+  apiPolicyErrors,
+  checkPolicy,
+  choiceOf,
+  type PolicyChoice,
+  type PolicyErrors,
+  samePolicy,
+} from '../../components/policy/policy-form';
 
-/** The form's text for every setting (numbers as typed). */
-export type SettingsDraft = { [K in keyof Settings]: string | boolean };
+/** The settings that hold one value (the default policy is an object, edited by its own form). */
+export type ScalarSetting = Exclude<keyof Settings, 'default_policy'>;
+
+export const SCALAR_SETTINGS = SETTINGS_KEYS.filter((k): k is ScalarSetting => k !== 'default_policy');
+
+/** The field names of the default policy's complaints: `default_policy.<field>`. */
+export const DEFAULT_POLICY_PREFIX = 'default_policy';
+
+/** The form's text for every setting (numbers as typed), and the default policy as edited. */
+export type SettingsDraft = { [K in ScalarSetting]: string | boolean } & { default_policy: PolicyChoice };
 
 export interface SecretDraft {
   /** A new secret to set; '' leaves it as it is. */
@@ -19,15 +35,15 @@ export interface SecretDraft {
 }
 
 export function draftOf(s: SettingsResponse): SettingsDraft {
-  const d = {} as SettingsDraft;
-  for (const k of SETTINGS_KEYS) {
+  const d = { default_policy: choiceOf(s.default_policy) } as SettingsDraft;
+  for (const k of SCALAR_SETTINGS) {
     const v = s[k];
     d[k] = typeof v === 'boolean' ? v : v === null ? '' : String(v);
   }
   return d;
 }
 
-function valueOf(k: keyof Settings, raw: string | boolean): unknown {
+function valueOf(k: ScalarSetting, raw: string | boolean): unknown {
   if (typeof raw === 'boolean') return raw;
   if (k in SETTING_LIMITS) {
     const t = raw.trim();
@@ -46,16 +62,22 @@ export const MAX_SECRET_LENGTH = 512;
 
 /**
  * The changed fields as a `PUT /settings` body, and a complaint per field,
- * each checked with the same validator the API uses.
+ * each checked with the same validator the API uses. The default policy's
+ * complaints are apart (`policyErrors`), keyed by the policy's field.
  */
 export function diffSettings(
   current: SettingsResponse,
   draft: SettingsDraft,
   secret: SecretDraft,
-): { patch: SettingsUpdate; errors: Partial<Record<string, string>>; changed: number } {
+): {
+  patch: SettingsUpdate;
+  errors: Partial<Record<string, string>>;
+  policyErrors: PolicyErrors;
+  changed: number;
+} {
   const patch: SettingsUpdate = {};
   const errors: Partial<Record<string, string>> = {};
-  for (const k of SETTINGS_KEYS) {
+  for (const k of SCALAR_SETTINGS) {
     const v = valueOf(k, draft[k]);
     const r = validateSettingsPatch({ [k]: v });
     if (!r.ok) {
@@ -72,7 +94,33 @@ export function diffSettings(
       errors['alert_webhook_secret'] = `At most ${MAX_SECRET_LENGTH} characters.`;
     else patch.alert_webhook_secret = secret.value;
   }
-  return { patch, errors, changed: Object.keys(patch).length };
+  const policy = checkPolicy(draft.default_policy, DEFAULT_POLICY_PREFIX);
+  if (policy.policy !== undefined && !samePolicy(policy.policy, current.default_policy)) {
+    patch.default_policy = policy.policy;
+  }
+  return { patch, errors, policyErrors: policy.errors, changed: Object.keys(patch).length };
+}
+
+/**
+ * The API's refusal as complaints under the fields it names: a setting
+ * (`alert_threshold_count`) or a field of the default policy
+ * (`default_policy.max_tokens`). Empty when it names none of them.
+ */
+export function apiSettingsErrors(err: unknown): {
+  errors: Partial<Record<string, string>>;
+  policyErrors: PolicyErrors;
+} {
+  const policyErrors = apiPolicyErrors(err, DEFAULT_POLICY_PREFIX);
+  const errors: Partial<Record<string, string>> = {};
+  if (
+    err instanceof ApiError &&
+    err.code === 'validation_failed' &&
+    err.field !== null &&
+    (SCALAR_SETTINGS as readonly string[]).includes(err.field)
+  ) {
+    errors[err.field] = err.message;
+  }
+  return { errors, policyErrors };
 }
 
 /** A `PUT /settings` body, possibly confirming that every binding is left behind. */
