@@ -385,6 +385,7 @@ describe('admin API: sessions, roles, users, settings, audit, docs', () => {
       token_normalize: 'newapi',
       relay: 'newapi',
       key_case: 'sensitive',
+      default_policy: null,
       alert_webhook_secret_set: false,
     });
     for (const [body, field] of [

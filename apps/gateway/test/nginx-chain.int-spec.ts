@@ -1,18 +1,27 @@
 /**
- * The production chain (docs/contract.md section 6, issue 6): the project's own
+ * The production chain (CONTRACT.md sections 6 and 10): the project's own
  * nginx configuration (nginx/keypin.conf, rendered into a temporary prefix
  * with only addresses, ports and paths rewritten) in front of TWO gateway
  * processes that share one PostgreSQL database and one Redis prefix.
  *
+ * Two nginx instances of that file: one whose plain HTTP port answers like
+ * TLS (`serve`, the file's mode for TLS ended in front of nginx), and one
+ * exactly as shipped (`redirect`), spoken to over TLS with a throwaway CA.
+ *
  * Shows: clients are bound and judged by their own address whatever
- * X-Real-IP / X-Forwarded-For they forge; SSE arrives event by event; a
- * WebSocket works; the console is served from disk at /admin/ui/; /metrics
- * is not reachable; a ban made through one instance's admin API is enforced
- * by both within 1 s; logins are rate limited; the access log holds no
- * query strings.
+ * X-Real-IP / X-Forwarded-For they forge, over plain HTTP, HTTPS and HTTP/2;
+ * SSE arrives event by event and uploads stream (also over HTTP/2); a
+ * WebSocket works (also wss); the console is served from disk at /admin/ui/
+ * with its security headers and HSTS over TLS, and runs in Chromium under its
+ * Content-Security-Policy without a violation; proxied answers keep their
+ * bytes and headers; plain HTTP redirects to https but for ACME challenges;
+ * TLS below 1.2 is refused; /metrics is not reachable; a ban made through one
+ * instance's admin API is enforced by both within 1 s; logins are rate
+ * limited (429 in the contract's shape); the access log holds no query
+ * strings.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import {
   request as httpRequest,
   type IncomingHttpHeaders,
@@ -22,8 +31,10 @@ import {
 } from 'node:http';
 import type { Socket } from 'node:net';
 import { join } from 'node:path';
+import { connect as tlsConnect, type ConnectionOptions, createServer as createTlsServer } from 'node:tls';
+import { chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { WebSocketServer } from 'ws';
+import { WebSocket, WebSocketServer } from 'ws';
 import { ADMIN_ENV, AdminClient } from './support/admin-client';
 import { FakeDownstream, type SeenRequest } from './support/downstream';
 import { startGateway, waitFor, type GatewayProcess } from './support/gateway';
@@ -31,6 +42,7 @@ import { bearer, send, type Reply } from './support/http-client';
 import { dropStores, freshStores, sql } from './support/stores';
 import { CONSOLE_DIR, NGINX_CONF, type RunningNginx, startNginx } from './support/nginx';
 import { readSse } from './support/sse';
+import { connectH2, sendH2, sendTls, TLS_HOST, testPki, type TlsReply } from './support/tls';
 import { openWs } from './support/websocket';
 
 let keyN = 0;
@@ -41,6 +53,20 @@ const newKey = () => `sk-ngx${randomBytes(4).toString('hex')}x${++keyN}`;
 
 /** When each SSE event was written by the downstream (performance.now()). */
 const sseWrittenAt: number[] = [];
+
+/** What the relay answers on /bytes: random bytes and headers a console would also send. */
+const relayBytes = randomBytes(256 * 1024);
+const RELAY_HEADERS = {
+  'content-type': 'application/octet-stream',
+  'content-length': String(relayBytes.length),
+  'content-security-policy': "sandbox; default-src 'none'",
+  'x-frame-options': 'SAMEORIGIN',
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'origin',
+  'cache-control': 'private, max-age=7',
+  'strict-transport-security': 'max-age=5',
+  'x-relay-header': 'kept as sent',
+};
 
 function router(req: IncomingMessage, res: ServerResponse, seen: SeenRequest): void {
   req.on('data', (c: Buffer) => (seen.bodyBytes += c.length));
@@ -61,6 +87,14 @@ function router(req: IncomingMessage, res: ServerResponse, seen: SeenRequest): v
     const t = setInterval(emit, 200);
     res.on('close', () => clearInterval(t));
     emit();
+    return;
+  }
+  if ((req.url ?? '').split('?')[0] === '/bytes') {
+    req.on('end', () => {
+      res.writeHead(200, RELAY_HEADERS);
+      res.end(relayBytes);
+    });
+    req.resume();
     return;
   }
   if ((req.url ?? '').split('?')[0] === '/upload') {
@@ -120,8 +154,13 @@ describe('nginx (nginx/keypin.conf) in front of two gateways sharing PostgreSQL 
   let gwA: GatewayProcess | undefined;
   let gwB: GatewayProcess | undefined;
   let nginx: RunningNginx | undefined;
+  /** The same file as shipped (plain HTTP redirects), spoken to over TLS. */
+  let nginxTls: RunningNginx | undefined;
   /** The chain's address: every client request goes through nginx. */
   const front = (path: string) => `${nginx!.url}${path}`;
+  /** The shipped chain's TLS address. */
+  const secure = (path: string) => `${nginxTls!.tlsUrl}${path}`;
+  const trust = () => ({ ca: nginxTls!.caPem });
 
   type BindingRow = { id: string; first_ip: string; allowed_ips: string[]; status: string };
   const bindingsFrom = (ip: string) =>
@@ -148,10 +187,12 @@ describe('nginx (nginx/keypin.conf) in front of two gateways sharing PostgreSQL 
     gwA = await startGateway({ ...env, LOG_LEVEL: 'info' });
     gwB = await startGateway({ ...env, LOG_LEVEL: 'info' });
     nginx = await startNginx([gwA.port, gwB.port]);
+    nginxTls = await startNginx([gwA.port, gwB.port], { plainHttp: 'redirect' });
   });
 
   afterAll(async () => {
     await nginx?.stop();
+    await nginxTls?.stop();
     await Promise.all([gwA?.stop(), gwB?.stop()]);
     for (const c of wss?.clients ?? []) c.terminate();
     wss?.close();

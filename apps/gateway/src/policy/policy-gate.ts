@@ -3,7 +3,7 @@ import type { ErrorCode, Settings } from '@keypin/shared';
 import type { BindingRule } from '../binding/binding.types';
 import type { SettingsService } from '../settings/settings.service';
 import { compilePolicy, type CompiledPolicy, firstRefusedModel } from './compiled-policy';
-import type { Lease, PolicyLimiter } from './policy-limiter';
+import type { Admission, Lease, PolicyLimiter } from './policy-limiter';
 import { readBody } from './read-body';
 import { addBodyFields, fieldsFromTarget } from './request-fields';
 
@@ -13,8 +13,8 @@ export type PolicyCheck =
       lease: Lease | null;
       /** `x-ratelimit-*-requests` for the forwarded answer, or null. */
       headers: string[] | null;
-      /** The body, when the policy had to read it (forward these bytes), else null. */
-      body: Buffer | null;
+      /** The body, when the policy had to read it (forward these bytes); else absent or null. */
+      body?: Buffer | null;
     }
   | {
       ok: false;
@@ -22,8 +22,8 @@ export type PolicyCheck =
       message: string;
       retryAfter?: number;
       headers?: string[];
-      /** Whether the request body was read to its end (the connection can then be kept). */
-      bodyRead: boolean;
+      /** Whether the request body was read to its end (the connection can then be kept); absent: not read. */
+      bodyRead?: boolean;
     };
 
 export interface PolicyGateOptions {
@@ -65,68 +65,63 @@ export class PolicyGate {
    * Checks one request against `p`. `hasBody`: the request carries a body
    * (never for a WebSocket handshake, whose model comes from the query).
    */
-  async check(
+  check(p: CompiledPolicy, bindingId: number, req: IncomingMessage, hasBody: boolean): Promise<PolicyCheck> {
+    // A policy that only counts (the common case) is one limiter call, with
+    // no further promise layer on the hot path.
+    if (!p.readsRequest) return this.limiter.admit(bindingId, p);
+    return this.checkRequest(p, bindingId, req, hasBody);
+  }
+
+  /** A policy with `models` or `max_tokens`: the request is looked into first. */
+  private async checkRequest(
     p: CompiledPolicy,
     bindingId: number,
     req: IncomingMessage,
     hasBody: boolean,
   ): Promise<PolicyCheck> {
     let body: Buffer | null = null;
-    if (p.readsRequest) {
-      const fields = fieldsFromTarget(req.url!);
-      const h = scanPolicyHeaders(req.rawHeaders, fields.models);
-      if (h !== null) return refuse('bad_request', h, false);
-      if (hasBody) {
-        const read = await readBody(req, this.options.bodyLimit, this.options.bodyTimeoutMs);
-        if (read.kind === 'too_large') {
-          return refuse(
-            'body_too_large',
-            `This API key's policy must read the request body, and bodies over ${this.options.bodyLimit} bytes ` +
-              '(POLICY_BODY_LIMIT) cannot be checked.',
-            false,
-          );
-        }
-        if (read.kind === 'timeout') {
-          return refuse('request_timeout', 'The request body stopped arriving.', false);
-        }
-        if (read.kind === 'aborted') return refuse('bad_request', 'The request body ended early.', false);
-        body = read.body;
-        const r = addBodyFields(fields, req.headers['content-type'], body);
-        if (!r.ok) return refuse('bad_request', r.message, true);
-      }
-      const refused = firstRefusedModel(p, fields.models);
-      if (refused !== null) {
+    const fields = fieldsFromTarget(req.url!);
+    const h = scanPolicyHeaders(req.rawHeaders, fields.models);
+    if (h !== null) return refuse('bad_request', h, false);
+    if (hasBody) {
+      const read = await readBody(req, this.options.bodyLimit, this.options.bodyTimeoutMs);
+      if (read.kind === 'too_large') {
         return refuse(
-          'model_not_allowed',
-          `The model "${printable(refused)}" is not allowed for this API key.`,
-          true,
+          'body_too_large',
+          `This API key's policy must read the request body, and bodies over ${this.options.bodyLimit} bytes ` +
+            '(POLICY_BODY_LIMIT) cannot be checked.',
+          false,
         );
       }
-      if (p.maxTokens > 0) {
-        for (const n of fields.maxTokens) {
-          if (n > p.maxTokens) {
-            return refuse(
-              'max_tokens_too_large',
-              `This request asks for ${n} output tokens; this API key allows at most ${p.maxTokens}.`,
-              true,
-            );
-          }
+      if (read.kind === 'timeout') {
+        return refuse('request_timeout', 'The request body stopped arriving.', false);
+      }
+      if (read.kind === 'aborted') return refuse('bad_request', 'The request body ended early.', false);
+      body = read.body;
+      const r = addBodyFields(fields, req.headers['content-type'], body);
+      if (!r.ok) return refuse('bad_request', r.message, true);
+    }
+    const refused = firstRefusedModel(p, fields.models);
+    if (refused !== null) {
+      return refuse(
+        'model_not_allowed',
+        `The model "${printable(refused)}" is not allowed for this API key.`,
+        true,
+      );
+    }
+    if (p.maxTokens > 0) {
+      for (const n of fields.maxTokens) {
+        if (n > p.maxTokens) {
+          return refuse(
+            'max_tokens_too_large',
+            `This request asks for ${n} output tokens; this API key allows at most ${p.maxTokens}.`,
+            true,
+          );
         }
       }
     }
     if (!p.counts) return { ok: true, lease: null, headers: null, body };
-    const a = await this.limiter.admit(bindingId, p);
-    if (!a.ok) {
-      return {
-        ok: false,
-        code: a.code,
-        message: a.message,
-        retryAfter: a.retryAfter,
-        headers: a.headers,
-        bodyRead: body !== null || !hasBody,
-      };
-    }
-    return { ok: true, lease: a.lease, headers: a.headers, body };
+    return fromAdmission(await this.limiter.admit(bindingId, p), body, body !== null || !hasBody);
   }
 
   release(lease: Lease): void {
@@ -161,6 +156,19 @@ function scanPolicyHeaders(raw: readonly string[], models: string[]): string | n
     }
   }
   return null;
+}
+
+/** The limiter's answer as the gate's. */
+function fromAdmission(a: Admission, body: Buffer | null, bodyRead: boolean): PolicyCheck {
+  if (a.ok) return { ok: true, lease: a.lease, headers: a.headers, body };
+  return {
+    ok: false,
+    code: a.code,
+    message: a.message,
+    retryAfter: a.retryAfter,
+    headers: a.headers,
+    bodyRead,
+  };
 }
 
 function refuse(code: ErrorCode, message: string, bodyRead: boolean): PolicyCheck {

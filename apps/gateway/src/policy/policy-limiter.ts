@@ -27,8 +27,9 @@ import {
  * All four keys carry the binding id as a hash tag (one Redis Cluster slot).
  *
  * KEYS: 1 bucket (hash t, at), 2 day counter, 3 month counter, 4 leases (zset by expiry)
- * ARGV: 1 now ms, 2 rate/s, 3 burst, 4 per day, 5 day TTL ms, 6 per month,
- *       7 month TTL ms, 8 max concurrent, 9 lease ms, 10 n, 11… lease members
+ * ARGV: 1 "now rate burst perDay dayTtl perMonth monthTtl maxConcurrent leaseMs n"
+ *       (one string: every argument costs the client a conversion and a
+ *       length prefix), 2… lease members
  * Returns, per request, {verdict, wait ms, day count, month count, tokens × 1000}
  * (flat); verdict 0 admitted, 1 rate, 2 day quota, 3 month quota, 4 concurrency.
  *
@@ -37,14 +38,18 @@ import {
  * A clock that goes backwards refills nothing and never moves `at` back.
  */
 const ADMIT = `
-local now = tonumber(ARGV[1])
-local rate = tonumber(ARGV[2])
-local burst = tonumber(ARGV[3])
-local perDay = tonumber(ARGV[4])
-local perMonth = tonumber(ARGV[6])
-local maxc = tonumber(ARGV[8])
-local leaseMs = tonumber(ARGV[9])
-local n = tonumber(ARGV[10])
+local a = {}
+for v in string.gmatch(ARGV[1], '%S+') do a[#a + 1] = tonumber(v) end
+local now = a[1]
+local rate = a[2]
+local burst = a[3]
+local perDay = a[4]
+local dayTtl = a[5]
+local perMonth = a[6]
+local monthTtl = a[7]
+local maxc = a[8]
+local leaseMs = a[9]
+local n = a[10]
 local day = 0
 local month = 0
 if perDay > 0 then day = tonumber(redis.call('GET', KEYS[2]) or '0') end
@@ -86,7 +91,7 @@ for i = 1, n do
     if perMonth > 0 then month = month + 1 end
     if maxc > 0 then
       inflight = inflight + 1
-      redis.call('ZADD', KEYS[4], now + leaseMs, ARGV[10 + i])
+      redis.call('ZADD', KEYS[4], now + leaseMs, ARGV[1 + i])
     end
   end
   out[#out + 1] = verdict
@@ -101,10 +106,10 @@ if admitted > 0 then
     redis.call('PEXPIRE', KEYS[1], math.ceil(burst * 1000 / rate) + 60000)
   end
   if perDay > 0 and redis.call('INCRBY', KEYS[2], admitted) == admitted then
-    redis.call('PEXPIRE', KEYS[2], ARGV[5])
+    redis.call('PEXPIRE', KEYS[2], dayTtl)
   end
   if perMonth > 0 and redis.call('INCRBY', KEYS[3], admitted) == admitted then
-    redis.call('PEXPIRE', KEYS[3], ARGV[7])
+    redis.call('PEXPIRE', KEYS[3], monthTtl)
   end
   if maxc > 0 then redis.call('PEXPIRE', KEYS[4], leaseMs * 2) end
 end
@@ -114,7 +119,7 @@ return out`;
 type ScriptReply = number[];
 
 interface PolicyCommands {
-  keypinPolicyAdmit(...args: (string | number)[]): Promise<ScriptReply>;
+  keypinPolicyAdmit(...args: string[]): Promise<ScriptReply>;
 }
 
 /** A request's place among the key's requests in flight; give it back with `release`. */
@@ -262,21 +267,13 @@ export class PolicyLimiter {
     const { bindingId: id, p, waiters } = b;
     const n = waiters.length;
     const leaseKey = this.keys.policyLeases(id);
-    const args: (string | number)[] = [
+    const args: string[] = [
       this.keys.policyBucket(id),
       this.keys.policyDay(id, this.day),
       this.keys.policyMonth(id, this.month),
       leaseKey,
-      now,
-      p.rate,
-      p.burst,
-      p.perDay,
-      this.dayEnds - now + 3_600_000,
-      p.perMonth,
-      this.monthEnds - now + 86_400_000,
-      p.maxConcurrent,
-      this.leaseMs,
-      n,
+      `${now} ${p.rate} ${p.burst} ${p.perDay} ${this.dayEnds - now + 3_600_000} ${p.perMonth} ` +
+        `${this.monthEnds - now + 86_400_000} ${p.maxConcurrent} ${this.leaseMs} ${n}`,
     ];
     if (p.maxConcurrent > 0) for (const w of waiters) args.push(w.member);
     let r: ScriptReply;

@@ -1,8 +1,16 @@
 /**
  * The project's own nginx/keypin.conf, run with Debian's nginx on loopback
- * for the tests (nginx-chain.int-spec.ts, hostile.int-spec.ts). Only the
- * deployment-specific values documented at the top of that file are
- * rewritten; everything else is tested as shipped.
+ * for the tests (nginx-chain.int-spec.ts, hostile.int-spec.ts,
+ * relay-parity.int-spec.ts). Only the deployment-specific values documented
+ * at the top of that file are rewritten; everything else is tested as
+ * shipped.
+ *
+ * Every instance listens twice, like the shipped file: plain HTTP (`url`,
+ * `port`) and TLS with a throwaway CA's certificate (`tlsUrl`, `tlsPort`,
+ * `caPem`). Plain HTTP either redirects to https, as shipped
+ * (`plainHttp: 'redirect'`), or answers like TLS (`'serve'`, the file's
+ * documented mode for TLS ended in front of nginx): the default, so tests
+ * that speak raw HTTP/1.1 to nginx can.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -10,28 +18,49 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { REPO_ROOT } from './paths';
 import { freePort, portAnswers } from './throwaway';
+import { testPki, writeServerPair } from './tls';
 
 const NGINX = '/usr/sbin/nginx';
 export const NGINX_CONF = resolve(REPO_ROOT, 'nginx/keypin.conf');
 export const CONSOLE_DIR = resolve(REPO_ROOT, 'apps/admin-ui/dist');
 
+/** What plain HTTP (port 80 in the shipped file) gets: see `map $scheme $keypin_plain_http` there. */
+export type PlainHttp = 'redirect' | 'serve';
+
 interface Rendering {
   listenPort: number;
+  tlsPort: number;
   gatewayPorts: number[];
   consoleDir: string;
   prefix: string;
+  /** Holds fullchain.pem and privkey.pem. */
+  tlsDir: string;
+  acmeDir: string;
+  plainHttp: PlainHttp;
 }
 
 /**
  * nginx/keypin.conf with its deployment-specific values rewritten for
- * loopback: the listen address, the gateway addresses in `upstream
+ * loopback: the two listen addresses, the certificate directory, what plain
+ * HTTP gets, the ACME webroot, the gateway addresses in `upstream
  * keypin_gateways`, the console directory, and the pid, temp and access-log
  * paths. Comment lines are left alone. Every rewrite must apply, so a change
  * to the file that breaks the rendering is reported here rather than tested
  * by accident against something else.
  */
 export function renderNginxConf(src: string, r: Rendering): string {
-  const counts = { listen: 0, upstream: 0, console: 0, pid: 0, temp: 0, log: 0 };
+  const counts = {
+    listen: 0,
+    listenTls: 0,
+    tls: 0,
+    plainHttp: 0,
+    acme: 0,
+    upstream: 0,
+    console: 0,
+    pid: 0,
+    temp: 0,
+    log: 0,
+  };
   const swap = (line: string, from: string, to: string, what: keyof typeof counts): string => {
     if (!line.includes(from)) return line;
     counts[what]++;
@@ -49,6 +78,16 @@ export function renderNginxConf(src: string, r: Rendering): string {
       counts.listen++;
       l = l.replace('listen 80;', `listen 127.0.0.1:${r.listenPort};`);
     }
+    if (/^\s*listen 443 ssl\b[^;]*;\s*$/.test(l)) {
+      counts.listenTls++;
+      l = l.replace('listen 443 ', `listen 127.0.0.1:${r.tlsPort} `);
+    }
+    if (/^\s*default\s+redirect;\s*$/.test(l)) {
+      counts.plainHttp++;
+      l = l.replace('redirect;', `${r.plainHttp};`);
+    }
+    l = swap(l, '/etc/nginx/tls/', `${r.tlsDir}/`, 'tls');
+    l = swap(l, '/var/lib/keypin/acme', r.acmeDir, 'acme');
     l = swap(l, '/usr/share/keypin/admin-ui/', `${r.consoleDir}/`, 'console');
     l = swap(l, '/var/run/nginx.pid', join(r.prefix, 'nginx.pid'), 'pid');
     l = swap(l, '/var/cache/nginx/', `${join(r.prefix, 'cache')}/`, 'temp');
@@ -59,15 +98,28 @@ export function renderNginxConf(src: string, r: Rendering): string {
     if (n === 0)
       throw new Error(`nginx/keypin.conf: the "${what}" placeholder was not found (see its header)`);
   }
-  if (counts.listen !== 1 || counts.upstream !== 1) {
-    throw new Error('nginx/keypin.conf: expected exactly one `listen 80;` and one `server gateway:8080 …;`');
+  if (counts.listen !== 1 || counts.listenTls !== 1 || counts.upstream !== 1 || counts.plainHttp !== 1) {
+    throw new Error(
+      'nginx/keypin.conf: expected exactly one `listen 80;`, one `listen 443 ssl …;`, ' +
+        'one `default redirect;` and one `server gateway:8080 …;`',
+    );
   }
   return out.join('\n');
 }
 
 export interface RunningNginx {
+  /** Plain HTTP: http://127.0.0.1:<port> */
   url: string;
   port: number;
+  /** TLS: https://127.0.0.1:<tlsPort>, certificate for keypin.test, localhost and 127.0.0.1. */
+  tlsUrl: string;
+  tlsPort: number;
+  /** The CA that signed nginx's certificate (PEM): trust this and nothing else. */
+  caPem: string;
+  /** What plain HTTP gets in this instance. */
+  plainHttp: PlainHttp;
+  /** The ACME webroot nginx serves /.well-known/acme-challenge/ from. */
+  acmeDir: string;
   prefix: string;
   /** The access log so far. */
   accessLog(): string;
@@ -87,27 +139,46 @@ process.once('exit', () => {
   for (const child of running) child.kill('SIGKILL');
 });
 
+export interface NginxOptions {
+  /** Default `serve`; `redirect` is the file as shipped. */
+  plainHttp?: PlainHttp;
+}
+
 /** Renders nginx/keypin.conf in front of `gatewayPorts` and starts nginx in the foreground. */
-export async function startNginx(gatewayPorts: number[]): Promise<RunningNginx> {
+export async function startNginx(gatewayPorts: number[], opts: NginxOptions = {}): Promise<RunningNginx> {
   if (!existsSync(NGINX)) {
     throw new Error(
       `${NGINX} is missing: the tests run the project's nginx configuration with Debian's nginx ` +
         '(apt-get install -y nginx-light; .ci/run installs it)',
     );
   }
+  const plainHttp = opts.plainHttp ?? 'serve';
+  const pki = testPki();
   const port = await freePort();
+  let tlsPort = await freePort();
+  while (tlsPort === port) tlsPort = await freePort();
   const prefix = mkdtempSync(join(tmpdir(), 'keypin-nginx-'));
-  // nginx workers drop to an unprivileged user when started as root.
+  // nginx workers drop to an unprivileged user when started as root (the
+  // master reads the key before that).
   chmodSync(prefix, 0o755);
   mkdirSync(join(prefix, 'cache'));
+  const tlsDir = join(prefix, 'tls');
+  mkdirSync(tlsDir);
+  writeServerPair(tlsDir, pki);
+  const acmeDir = join(prefix, 'acme');
+  mkdirSync(join(acmeDir, '.well-known', 'acme-challenge'), { recursive: true, mode: 0o755 });
   const conf = join(prefix, 'nginx.conf');
   writeFileSync(
     conf,
     renderNginxConf(readFileSync(NGINX_CONF, 'utf8'), {
       listenPort: port,
+      tlsPort,
       gatewayPorts,
       consoleDir: CONSOLE_DIR,
       prefix,
+      tlsDir,
+      acmeDir,
+      plainHttp,
     }),
   );
   const base = ['-p', `${prefix}/`, '-e', 'stderr', '-c', conf];
@@ -124,7 +195,7 @@ export async function startNginx(gatewayPorts: number[]): Promise<RunningNginx> 
   child.stderr.on('data', (b: Buffer) => (text += b.toString('utf8')));
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   const started = Date.now();
-  while (!(await portAnswers(port, 200))) {
+  while (!(await portAnswers(port, 200)) || !(await portAnswers(tlsPort, 200))) {
     if (child.exitCode !== null) throw new Error(`nginx exited during start:\n${text}`);
     if (Date.now() - started > 10_000) throw new Error(`nginx did not listen within 10 s:\n${text}`);
     await new Promise((r) => setTimeout(r, 25));
@@ -142,6 +213,11 @@ export async function startNginx(gatewayPorts: number[]): Promise<RunningNginx> 
   return {
     url: `http://127.0.0.1:${port}`,
     port,
+    tlsUrl: `https://127.0.0.1:${tlsPort}`,
+    tlsPort,
+    caPem: pki.caPem,
+    plainHttp,
+    acmeDir,
     prefix,
     accessLog,
     async accessLogOf(client, atLeast) {
