@@ -79,6 +79,13 @@ describe('admin console as an auditor, and the login page’s errors', () => {
     );
     await env.api.put('/admin/api/settings', { alert_webhook_secret: 'whsec-seeded-secret' });
     // A policy of its own with a daily quota, a default policy, and traffic under both.
+    // A quota counts the calendar day, from what was recorded when its counter
+    // starts: wait for the request that bound the key to be recorded.
+    await eventually(
+      () => env.api.get(`/admin/api/bindings/${bindingId}`),
+      (r) => r.json<Binding>().requests_today === 1,
+      10_000,
+    );
     expect(
       (await env.api.put('/admin/api/bindings/policy', { id: bindingId, policy: { requests_per_day: 10 } }))
         .status,

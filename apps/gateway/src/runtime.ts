@@ -187,7 +187,11 @@ export async function createRuntime(config: AppConfig, logger: Logger): Promise<
   // auto-pipelining: the limiter batches a key's requests itself, and
   // ioredis's pipelining costs more CPU per command than it saves here.
   const policyRedis = createCommandClient(config.redisUrl, logger, 'policy', { commandTimeout: 250 });
-  const limiter = new PolicyLimiter(policyRedis, keys, logger);
+  const limiter = new PolicyLimiter(policyRedis, keys, logger, {
+    // A quota counts the calendar day and month: a counter Redis does not
+    // have yet starts from what PostgreSQL has recorded for the key.
+    seed: (id) => bindingRepo.usageTotals(id),
+  });
   limiter.start();
 
   const changeFeed = new ChangeFeed(
@@ -305,6 +309,7 @@ export function createAdminServices(rt: Runtime): AdminServices {
       hashKey: (canonical) => hasher.hashHex(canonical),
       keyRules: () => keyRulesOf(rt.settings.current),
       defaultPolicy: () => rt.settings.current.default_policy,
+      storedUsage: (id) => rt.bindingRepo.usageTotals(id),
       liveCounts: (id) => rt.limiter.liveCounts(id),
       announce: (hashHex) => rt.store.announceChange(hashHex),
     }),

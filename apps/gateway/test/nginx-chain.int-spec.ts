@@ -29,13 +29,13 @@ import {
   type Server,
   type ServerResponse,
 } from 'node:http';
-import type { Socket } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { join } from 'node:path';
 import { connect as tlsConnect, type ConnectionOptions, createServer as createTlsServer } from 'node:tls';
 import { chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { WebSocket, WebSocketServer } from 'ws';
-import { ADMIN_ENV, AdminClient } from './support/admin-client';
+import { type ClientOptions, WebSocket, WebSocketServer } from 'ws';
+import { ADMIN_ENV, ADMIN_PASSWORD, ADMIN_USERNAME, AdminClient } from './support/admin-client';
 import { FakeDownstream, type SeenRequest } from './support/downstream';
 import { startGateway, waitFor, type GatewayProcess } from './support/gateway';
 import { bearer, send, type Reply } from './support/http-client';
@@ -144,6 +144,48 @@ const errorCode = (r: Reply): string | undefined => {
     return undefined;
   }
 };
+
+// ------------------------------------------------------------ TLS helpers
+
+/** The policies nginx/keypin.conf sends (its `map $keypin_area $keypin_csp`). */
+const CONSOLE_CSP =
+  "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; " +
+  "font-src 'self'; connect-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'self'; " +
+  "frame-ancestors 'none'";
+const DOCS_CSP =
+  "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; " +
+  "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+const ADMIN_CSP = "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+const HSTS = 'max-age=31536000';
+const SECURITY_HEADERS = [
+  'content-security-policy',
+  'x-frame-options',
+  'x-content-type-options',
+  'referrer-policy',
+  'strict-transport-security',
+];
+
+/** How many times a header line came (HTTP/1.1 raw headers). */
+const count = (r: TlsReply, name: string) =>
+  r.rawHeaders.filter((h, i) => i % 2 === 0 && h.toLowerCase() === name).length;
+
+/** Response headers a proxy may legitimately differ in (connection management, its own name, the clock). */
+const comparable = (h: IncomingHttpHeaders) =>
+  Object.fromEntries(
+    Object.entries(h).filter(
+      ([k]) => !['date', 'connection', 'keep-alive', 'transfer-encoding', 'server'].includes(k),
+    ),
+  );
+
+const CHROMIUM = process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium';
+const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+];
 
 // ------------------------------------------------------------------- tests
 
@@ -521,4 +563,494 @@ describe('nginx (nginx/keypin.conf) in front of two gateways sharing PostgreSQL 
     expect(log).not.toContain(key.slice(3));
     expect(log).not.toContain('?');
   });
+  // ------------------------------------------------ TLS, as shipped (nginxTls)
+
+  it('terminates TLS 1.3 and 1.2 with the configured certificate, offers HTTP/2, and refuses TLS 1.1 and CBC suites', async () => {
+    type Handshake = {
+      protocol?: string | null;
+      alpn?: string | false | null;
+      authorized?: boolean;
+      san?: string;
+      cipher?: string;
+      error?: string;
+    };
+    const handshake = (port: number, o: ConnectionOptions): Promise<Handshake> =>
+      new Promise((resolve) => {
+        const s = tlsConnect({ host: '127.0.0.1', port, servername: TLS_HOST, ...o });
+        s.setTimeout(5000, () => {
+          s.destroy();
+          resolve({ error: 'timeout' });
+        });
+        s.once('secureConnect', () => {
+          resolve({
+            protocol: s.getProtocol(),
+            alpn: s.alpnProtocol,
+            authorized: s.authorized,
+            san: s.getPeerCertificate().subjectaltname,
+            cipher: s.getCipher().name,
+          });
+          s.end();
+        });
+        s.once('error', (e: NodeJS.ErrnoException) => resolve({ error: e.code ?? e.message }));
+      });
+    const port = nginxTls!.tlsPort;
+
+    // Verified against the test CA alone: nginx serves the configured pair.
+    const v13 = await handshake(port, { ...trust(), ALPNProtocols: ['h2', 'http/1.1'] });
+    expect(v13).toMatchObject({ protocol: 'TLSv1.3', alpn: 'h2', authorized: true });
+    expect(v13.san).toContain(`DNS:${TLS_HOST}`);
+    const v12 = await handshake(port, { ...trust(), maxVersion: 'TLSv1.2', ALPNProtocols: ['http/1.1'] });
+    expect(v12).toMatchObject({ protocol: 'TLSv1.2', alpn: 'http/1.1', authorized: true });
+    expect(v12.cipher).toMatch(/^ECDHE-ECDSA-(AES(128|256)-GCM-SHA(256|384)|CHACHA20-POLY1305)$/);
+
+    // Old clients: a TLS 1.1 one and a TLS 1.2 one offering only a CBC suite.
+    // Both can connect to a permissive server (a throwaway Node one with the
+    // same pair), so a refusal below is nginx's.
+    const tls11: ConnectionOptions = {
+      ...trust(),
+      minVersion: 'TLSv1',
+      maxVersion: 'TLSv1.1',
+      ciphers: 'DEFAULT@SECLEVEL=0',
+    };
+    const cbc: ConnectionOptions = { ...trust(), maxVersion: 'TLSv1.2', ciphers: 'ECDHE-ECDSA-AES128-SHA' };
+    const pki = testPki();
+    const permissive = createTlsServer(
+      { key: pki.keyPem, cert: pki.certPem, minVersion: 'TLSv1', ciphers: 'DEFAULT@SECLEVEL=0' },
+      (c) => c.end(),
+    );
+    await new Promise<void>((r) => permissive.listen(0, '127.0.0.1', r));
+    try {
+      const control = (permissive.address() as AddressInfo).port;
+      expect(await handshake(control, tls11)).toMatchObject({ protocol: 'TLSv1.1', authorized: true });
+      expect(await handshake(control, cbc)).toMatchObject({
+        protocol: 'TLSv1.2',
+        cipher: 'ECDHE-ECDSA-AES128-SHA',
+      });
+    } finally {
+      permissive.close();
+    }
+    for (const [what, o] of [
+      ['TLS 1.1', tls11],
+      ['CBC only', cbc],
+    ] as const) {
+      const refused = await handshake(port, o);
+      expect(refused.protocol, what).toBeUndefined();
+      expect(refused.error, what).toBeDefined();
+    }
+  });
+
+  it('binds and judges each client by its own address over HTTPS and HTTP/2, whatever X-Real-IP it forges', async () => {
+    const key = newKey();
+    const first = await sendTls(secure('/v1/models'), {
+      ...trust(),
+      from: '127.0.0.30',
+      headers: [
+        ['authorization', `Bearer ${key}`],
+        ['x-real-ip', '127.0.0.99'],
+        ['x-forwarded-for', '127.0.0.99, 127.0.0.1'],
+      ],
+    });
+    expect(first.status, first.body).toBe(200);
+    expect(first).toMatchObject({ alpn: 'http/1.1', tlsVersion: 'TLSv1.3' });
+    const seen = down.last();
+    expect(seen.headers['x-real-ip']).toBe('127.0.0.30');
+    expect(seen.headers['x-forwarded-for']).toBe('127.0.0.30');
+    expect(JSON.stringify(seen.rawHeaders)).not.toContain('127.0.0.99');
+    expect((await bindingsFrom('127.0.0.30')).map((b) => b.allowed_ips)).toEqual([['127.0.0.30/32']]);
+
+    // Over HTTP/2 from another address, claiming to be the owner: refused, naming the real caller.
+    const seenBefore = down.seen.length;
+    const stolen = await sendH2(secure('/v1/models'), {
+      ...trust(),
+      from: '127.0.0.31',
+      headers: { authorization: `Bearer ${key}`, 'x-real-ip': '127.0.0.30', 'x-forwarded-for': '127.0.0.30' },
+    });
+    expect(stolen.alpn).toBe('h2');
+    expect(stolen.status, stolen.body).toBe(403);
+    expect(stolen.json().error).toMatchObject({ code: 'ip_not_allowed', type: 'keypin_error' });
+    expect(stolen.json().error.message).toContain('127.0.0.31');
+    expect(down.seen.length).toBe(seenBefore);
+
+    // The owner over HTTP/2 passes, judged by its own address.
+    const own = await sendH2(secure('/v1/models'), {
+      ...trust(),
+      from: '127.0.0.30',
+      headers: { authorization: `Bearer ${key}`, 'x-real-ip': '127.0.0.31' },
+    });
+    expect(own.status, own.body).toBe(200);
+    expect(down.last().headers['x-real-ip']).toBe('127.0.0.30');
+    expect((await nginxTls!.accessLogOf('127.0.0.31', 1)).map((l) => l['protocol'])).toEqual(['HTTP/2.0']);
+  });
+
+  it('redirects plain HTTP to https with 308 (method kept) and answers only ACME challenges there', async () => {
+    const from = '127.0.0.32';
+    const plain = (path: string) => `${nginxTls!.url}${path}`;
+    const seenBefore = down.seen.length;
+
+    const get = await send(plain('/v1/models?x=1'), {
+      from,
+      headers: { host: TLS_HOST, authorization: `Bearer ${newKey()}` },
+    });
+    expect(get.status).toBe(308);
+    expect(get.headers['location']).toBe(`https://${TLS_HOST}/v1/models?x=1`);
+    expect(get.headers['strict-transport-security']).toBeUndefined();
+    const post = await send(plain('/admin/api/login'), {
+      method: 'POST',
+      from,
+      headers: { host: TLS_HOST, 'content-type': 'application/json' },
+      body: JSON.stringify({ username: ADMIN_USERNAME, password: ADMIN_PASSWORD }),
+    });
+    expect(post.status).toBe(308);
+    expect(post.headers['location']).toBe(`https://${TLS_HOST}/admin/api/login`);
+    expect(post.body).not.toContain('access_token');
+    // Everything else too, including a way out of the ACME directory.
+    for (const path of ['/admin/ui/', '/health', '/metrics', '/.well-known/acme-challenge/../../v1/models']) {
+      const r = await send(plain(path), { from, headers: { host: TLS_HOST } });
+      expect(r.status, path).toBe(308);
+      expect(r.headers['location'], path).toBe(`https://${TLS_HOST}${path}`);
+    }
+
+    // ACME HTTP-01: the token file from the webroot, over plain HTTP; a missing one is JSON 404.
+    const token = `tok-${randomBytes(6).toString('hex')}`;
+    writeFileSync(join(nginxTls!.acmeDir, '.well-known', 'acme-challenge', token), `${token}.thumbprint`);
+    const acme = await send(plain(`/.well-known/acme-challenge/${token}`), {
+      from,
+      headers: { host: TLS_HOST },
+    });
+    expect(acme.status).toBe(200);
+    expect(acme.body).toBe(`${token}.thumbprint`);
+    const missing = await send(plain('/.well-known/acme-challenge/no-such-token'), { from });
+    expect(missing.status).toBe(404);
+    expect(missing.json().error).toMatchObject({ code: 'not_found', type: 'keypin_error' });
+
+    // None of it reached a gateway.
+    expect(down.seen.length).toBe(seenBefore);
+    const lines = await nginxTls!.accessLogOf(from, 8);
+    expect(lines.length).toBeGreaterThanOrEqual(8);
+    for (const l of lines) expect(l['upstream']).toMatch(/^-?$/);
+    // Over TLS the same path is simply answered.
+    expect((await sendTls(secure('/health'), { ...trust(), from })).status).toBe(200);
+  });
+
+  it('sends the console and the admin API their security headers over TLS, HSTS on every TLS answer, each once', async () => {
+    const from = '127.0.0.33';
+    const hasSecuritySet = (r: TlsReply, csp: string, what: string) => {
+      expect(r.headers['content-security-policy'], what).toBe(csp);
+      expect(r.headers['x-frame-options'], what).toBe('DENY');
+      expect(r.headers['x-content-type-options'], what).toBe('nosniff');
+      expect(r.headers['referrer-policy'], what).toBe('no-referrer');
+      expect(r.headers['strict-transport-security'], what).toBe(HSTS);
+      for (const h of SECURITY_HEADERS) expect(count(r, h), `${what}: ${h}`).toBe(1);
+    };
+
+    // The console: the page, a client-side route, a script.
+    const index = readFileSync(join(CONSOLE_DIR, 'index.html'), 'utf8');
+    const page = await sendTls(secure('/admin/ui/'), { ...trust(), from });
+    expect(page.status).toBe(200);
+    expect(page.body).toBe(index);
+    hasSecuritySet(page, CONSOLE_CSP, '/admin/ui/');
+    expect(page.headers['cache-control']).toBe('no-cache');
+    const route = await sendTls(secure('/admin/ui/bindings'), { ...trust(), from });
+    expect(route.body).toBe(index);
+    hasSecuritySet(route, CONSOLE_CSP, '/admin/ui/bindings');
+    const script = /src="(\/admin\/ui\/assets\/[^"]+\.js)"/.exec(index)?.[1];
+    expect(script).toBeDefined();
+    const js = await sendTls(secure(script!), { ...trust(), from });
+    expect(js.status).toBe(200);
+    hasSecuritySet(js, CONSOLE_CSP, script!);
+    expect(js.headers['cache-control']).toBe('public, max-age=31536000, immutable');
+
+    // The admin API's answers (the gateway's), its CSV export (which sets
+    // nosniff itself: still sent once) and Swagger UI.
+    const me = await sendTls(secure('/admin/api/me'), { ...trust(), from });
+    expect(me.status).toBe(401);
+    expect(me.json().error).toMatchObject({ type: 'keypin_error' });
+    hasSecuritySet(me, ADMIN_CSP, '/admin/api/me');
+    const admin = await AdminClient.login(gwA!.url);
+    const auth = { authorization: `Bearer ${admin.token}` };
+    const direct = await send(`${gwA!.url}/admin/api/logs/export`, { from: '127.0.0.250', headers: auth });
+    expect(direct.headers['x-content-type-options']).toBe('nosniff');
+    const csv = await sendTls(secure('/admin/api/logs/export'), { ...trust(), from, headers: auth });
+    expect(csv.status, csv.body).toBe(200);
+    expect(csv.headers['content-type']).toMatch(/^text\/csv/);
+    hasSecuritySet(csv, ADMIN_CSP, '/admin/api/logs/export');
+    const docs = await sendTls(secure('/admin/api/docs'), { ...trust(), from });
+    expect(docs.status, docs.body.slice(0, 200)).toBe(200);
+    expect(docs.headers['content-type']).toMatch(/^text\/html/);
+    hasSecuritySet(docs, DOCS_CSP, '/admin/api/docs');
+
+    // nginx's own answers over TLS carry HSTS, and nothing meant for the console.
+    const hidden = await sendTls(secure('/metrics'), { ...trust(), from });
+    expect(hidden.status).toBe(404);
+    expect(hidden.json().error).toMatchObject({ code: 'not_found' });
+    expect(hidden.headers['strict-transport-security']).toBe(HSTS);
+    expect(hidden.headers['content-security-policy']).toBeUndefined();
+  });
+
+  it('passes proxied answers as the relay sent them, bytes and headers, adding only HSTS (HTTP/1.1 and HTTP/2)', async () => {
+    const key = newKey();
+    const from = '127.0.0.34';
+    // What the gateway itself answers (the relay's headers, untouched by nginx).
+    const direct = await send(`${gwA!.url}/bytes`, { from, headers: bearer(key) });
+    expect(direct.status, direct.body.slice(0, 200)).toBe(200);
+    expect(direct.headers).toMatchObject({ ...RELAY_HEADERS });
+
+    const viaTls = await sendTls(secure('/bytes'), { ...trust(), from, headers: bearer(key) });
+    const viaH2 = await sendH2(secure('/bytes'), { ...trust(), from, headers: bearer(key) });
+    for (const [via, r] of [
+      ['HTTP/1.1', viaTls],
+      ['HTTP/2', viaH2],
+    ] as const) {
+      expect(r.status, via).toBe(200);
+      expect(r.raw.equals(relayBytes), `${via}: the relay's bytes`).toBe(true);
+      // Every header as the relay sent it; HSTS is nginx's (the relay's own is replaced, not doubled).
+      expect(comparable(r.headers), via).toEqual({
+        ...comparable(direct.headers),
+        'strict-transport-security': HSTS,
+      });
+    }
+    expect(count(viaTls, 'strict-transport-security')).toBe(1);
+    expect(count(viaTls, 'x-content-type-options')).toBe(1);
+  });
+
+  it('streams SSE event by event and a request body over HTTP/2, and passes a WebSocket over TLS', async () => {
+    const session = await connectH2(nginxTls!.tlsUrl, { ...trust(), from: '127.0.0.35' });
+    try {
+      // SSE: five events 200 ms apart, each as it is written.
+      const events: { text: string; at: number }[] = [];
+      await new Promise<void>((resolve, reject) => {
+        const req = session.request({
+          ':path': '/sse?stream=true',
+          accept: 'text/event-stream',
+          authorization: `Bearer ${newKey()}`,
+        });
+        let buf = '';
+        req.setEncoding('utf8');
+        req.on('response', (h) => {
+          if (h[':status'] !== 200) reject(new Error(`SSE over HTTP/2: status ${h[':status']}`));
+        });
+        req.on('data', (chunk: string) => {
+          const at = performance.now();
+          buf += chunk;
+          let i: number;
+          while ((i = buf.indexOf('\n\n')) !== -1) {
+            events.push({ text: buf.slice(0, i), at });
+            buf = buf.slice(i + 2);
+          }
+        });
+        req.on('end', resolve);
+        req.on('error', reject);
+        req.end();
+      });
+      expect(events.map((e) => e.text)).toEqual([1, 2, 3, 4, 5].map((n) => `id: ${n}\ndata: {"n":${n}}`));
+      const gaps = events.slice(1).map((e, i) => e.at - events[i]!.at);
+      const lags = events.map((e, i) => e.at - sseWrittenAt[i]!);
+      console.log(
+        `SSE through nginx over HTTP/2: gaps ${gaps.map((g) => g.toFixed(0)).join('/')} ms, ` +
+          `lag ${lags.map((l) => l.toFixed(1)).join('/')} ms`,
+      );
+      for (const g of gaps) expect(g).toBeGreaterThanOrEqual(150);
+      for (const l of lags) expect(l).toBeLessThan(100);
+
+      // An upload: the downstream answers while the body is still open.
+      const upload = session.request({
+        ':method': 'POST',
+        ':path': '/upload',
+        authorization: `Bearer ${newKey()}`,
+        'content-type': 'application/octet-stream',
+      });
+      const answered = new Promise<void>((resolve, reject) => {
+        upload.once('response', () => resolve());
+        upload.on('error', reject);
+        setTimeout(
+          () =>
+            reject(new Error('no response while the upload was open: nginx buffers HTTP/2 request bodies')),
+          3000,
+        ).unref();
+      });
+      upload.write(Buffer.alloc(64 * 1024, 0x61));
+      await answered;
+      let body = '';
+      upload.setEncoding('utf8');
+      upload.on('data', (chunk: string) => (body += chunk));
+      const ended = new Promise<void>((r) => upload.once('end', r));
+      upload.end(Buffer.alloc(64 * 1024, 0x62));
+      await ended;
+      expect(body).toBe(`head seen\nreceived ${128 * 1024}\n`);
+    } finally {
+      session.close();
+    }
+
+    // wss: the upgrade over TLS (HTTP/1.1), judged by the real address.
+    // (The certificate names 127.0.0.1 too; ws passes localAddress on to the socket.)
+    const wsOptions: ClientOptions & { localAddress: string } = {
+      localAddress: '127.0.0.36',
+      ca: nginxTls!.caPem,
+      headers: { ...bearer(newKey()), 'x-real-ip': '127.0.0.77' },
+    };
+    const ws = new WebSocket(`${nginxTls!.tlsUrl.replace(/^https/, 'wss')}/v1/realtime`, wsOptions);
+    const received: string[] = [];
+    const waiting: ((m: string) => void)[] = [];
+    ws.on('message', (d: Buffer) => {
+      const w = waiting.shift();
+      if (w) w(d.toString('utf8'));
+      else received.push(d.toString('utf8'));
+    });
+    const next = () =>
+      new Promise<string>((resolve, reject) => {
+        const m = received.shift();
+        if (m !== undefined) return resolve(m);
+        waiting.push(resolve);
+        setTimeout(() => reject(new Error('no WebSocket message within 5 s')), 5000).unref();
+      });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        ws.once('open', () => resolve());
+        ws.once('error', reject);
+        ws.once('unexpected-response', (_req, res) =>
+          reject(new Error(`upgrade refused: ${res.statusCode}`)),
+        );
+      });
+      expect(await next()).toBe('hello from downstream');
+      ws.send('ping over tls');
+      expect(await next()).toBe('echo:ping over tls');
+    } finally {
+      ws.close();
+    }
+    expect(wsSeen[wsSeen.length - 1]!['x-real-ip']).toBe('127.0.0.36');
+  });
+
+  it('rate limits /admin/api/login over TLS: 429 in the contract’s shape after the burst; the gateway’s own 429 passes as it is', async () => {
+    const attempt = (from: string, username: string) =>
+      sendTls(secure('/admin/api/login'), {
+        ...trust(),
+        method: 'POST',
+        from,
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ username, password: 'wrong-password-123' }),
+      });
+
+    // The gateway's lockout (one username, 5 failures; within nginx's burst):
+    // its 429 and its Retry-After pass untouched, and nginx adds no second one.
+    const locked: TlsReply[] = [];
+    for (let i = 0; i < 6; i++) locked.push(await attempt('127.0.0.63', 'locked-user'));
+    expect(locked.map((r) => r.status)).toEqual([401, 401, 401, 401, 401, 429]);
+    const fromGateway = locked[5]!;
+    expect(fromGateway.json().error).toMatchObject({ code: 'too_many_attempts', type: 'keypin_error' });
+    expect(count(fromGateway, 'retry-after')).toBe(1);
+    expect(Number(fromGateway.headers['retry-after'])).toBeGreaterThan(60);
+    expect((await nginxTls!.accessLogOf('127.0.0.63', 6))[5]!['upstream_status']).toBe('429');
+
+    // nginx's limit: 1 + a burst of 10 reach the gateway, then nginx answers itself.
+    const statuses: number[] = [];
+    let limited: TlsReply | undefined;
+    for (let i = 0; i < 13; i++) {
+      const r = await attempt('127.0.0.62', `nobody-${i}`);
+      statuses.push(r.status);
+      if (r.status === 429) limited ??= r;
+    }
+    expect(statuses).toEqual([...Array<number>(11).fill(401), 429, 429]);
+    expect(limited!.headers['content-type']).toBe('application/json');
+    expect(limited!.json()).toEqual({
+      error: { message: expect.any(String), type: 'keypin_error', code: 'too_many_attempts' },
+    });
+    expect(limited!.headers['retry-after']).toBe('60');
+    expect(count(limited!, 'retry-after')).toBe(1);
+    expect(limited!.headers['strict-transport-security']).toBe(HSTS);
+    expect(limited!.headers['x-frame-options']).toBe('DENY');
+    const limitedLog = (await nginxTls!.accessLogOf('127.0.0.62', 13))[11]!;
+    expect(limitedLog['status']).toBe(429);
+    expect(limitedLog['upstream']).toMatch(/^-?$/);
+    // Another address is not affected.
+    expect((await attempt('127.0.0.64', 'nobody-else')).status).toBe(401);
+  });
+
+  it('runs the console in Chromium over TLS under its Content-Security-Policy: no violation, login, dashboard, bindings, API docs', async () => {
+    if (!existsSync(CHROMIUM)) {
+      throw new Error(`Chromium is not at ${CHROMIUM}: apt-get install -y chromium (or set CHROMIUM_PATH)`);
+    }
+    const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+    try {
+      // The test CA is not in Chromium's store: certificate errors are ignored; CSP is enforced all the same.
+      const context = await browser.newContext({
+        baseURL: `${nginxTls!.tlsUrl}/admin/ui/`,
+        ignoreHTTPSErrors: true,
+        viewport: { width: 1280, height: 800 },
+      });
+      context.setDefaultTimeout(20_000);
+      // Every document records its violations (the event fires for each one).
+      // Browser-side code is given as text: this project's types have no DOM.
+      await context.addInitScript(
+        "window.__csp = []; document.addEventListener('securitypolicyviolation', (e) => " +
+          "window.__csp.push(e.effectiveDirective + ' ' + e.blockedURI + ' ' + e.sample));",
+      );
+      const page = await context.newPage();
+      const cspMessages: string[] = [];
+      const otherErrors: string[] = [];
+      const pageErrors: string[] = [];
+      page.on('console', (m) => {
+        if (/Content[ -]Security[ -]Policy/i.test(m.text())) cspMessages.push(m.text());
+        else if (m.type() === 'error') otherErrors.push(m.text());
+      });
+      page.on('pageerror', (e) => pageErrors.push(e.message));
+      const documents: { path: string; status: number; csp?: string; protocol?: string }[] = [];
+      page.on('response', (r) => {
+        if (r.request().resourceType() !== 'document') return;
+        documents.push({
+          path: new URL(r.url()).pathname,
+          status: r.status(),
+          csp: r.headers()['content-security-policy'],
+        });
+      });
+      const violations = () => page.evaluate<string[]>('window.__csp');
+
+      // The console: log in, dashboard with its lazily loaded chart, bindings.
+      await page.goto('login');
+      await page.getByLabel('Username').fill(ADMIN_USERNAME);
+      await page.getByLabel('Password').fill(ADMIN_PASSWORD);
+      await page.getByRole('button', { name: 'Log in' }).click();
+      const nav = page.getByRole('navigation', { name: 'Main' });
+      await nav.waitFor();
+      await page.getByRole('heading', { level: 1, name: 'Dashboard' }).waitFor();
+      await page.getByRole('img', { name: /Allowed and intercepted requests per day/ }).waitFor();
+      await nav.getByRole('link', { name: 'Bindings' }).click();
+      await page.getByRole('heading', { level: 1, name: 'Bindings' }).waitFor();
+      // MUI's styles are in force: Emotion's <style> elements were allowed and hold its rules.
+      const emotionRules = await page.evaluate<number>(
+        "Array.from(document.querySelectorAll('style[data-emotion]'))" +
+          '.reduce((n, s) => n + (s.sheet ? s.sheet.cssRules.length : 0), 0)',
+      );
+      expect(emotionRules).toBeGreaterThan(20);
+      expect(await violations()).toEqual([]);
+      expect(cspMessages).toEqual([]);
+
+      // The policy is really in force, and a violation would be seen: an
+      // inline script the page tries to add is refused and reported.
+      const inlineRan = await page.evaluate<boolean>(
+        "(() => { const s = document.createElement('script'); s.textContent = 'window.__inlineRan = true'; " +
+          'document.head.append(s); return window.__inlineRan === true; })()',
+      );
+      expect(inlineRan).toBe(false);
+      await expect.poll(violations).toEqual([expect.stringMatching(/^script-src-elem inline/)]);
+      await expect.poll(() => cspMessages.length).toBe(1);
+
+      // Swagger UI at /admin/api/docs under its own policy.
+      await page.goto(`${nginxTls!.tlsUrl}/admin/api/docs`);
+      await page.locator('.swagger-ui .info .title').filter({ hasText: 'KeyPin admin API' }).waitFor();
+      await page.locator('.swagger-ui .opblock').first().waitFor();
+      expect(await violations()).toEqual([]);
+      expect(cspMessages.length).toBe(1);
+
+      expect(pageErrors).toEqual([]);
+      // Both documents came over TLS with their policy.
+      expect(documents.filter((d) => d.status === 200)).toEqual([
+        { path: '/admin/ui/login', status: 200, csp: CONSOLE_CSP },
+        { path: '/admin/api/docs', status: 200, csp: DOCS_CSP },
+      ]);
+      if (otherErrors.length > 0)
+        console.log(`browser console errors (none CSP): ${otherErrors.join(' | ')}`);
+    } finally {
+      await browser.close();
+    }
+  }, 120_000);
 });

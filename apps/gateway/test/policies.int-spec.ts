@@ -38,6 +38,22 @@ async function bindingIdOf(databaseUrl: string, key: string): Promise<number> {
   return Number(rows[0].id);
 }
 
+/**
+ * Waits until the usage batches have written `n` forwarded requests of the
+ * binding for today: a quota counts the calendar day, starting from what
+ * PostgreSQL recorded when its counter is first needed.
+ */
+async function recorded(databaseUrl: string, id: number, n: number): Promise<void> {
+  await waitFor(async () => {
+    const rows = await sql<{ count: string }>(
+      databaseUrl,
+      `SELECT count FROM binding_daily_usage WHERE binding_id = $1 AND day = (now() AT TIME ZONE 'UTC')::date`,
+      [id],
+    );
+    return Number(rows[0]?.count ?? 0) === n;
+  }, 10_000);
+}
+
 /** A Prometheus sample's value (0 when absent). */
 async function metric(gw: GatewayProcess, sample: string): Promise<number> {
   const text = (await send(`${gw.url}/metrics`, { from: '127.0.0.250' })).body;
@@ -97,11 +113,15 @@ describe('key policies on one gateway', () => {
     await dropStores(stores.dbName, stores.redisPrefix);
   });
 
-  /** A key bound from 127.0.0.2 with `policy` as its own; returns its binding id. */
-  async function keyWith(policy: Policy, tag = 'p'): Promise<{ key: string; id: number }> {
+  /**
+   * A key bound from 127.0.0.2 with `policy` as its own; returns its binding
+   * id. `settled`: wait until the binding request is recorded first.
+   */
+  async function keyWith(policy: Policy, tag = 'p', settled = false): Promise<{ key: string; id: number }> {
     const key = newKey(tag);
     expect((await get(gw, key)).status).toBe(200);
     const id = await bindingIdOf(stores.databaseUrl, key);
+    if (settled) await recorded(stores.databaseUrl, id, 1);
     const r = await admin.put('/admin/api/bindings/policy', { id, policy });
     expect(r.status, r.body).toBe(200);
     expect(r.json()).toMatchObject({ id, policy });
@@ -148,33 +168,28 @@ describe('key policies on one gateway', () => {
     }
   });
 
-  it('daily quota: exactly the quota passes, then 429 quota_exceeded until UTC midnight', async () => {
+  it('daily quota: the calendar day counts (the request before the quota too), then 429 quota_exceeded until UTC midnight', async () => {
     await notAcrossUtcMidnight(30_000);
-    const { key, id } = await keyWith({ requests_per_day: 3 });
+    const { key, id } = await keyWith({ requests_per_day: 3 }, 'p', true);
     const seen = downstream.seen.length;
     const replies = [];
     for (let i = 0; i < 5; i++) replies.push(await get(gw, key));
-    expect(replies.map((r) => r.status)).toEqual([200, 200, 200, 429, 429]);
-    expect(replies[2]!.headers['x-ratelimit-remaining-requests']).toBe('0');
-    const refused = replies[3]!;
+    expect(replies.map((r) => r.status)).toEqual([200, 200, 429, 429, 429]);
+    expect(replies[1]!.headers['x-ratelimit-remaining-requests']).toBe('0');
+    const refused = replies[2]!;
     expectError(refused, 429, 'quota_exceeded');
     const untilMidnight = Math.ceil((Math.ceil(Date.now() / 86_400_000) * 86_400_000 - Date.now()) / 1000);
     expect(Math.abs(Number(refused.headers['retry-after']) - untilMidnight)).toBeLessThanOrEqual(2);
     expect(refused.json().error.message).toMatch(/daily quota of 3 requests/);
-    expect(downstream.seen.length).toBe(seen + 3);
+    expect(downstream.seen.length).toBe(seen + 2);
 
-    // The usage endpoint shows the quota's own counter (live: the 3 since the
-    // quota was set); the binding all requests forwarded today (the request
-    // that bound it too), once the usage batch has landed.
+    // The usage endpoint shows the quota's own live counter; the binding
+    // every request forwarded today once the usage batch has landed: the same 3.
     const usage = (await admin.get(`/admin/api/bindings/${id}/usage`)).json();
     expect(usage).toMatchObject({ today: 3, limit_day: 3, limit_month: null, policy_source: 'binding' });
-    await waitFor(
-      async () =>
-        (await admin.get(`/admin/api/bindings/${id}`)).json<{ requests_today: number }>().requests_today ===
-        4,
-      8000,
-    );
-    expect((await admin.get(`/admin/api/bindings/${id}/usage`)).json()).toMatchObject({ today: 3, month: 4 });
+    await recorded(stores.databaseUrl, id, 3);
+    expect((await admin.get(`/admin/api/bindings/${id}`)).json()).toMatchObject({ requests_today: 3 });
+    expect((await admin.get(`/admin/api/bindings/${id}/usage`)).json()).toMatchObject({ today: 3, month: 3 });
   });
 
   it('models: a model outside the list is 403 model_not_allowed naming it, from the body, a Gemini path and ?model=', async () => {
@@ -507,6 +522,7 @@ describe('two gateways share one policy', () => {
     const key = newKey('intercepted');
     expect((await get(a, key)).status).toBe(200);
     const id = await bindingIdOf(stores.databaseUrl, key);
+    await recorded(stores.databaseUrl, id, 1);
     expect(
       (await admin.put('/admin/api/bindings/policy', { id, policy: { requests_per_day: 10 } })).status,
     ).toBe(200);
@@ -517,7 +533,8 @@ describe('two gateways share one policy', () => {
     expect(elsewhere.every((r) => r.status === 403 && r.json().error.code === 'ip_not_allowed')).toBe(true);
     const home = [];
     for (let i = 0; i < 11; i++) home.push((await get(i % 2 ? a : b, key)).status);
-    expect(home).toEqual([...Array<number>(10).fill(200), 429]);
+    // The request that bound the key is the first of its 10.
+    expect(home).toEqual([...Array<number>(9).fill(200), 429, 429]);
   });
 
   it('admit exactly the quota between them when both serve the bound network', async () => {
@@ -525,6 +542,7 @@ describe('two gateways share one policy', () => {
     const key = newKey('shared2');
     expect((await get(a, key)).status).toBe(200);
     const id = await bindingIdOf(stores.databaseUrl, key);
+    await recorded(stores.databaseUrl, id, 1);
     expect(
       (await admin.put('/admin/api/bindings/policy', { id, policy: { requests_per_day: 77 } })).status,
     ).toBe(200);
@@ -532,12 +550,12 @@ describe('two gateways share one policy', () => {
     const seen = downstream.seen.length;
     const replies = await Promise.all(Array.from({ length: 200 }, (_, i) => get(i % 2 ? a : b, key)));
     const passed = replies.filter((r) => r.status === 200).length;
-    expect(passed).toBe(77);
+    expect(passed).toBe(76); // 77 in the day, the first of them the request that bound the key
     expect(
       replies.filter((r) => r.status === 429).every((r) => r.json().error.code === 'quota_exceeded'),
     ).toBe(true);
     expect(replies.filter((r) => r.status !== 200 && r.status !== 429)).toHaveLength(0);
-    expect(downstream.seen.length - seen).toBe(77);
+    expect(downstream.seen.length - seen).toBe(76);
   });
 
   it('a policy set through one gateway is enforced by the other within 1 s', async () => {
@@ -588,6 +606,7 @@ describe('Redis cut in the middle of a burst, then restored', () => {
     const key = newKey('cut');
     expect((await get(gw, key)).status).toBe(200);
     const id = await bindingIdOf(stores.databaseUrl, key);
+    await recorded(stores.databaseUrl, id, 1);
     expect(
       (await admin.put('/admin/api/bindings/policy', { id, policy: { requests_per_day: 20 } })).status,
     ).toBe(200);
@@ -601,9 +620,10 @@ describe('Redis cut in the middle of a burst, then restored', () => {
     await redis.stop();
 
     const during = [];
+    // 1 + 8 counted in Redis before it went: 11 more, counted alone.
     for (let i = 0; i < 20; i++) during.push((await get(gw, key)).status);
-    expect(during.filter((s) => s === 200)).toHaveLength(12);
-    expect(during.slice(12).every((s) => s === 429)).toBe(true);
+    expect(during.filter((s) => s === 200)).toHaveLength(11);
+    expect(during.slice(11).every((s) => s === 429)).toBe(true);
     const ready = await send(`${gw.url}/ready`, { from: '127.0.0.250' });
     expect(ready.status).toBe(503);
     expect(ready.json().degraded.join(' ')).toMatch(/policy counters are enforced per instance/);

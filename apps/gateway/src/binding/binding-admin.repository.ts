@@ -43,12 +43,6 @@ interface Row {
   requests_today: string | null;
 }
 
-/** Forwarded requests of one binding, by UTC day (`binding_daily_usage`). */
-export interface UsageTotals {
-  today: number;
-  month: number;
-}
-
 /** Every column the API shows, in the shape `toRecord` reads (works on `bindings` and on a RETURNING list). */
 const COLUMNS = `id, encode(key_hash, 'hex') AS hash_hex, token_display, rule_type,
   allowed_ips::text[] AS allowed_ips, status, host(first_ip) AS first_ip, first_used_at,
@@ -201,19 +195,6 @@ export class BindingAdminRepository {
       [id, policy === null ? null : JSON.stringify(policy)],
     );
     return rows[0] ? toRecord(rows[0]) : null;
-  }
-
-  /** Requests forwarded today and this month (UTC), as written by the usage batches. */
-  async usage(id: number): Promise<UsageTotals> {
-    const rows = await queryRows<{ today: string | null; month: string | null }>(
-      this.ds,
-      `SELECT sum(count) FILTER (WHERE day = (now() AT TIME ZONE 'UTC')::date) AS today,
-              sum(count) AS month
-         FROM binding_daily_usage
-        WHERE binding_id = $1 AND day >= date_trunc('month', now() AT TIME ZONE 'UTC')::date`,
-      [id],
-    );
-    return { today: Number(rows[0]?.today ?? 0), month: Number(rows[0]?.month ?? 0) };
   }
 
   async setStatus(tx: SqlRunner, id: number, status: BindingStatus): Promise<BindingRecord | null> {

@@ -80,6 +80,7 @@ function setup(current: Binding | null = binding()) {
     hashKey,
     keyRules: () => NEWAPI,
     defaultPolicy: () => null,
+    storedUsage: () => Promise.resolve({ today: 0, month: 0 }),
     liveCounts: () => Promise.resolve(null),
     announce,
   });

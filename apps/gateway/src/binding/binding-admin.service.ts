@@ -21,6 +21,7 @@ import type { AuditRepository } from '../audit/audit.repository';
 import { invalid } from '../admin/common/validation';
 import { type BindingSearch, parseBindingSearch } from './binding-search';
 import type { BindingFilter, BindingRecord, BindingAdminRepository } from './binding-admin.repository';
+import type { UsageTotals } from './binding.repository';
 
 /** Where the service writes its audit rows. */
 export type AuditSink = Pick<AuditRepository, 'record'>;
@@ -35,6 +36,8 @@ export interface BindingAdminServiceDeps {
   keyRules: () => KeyRules;
   /** The default policy in force (settings), for a binding without its own. */
   defaultPolicy: () => KeyPolicy | null;
+  /** Requests forwarded today and this month, as the usage batches wrote them. */
+  storedUsage: (bindingId: number) => Promise<UsageTotals>;
   /** The live quota counters (Redis), when they can be read; null otherwise. */
   liveCounts: (bindingId: number) => Promise<{ day: number; month: number } | null>;
   /**
@@ -142,10 +145,11 @@ export class BindingAdminService {
 
   /**
    * A key's use of its quotas. Where a quota applies and Redis answers,
-   * the figure is the quota's own live counter (what enforcement sees:
-   * requests since the quota was set); otherwise the forwarded requests
-   * the usage batches wrote to PostgreSQL (a few seconds behind). `month`
-   * is never less than `today`.
+   * the figure is the quota's own live counter (what enforcement sees; it
+   * starts from the day's and month's stored counts, so it counts the
+   * calendar day and month); otherwise the forwarded requests the usage
+   * batches wrote to PostgreSQL (a few seconds behind). `month` is never
+   * less than `today`.
    */
   async usage(id: number): Promise<BindingUsage> {
     const b = await this.get(id);
@@ -154,7 +158,7 @@ export class BindingAdminService {
     const limitDay = effective?.requests_per_day ?? null;
     const limitMonth = effective?.requests_per_month ?? null;
     const [stored, live] = await Promise.all([
-      this.d.repo.usage(id),
+      this.d.storedUsage(id),
       limitDay !== null || limitMonth !== null ? this.d.liveCounts(id).catch(() => null) : null,
     ]);
     const today = limitDay !== null && live !== null ? live.day : stored.today;

@@ -12,6 +12,12 @@ interface RuleRow {
   policy: KeyPolicy | null;
 }
 
+/** Forwarded requests of one binding today and this month (UTC), from `binding_daily_usage`. */
+export interface UsageTotals {
+  today: number;
+  month: number;
+}
+
 export interface UsageUpdate {
   id: number;
   count: number;
@@ -131,5 +137,18 @@ export class BindingRepository {
         counts,
       ],
     );
+  }
+
+  /** Requests forwarded today and this month (UTC), as the usage batches wrote them. */
+  async usageTotals(id: number): Promise<UsageTotals> {
+    const rows = await queryRows<{ today: string | null; month: string | null }>(
+      this.ds,
+      `SELECT sum(count) FILTER (WHERE day = (now() AT TIME ZONE 'UTC')::date) AS today,
+              sum(count) AS month
+         FROM binding_daily_usage
+        WHERE binding_id = $1 AND day >= date_trunc('month', now() AT TIME ZONE 'UTC')::date`,
+      [id],
+    );
+    return { today: Number(rows[0]?.today ?? 0), month: Number(rows[0]?.month ?? 0) };
   }
 }

@@ -42,7 +42,9 @@ describe('UsageRecorder', () => {
     sut.record(1, '10.0.0.9', 3000);
     repo.fail = false;
     await sut.stop();
-    expect(repo.written).toEqual([[{ id: 1, count: 2, lastIp: '10.0.0.9', lastAt: new Date(3000), days: day1970(2) }]]);
+    expect(repo.written).toEqual([
+      [{ id: 1, count: 2, lastIp: '10.0.0.9', lastAt: new Date(3000), days: day1970(2) }],
+    ]);
   });
 
   it('writes one batch at a time: a flush during a write waits, then writes what came since', async () => {
@@ -78,7 +80,9 @@ describe('UsageRecorder', () => {
     await failing;
     repo.fail = false;
     await sut.flush();
-    expect(repo.written).toEqual([[{ id: 1, count: 2, lastIp: '10.0.0.5', lastAt: new Date(5000), days: day1970(2) }]]);
+    expect(repo.written).toEqual([
+      [{ id: 1, count: 2, lastIp: '10.0.0.5', lastAt: new Date(5000), days: day1970(2) }],
+    ]);
   });
 
   it('on stop, tries once more when the last write fails', async () => {
@@ -92,7 +96,9 @@ describe('UsageRecorder', () => {
     const sut = new UsageRecorder(repo as unknown as BindingRepository, pino({ level: 'silent' }));
     sut.record(3, '10.0.0.3', 1000);
     await sut.stop();
-    expect(repo.written).toEqual([[{ id: 3, count: 1, lastIp: '10.0.0.3', lastAt: new Date(1000), days: day1970(1) }]]);
+    expect(repo.written).toEqual([
+      [{ id: 3, count: 1, lastIp: '10.0.0.3', lastAt: new Date(1000), days: day1970(1) }],
+    ]);
     expect(sut.counters).toMatchObject({ flushes: 2, failures: 1, written: 1 });
   });
 

@@ -17,7 +17,9 @@ function offlineRedis(): Redis {
 const T0 = Date.UTC(2026, 11, 3, 23, 59, 58);
 
 function limiter(clock: { now: number }) {
-  return new PolicyLimiter(offlineRedis(), new RedisKeys('t:'), pino({ level: 'silent' }), () => clock.now);
+  return new PolicyLimiter(offlineRedis(), new RedisKeys('t:'), pino({ level: 'silent' }), {
+    now: () => clock.now,
+  });
 }
 const policy = (p: Parameters<typeof compilePolicy>[0]): CompiledPolicy => compilePolicy(p, 'binding')!;
 

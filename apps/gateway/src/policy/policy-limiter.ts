@@ -27,9 +27,11 @@ import {
  * All four keys carry the binding id as a hash tag (one Redis Cluster slot).
  *
  * KEYS: 1 bucket (hash t, at), 2 day counter, 3 month counter, 4 leases (zset by expiry)
- * ARGV: 1 "now rate burst perDay dayTtl perMonth monthTtl maxConcurrent leaseMs n"
- *       (one string: every argument costs the client a conversion and a
- *       length prefix), 2… lease members
+ * ARGV: 1 "now rate burst perDay dayTtl perMonth monthTtl maxConcurrent leaseMs n
+ *       seedDay seedMonth" (one string: every argument costs the client a
+ *       conversion and a length prefix), 2… lease members. A day or month
+ *       counter Redis does not have starts from its seed (the count
+ *       PostgreSQL recorded), so a quota counts the whole calendar period.
  * Returns, per request, {verdict, wait ms, day count, month count, tokens × 1000}
  * (flat); verdict 0 admitted, 1 rate, 2 day quota, 3 month quota, 4 concurrency.
  *
@@ -52,8 +54,16 @@ local leaseMs = a[9]
 local n = a[10]
 local day = 0
 local month = 0
-if perDay > 0 then day = tonumber(redis.call('GET', KEYS[2]) or '0') end
-if perMonth > 0 then month = tonumber(redis.call('GET', KEYS[3]) or '0') end
+local newDay = false
+local newMonth = false
+if perDay > 0 then
+  local v = redis.call('GET', KEYS[2])
+  if v then day = tonumber(v) else day = a[11]; newDay = true end
+end
+if perMonth > 0 then
+  local v = redis.call('GET', KEYS[3])
+  if v then month = tonumber(v) else month = a[12]; newMonth = true end
+end
 local inflight = 0
 if maxc > 0 then
   redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now)
@@ -100,16 +110,18 @@ for i = 1, n do
   out[#out + 1] = month
   out[#out + 1] = math.floor(tokens * 1000)
 end
+if perDay > 0 then
+  if newDay then redis.call('SET', KEYS[2], day, 'PX', dayTtl)
+  elseif admitted > 0 then redis.call('INCRBY', KEYS[2], admitted) end
+end
+if perMonth > 0 then
+  if newMonth then redis.call('SET', KEYS[3], month, 'PX', monthTtl)
+  elseif admitted > 0 then redis.call('INCRBY', KEYS[3], admitted) end
+end
 if admitted > 0 then
   if rate > 0 then
     redis.call('HSET', KEYS[1], 't', tostring(tokens), 'at', tostring(at))
     redis.call('PEXPIRE', KEYS[1], math.ceil(burst * 1000 / rate) + 60000)
-  end
-  if perDay > 0 and redis.call('INCRBY', KEYS[2], admitted) == admitted then
-    redis.call('PEXPIRE', KEYS[2], dayTtl)
-  end
-  if perMonth > 0 and redis.call('INCRBY', KEYS[3], admitted) == admitted then
-    redis.call('PEXPIRE', KEYS[3], monthTtl)
   end
   if maxc > 0 then redis.call('PEXPIRE', KEYS[4], leaseMs * 2) end
 end
@@ -117,6 +129,20 @@ return out`;
 
 /** Five numbers per request of the batch. */
 type ScriptReply = number[];
+
+/**
+ * After an outage: adds what an instance admitted alone to a counter Redis
+ * kept. A counter Redis lost stays absent: the next request's script starts
+ * it from the stored counts, which include those requests already.
+ */
+const INCR_IF_EXISTS = `
+if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('INCRBY', KEYS[1], ARGV[1]) end
+return false`;
+
+interface PipelineCommands {
+  keypinIncrIfExists(key: string, by: number): PipelineCommands;
+  exec(): Promise<unknown>;
+}
 
 interface PolicyCommands {
   keypinPolicyAdmit(...args: string[]): Promise<ScriptReply>;
@@ -139,6 +165,27 @@ export type Admission =
       retryAfter: number;
       headers: string[];
     };
+
+/** Requests of a key already forwarded today and this month (what PostgreSQL recorded). */
+export interface QuotaSeed {
+  today: number;
+  month: number;
+}
+
+export interface PolicyLimiterOptions {
+  now?: () => number;
+  /** How long a lease lives in Redis unless renewed. */
+  leaseMs?: number;
+  /**
+   * Where a key's quota counters start when Redis has none for the day or
+   * month yet (so a quota counts the calendar day, requests made before
+   * the quota was set included). Absent: they start from 0.
+   */
+  seed?: (bindingId: number) => Promise<QuotaSeed>;
+}
+
+/** How long a policy check waits for a key's stored counts before counting from 0. */
+const SEED_WAIT_MS = 500;
 
 /** The requests of one key waiting for one script call. */
 interface Batch {
@@ -165,6 +212,9 @@ interface LocalState {
   month: PeriodCount | null;
   inFlight: number;
 }
+
+const NO_SEED: QuotaSeed = Object.freeze({ today: 0, month: 0 });
+const NO_SEED_PROMISE = Promise.resolve(NO_SEED);
 
 /** A lease lives this long in Redis unless renewed (an instance that dies frees its slots after it). */
 export const LEASE_MS = 60_000;
@@ -194,19 +244,36 @@ export class PolicyLimiter {
   private dayEnds = 0;
   private monthEnds = 0;
 
+  private readonly now: () => number;
+  private readonly leaseMs: number;
+  private readonly seedSource: ((bindingId: number) => Promise<QuotaSeed>) | null;
+  /** The stored counts a key's quota counters start from, per key, for the current day. */
+  private readonly seeds = new Map<
+    number,
+    { day: string; value: QuotaSeed | null; loading: Promise<QuotaSeed> }
+  >();
+
   constructor(
     private readonly redis: Redis,
     private readonly keys: RedisKeys,
     logger: Logger,
-    private readonly now: () => number = Date.now,
-    private readonly leaseMs = LEASE_MS,
+    options: PolicyLimiterOptions = {},
   ) {
+    this.now = options.now ?? Date.now;
+    this.leaseMs = options.leaseMs ?? LEASE_MS;
+    this.seedSource = options.seed ?? null;
     this.failureLog = new RateLimitedLog(
       logger,
       'policy counters unavailable in Redis; enforcing per instance',
     );
     redis.defineCommand('keypinPolicyAdmit', { numberOfKeys: 4, lua: ADMIT });
-    redis.on('ready', () => void this.syncUnsynced());
+    redis.defineCommand('keypinIncrIfExists', { numberOfKeys: 1, lua: INCR_IF_EXISTS });
+    redis.on('ready', () => {
+      // Redis may come back without its counters: they start again from
+      // fresh stored counts, which include what was admitted meanwhile.
+      this.seeds.clear();
+      void this.syncUnsynced();
+    });
   }
 
   /** Whether policies are currently enforced by this instance alone (for `/ready`). */
@@ -266,6 +333,7 @@ export class PolicyLimiter {
     this.turnPeriods(now);
     const { bindingId: id, p, waiters } = b;
     const n = waiters.length;
+    const seed = p.perDay > 0 || p.perMonth > 0 ? await this.seedOf(id) : NO_SEED;
     const leaseKey = this.keys.policyLeases(id);
     const args: string[] = [
       this.keys.policyBucket(id),
@@ -273,7 +341,7 @@ export class PolicyLimiter {
       this.keys.policyMonth(id, this.month),
       leaseKey,
       `${now} ${p.rate} ${p.burst} ${p.perDay} ${this.dayEnds - now + 3_600_000} ${p.perMonth} ` +
-        `${this.monthEnds - now + 86_400_000} ${p.maxConcurrent} ${this.leaseMs} ${n}`,
+        `${this.monthEnds - now + 86_400_000} ${p.maxConcurrent} ${this.leaseMs} ${n} ${seed.today} ${seed.month}`,
     ];
     if (p.maxConcurrent > 0) for (const w of waiters) args.push(w.member);
     let r: ScriptReply;
@@ -304,6 +372,34 @@ export class PolicyLimiter {
       w.resolve({ ok: true, lease, headers: p.announces ? this.headers(p, now, day, month, tokens) : null });
     }
     this.remember(id, p, Number(r[(n - 1) * 5 + 2]), Number(r[(n - 1) * 5 + 3]));
+  }
+
+  /**
+   * The stored counts a key's quota counters start from: read once per key
+   * and day (and only used when Redis has no counter yet). A read that
+   * fails or takes longer than SEED_WAIT_MS counts from 0 this time.
+   */
+  private seedOf(id: number): QuotaSeed | Promise<QuotaSeed> {
+    if (this.seedSource === null) return NO_SEED;
+    const cached = this.seeds.get(id);
+    if (cached !== undefined && cached.day === this.day) return cached.value ?? cached.loading;
+    const entry = { day: this.day, value: null as QuotaSeed | null, loading: NO_SEED_PROMISE };
+    let timer: NodeJS.Timeout | undefined;
+    entry.loading = Promise.race([
+      this.seedSource(id).then(
+        (v) => (entry.value = v),
+        () => {
+          this.seeds.delete(id); // try again on a later request
+          return NO_SEED;
+        },
+      ),
+      new Promise<QuotaSeed>((resolve) => {
+        timer = setTimeout(() => resolve(NO_SEED), SEED_WAIT_MS);
+        timer.unref();
+      }),
+    ]).finally(() => clearTimeout(timer));
+    this.seeds.set(id, entry);
+    return entry.loading;
   }
 
   /** Redis cannot answer: this instance judges alone (and says so on `/ready`). */
@@ -506,18 +602,15 @@ export class PolicyLimiter {
 
   /** Redis is back: adds what this instance counted alone, so the shared quotas include it. */
   private async syncUnsynced(): Promise<void> {
-    const pipeline = this.redis.pipeline();
+    const pipeline = this.redis.pipeline() as unknown as PipelineCommands;
     const synced: PeriodCount[] = [];
-    const now = this.now();
     for (const [id, s] of this.local) {
       if (s.day !== null && s.day.unsynced > 0) {
-        const key = this.keys.policyDay(id, s.day.period);
-        pipeline.incrby(key, s.day.unsynced).pexpire(key, nextUtcDay(now) - now + 3_600_000, 'NX');
+        pipeline.keypinIncrIfExists(this.keys.policyDay(id, s.day.period), s.day.unsynced);
         synced.push(s.day);
       }
       if (s.month !== null && s.month.unsynced > 0) {
-        const key = this.keys.policyMonth(id, s.month.period);
-        pipeline.incrby(key, s.month.unsynced).pexpire(key, nextUtcMonth(now) - now + 86_400_000, 'NX');
+        pipeline.keypinIncrIfExists(this.keys.policyMonth(id, s.month.period), s.month.unsynced);
         synced.push(s.month);
       }
     }

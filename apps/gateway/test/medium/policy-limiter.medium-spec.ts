@@ -1,4 +1,4 @@
-import { type Redis } from 'ioredis';
+import { Redis } from 'ioredis';
 import pino from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createCommandClient } from '../../src/infra/redis/redis.factory';
@@ -26,10 +26,15 @@ afterAll(async () => {
   await dropStores(stores.dbName, stores.redisPrefix);
 });
 
-function instance(url = REDIS_URL, now?: () => number, leaseMs?: number): PolicyLimiter {
+function instance(
+  url = REDIS_URL,
+  now?: () => number,
+  leaseMs?: number,
+  seed?: (id: number) => Promise<{ today: number; month: number }>,
+): PolicyLimiter {
   const c = createCommandClient(url, logger, 'policy', { commandTimeout: 250, enableAutoPipelining: true });
   clients.push(c);
-  return new PolicyLimiter(c, keys, logger, now, leaseMs);
+  return new PolicyLimiter(c, keys, logger, { now, leaseMs, seed });
 }
 
 async function ready(l: PolicyLimiter): Promise<void> {
@@ -79,6 +84,36 @@ describe('shared counters (one Redis script per request)', () => {
     expect(a.leasesHeld).toBe(250);
     for (const r of results) if (r.ok && r.lease) a.release(r.lease);
     expect(a.leasesHeld).toBe(0);
+  });
+
+  it('a quota counts the calendar day: a new counter starts from the stored counts, read once per key and day', async () => {
+    let reads = 0;
+    const a = instance(REDIS_URL, undefined, undefined, () => {
+      reads++;
+      return Promise.resolve({ today: 5, month: 40 });
+    });
+    await ready(a);
+    const id = newId();
+    const p = policy({ requests_per_day: 8, requests_per_month: 1000 });
+    const results = await Promise.all(Array.from({ length: 6 }, () => a.admit(id, p)));
+    expect(results.map((r) => r.ok)).toEqual([true, true, true, false, false, false]);
+    expect(await a.liveCounts(id)).toEqual({ day: 8, month: 43 });
+    for (let i = 0; i < 3; i++) expect((await a.admit(id, p)).ok).toBe(false);
+    expect(reads).toBe(2); // the ready() probe's key and this one
+    // A counter Redis already has is not seeded again (another instance's seed is ignored too).
+    const b = instance(REDIS_URL, undefined, undefined, () => Promise.resolve({ today: 0, month: 0 }));
+    await ready(b);
+    expect((await b.admit(id, p)).ok).toBe(false);
+  });
+
+  it('a seed that cannot be read in time counts from 0 rather than holding requests', async () => {
+    const a = instance(REDIS_URL, undefined, undefined, () => new Promise(() => undefined));
+    await ready(a);
+    const id = newId();
+    const t0 = Date.now();
+    expect((await a.admit(id, policy({ requests_per_day: 2 }))).ok).toBe(true);
+    expect(Date.now() - t0).toBeLessThan(2000);
+    expect(await a.liveCounts(id)).toEqual({ day: 1, month: 0 });
   });
 
   it('the token bucket is shared: a burst of 20 across two instances, then refill', async () => {
@@ -173,33 +208,83 @@ describe('shared counters (one Redis script per request)', () => {
 });
 
 describe('Redis away in the middle of a burst', () => {
-  it('keeps enforcing from the counts Redis last gave, and adds what it counted alone when Redis is back', async () => {
+  /**
+   * The stored counts as the usage batches would have written them: every
+   * request admitted, by Redis or alone (the seed source runtime.ts gives).
+   */
+  function recordingInstance(url: string): {
+    l: PolicyLimiter;
+    admitted: () => number;
+    admit: (n: number, id: number, p: CompiledPolicy) => Promise<Admission[]>;
+  } {
+    let stored = 0;
+    const l = instance(url, undefined, undefined, () => Promise.resolve({ today: stored, month: stored }));
+    const admit = async (n: number, id: number, p: CompiledPolicy) => {
+      const rs = await Promise.all(Array.from({ length: n }, () => l.admit(id, p)));
+      stored += okCount(rs);
+      return rs;
+    };
+    return { l, admitted: () => stored, admit };
+  }
+
+  async function waitForKey(probe: Redis, key: string, value: string | null): Promise<void> {
+    const deadline = Date.now() + 10_000;
+    while (Date.now() < deadline && (await probe.get(key).catch(() => 'unreachable')) !== value) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(await probe.get(key)).toBe(value);
+  }
+
+  it('Redis keeps its counters: the requests admitted alone are added to them', async () => {
     const redis = await startThrowawayRedis();
     try {
-      const a = instance(redis.url);
+      const { l: a, admit } = recordingInstance(redis.url);
       await ready(a);
       const id = newId();
       const p = policy({ requests_per_day: 30 });
-      const before = await Promise.all(Array.from({ length: 12 }, () => a.admit(id, p)));
-      expect(okCount(before)).toBe(12);
+      expect(okCount(await admit(12, id, p))).toBe(12);
+      const probe = new Redis(redis.url, { maxRetriesPerRequest: null });
+      probe.on('error', () => undefined); // the throwaway Redis stops and starts
+      clients.push(probe);
+      await probe.save();
       await redis.stop();
-      const during = await Promise.all(Array.from({ length: 40 }, () => a.admit(id, p)));
+      const during = await admit(40, id, p);
       expect(a.degraded).toBe(true);
-      // Continues from 12: 18 more, not 30.
+      // Continues from the 12 Redis last reported: 18 more, not 30.
       expect(okCount(during)).toBe(18);
       await redis.start();
-      const deadline = Date.now() + 10_000;
-      const probe = createCommandClient(redis.url, logger, 'probe');
-      clients.push(probe);
-      const dayKey = keys.policyDay(id, utcDay(Date.now()));
-      // Redis lost its memory (no persistence in the throwaway): the 18 counted alone come back.
-      while (Date.now() < deadline && (await probe.get(dayKey).catch(() => null)) !== '18') {
-        await new Promise((r) => setTimeout(r, 50));
-      }
-      expect(await probe.get(dayKey)).toBe('18');
+      await waitForKey(probe, keys.policyDay(id, utcDay(Date.now())), '30');
       const after = await a.admit(id, p);
       expect(a.degraded).toBe(false);
-      expect(after.ok).toBe(true); // Redis (18) is the shared truth again: 12 more would pass
+      expect(!after.ok && after.code).toBe('quota_exceeded');
+    } finally {
+      await redis.destroy().catch(() => undefined);
+    }
+  });
+
+  it('Redis comes back empty: the counter starts again from the stored counts, nothing counted twice', async () => {
+    const redis = await startThrowawayRedis();
+    try {
+      const { l: a, admit, admitted } = recordingInstance(redis.url);
+      await ready(a);
+      const id = newId();
+      const p = policy({ requests_per_day: 30 });
+      expect(okCount(await admit(12, id, p))).toBe(12);
+      await redis.stop(); // no SAVE: it forgets everything
+      expect(okCount(await admit(10, id, p))).toBe(10);
+      await redis.start();
+      const probe = new Redis(redis.url, { maxRetriesPerRequest: null });
+      probe.on('error', () => undefined); // the throwaway Redis stops and starts
+      clients.push(probe);
+      const dayKey = keys.policyDay(id, utcDay(Date.now()));
+      // Not recreated from the 10 alone (that would forget the 12).
+      await new Promise((r) => setTimeout(r, 500));
+      expect(await probe.get(dayKey)).toBeNull();
+      expect(admitted()).toBe(22);
+      // The next requests start it from the stored 22: 8 more pass.
+      const next = await admit(12, id, p);
+      expect(okCount(next)).toBe(8);
+      expect(await probe.get(dayKey)).toBe('30');
     } finally {
       await redis.destroy().catch(() => undefined);
     }

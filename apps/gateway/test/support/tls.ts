@@ -9,8 +9,12 @@
 import { execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import type { IncomingHttpHeaders } from 'node:http';
-import { type ClientHttp2Session, connect as http2Connect } from 'node:http2';
-import { request as httpsRequest } from 'node:https';
+import {
+  type ClientHttp2Session,
+  connect as http2Connect,
+  type SecureClientSessionOptions,
+} from 'node:http2';
+import { request as httpsRequest, type RequestOptions } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
@@ -62,7 +66,9 @@ export function testPki(): TestPki {
     } catch (err) {
       const e = err as Error & { stderr?: Buffer; code?: string };
       if (e.code === 'ENOENT') {
-        throw new Error('openssl is missing: the TLS tests make their CA with it (apt-get install -y openssl)');
+        throw new Error(
+          'openssl is missing: the TLS tests make their CA with it (apt-get install -y openssl)',
+        );
       }
       throw new Error(`openssl ${args[0]} failed:\n${e.stderr?.toString() ?? e.message}`);
     }
@@ -79,7 +85,18 @@ export function testPki(): TestPki {
       ...['-keyout', 'server.key', '-out', 'server.csr'],
     ]);
     run([
-      ...['x509', '-req', '-in', 'server.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-set_serial', '0x4b6579'],
+      ...[
+        'x509',
+        '-req',
+        '-in',
+        'server.csr',
+        '-CA',
+        'ca.crt',
+        '-CAkey',
+        'ca.key',
+        '-set_serial',
+        '0x4b6579',
+      ],
       ...['-days', '2', '-extfile', 'openssl.cnf', '-extensions', 'server_ext', '-out', 'server.crt'],
     ]);
     cached = {
@@ -156,7 +173,9 @@ export function sendTls(url: string, opts: TlsRequestOptions): Promise<TlsReply>
       const cur = headers[k];
       headers[k] = cur === undefined ? v : Array.isArray(cur) ? [...cur, v] : [cur, v];
     }
-    const req = httpsRequest({
+    // ALPN and the source address are passed on to tls.connect / net.connect
+    // (Node's request types do not list them).
+    const options: RequestOptions & { ALPNProtocols: string[] } = {
       host: u.hostname,
       port: u.port,
       path: u.pathname + u.search,
@@ -167,13 +186,20 @@ export function sendTls(url: string, opts: TlsRequestOptions): Promise<TlsReply>
       servername: opts.servername ?? TLS_HOST,
       ALPNProtocols: ['http/1.1'],
       headers,
-    });
+    };
+    const req = httpsRequest(options);
     req.on('response', (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () =>
         resolve(
-          reply(res.statusCode ?? 0, res.headers, res.rawHeaders, Buffer.concat(chunks), res.socket as TLSSocket),
+          reply(
+            res.statusCode ?? 0,
+            res.headers,
+            res.rawHeaders,
+            Buffer.concat(chunks),
+            res.socket as TLSSocket,
+          ),
         ),
       );
       res.on('error', reject);
@@ -189,12 +215,13 @@ export function connectH2(
   opts: { ca: string; from?: string; servername?: string },
 ): Promise<ClientHttp2Session> {
   return new Promise((resolve, reject) => {
-    const session = http2Connect(origin, {
+    const options: SecureClientSessionOptions & { localAddress?: string } = {
       ca: opts.ca,
       servername: opts.servername ?? TLS_HOST,
       localAddress: opts.from,
       ALPNProtocols: ['h2'],
-    });
+    };
+    const session = http2Connect(origin, options);
     session.once('connect', () => {
       session.off('error', reject);
       resolve(session);
