@@ -12,6 +12,7 @@ import { KeyHasher } from './proxy/key-hasher';
 import { rewriteRequestTarget } from './proxy/request-target';
 import { registerProxy } from './proxy/proxy.plugin';
 import { PolicyGate } from './policy/policy-gate';
+import { AccessLog } from './proxy/access-log';
 import { ProxyService } from './proxy/proxy.service';
 import { WebSocketTunnel } from './proxy/websocket-tunnel';
 import { closeRuntime, createAdminServices, createRuntime, migrateOnly } from './runtime';
@@ -77,6 +78,7 @@ async function main(): Promise<void> {
     rt.metrics,
     logger,
   );
+  const access = config.accessLog === 'json' ? new AccessLog() : null;
   const proxy = new ProxyService({
     policy: { trusted: config.trustedProxies, header: config.realIpHeader },
     hasher: new KeyHasher(config.hmacSecret.reveal()),
@@ -91,6 +93,7 @@ async function main(): Promise<void> {
       bodyLimit: config.policyBodyLimit,
       bodyTimeoutMs: config.bodyTimeoutMs,
     }),
+    access,
     metrics: rt.metrics,
     logger,
     maxInflightPerIp: config.maxInflightPerIp,
@@ -156,6 +159,7 @@ async function main(): Promise<void> {
     await forwarder.close().catch(() => undefined);
     await closeRuntime(rt);
     await demo?.close();
+    access?.flush();
   });
 }
 

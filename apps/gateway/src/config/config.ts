@@ -87,6 +87,8 @@ export interface AppConfig {
   maxInflightPerIp: number;
   /** The largest body read for a policy's `models` / `max_tokens` (docs/contract.md 9). */
   policyBodyLimit: number;
+  /** ACCESS_LOG: `json` writes one line per proxied request to stdout (docs/contract.md 10). */
+  accessLog: 'off' | 'json';
   shutdownGraceMs: number;
   cacheMaxEntries: number;
   cacheTtlMs: number;
@@ -270,6 +272,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     bodyTimeoutMs: int(env, 'BODY_TIMEOUT_SECONDS', 60, 0, 86_400) * 1000,
     maxInflightPerIp: int(env, 'MAX_INFLIGHT_PER_IP', 256, 0, 1_000_000),
     policyBodyLimit: int(env, 'POLICY_BODY_LIMIT', 4 * 1024 * 1024, 1024, 256 * 1024 * 1024),
+    accessLog: oneOf(env, 'ACCESS_LOG', ['off', 'json'] as const, 'off'),
     shutdownGraceMs: int(env, 'SHUTDOWN_GRACE_MS', 25_000, 0, 600_000),
     cacheMaxEntries: int(env, 'CACHE_MAX_ENTRIES', 500_000, 100, 50_000_000),
     cacheTtlMs: int(env, 'CACHE_TTL_SECONDS', 60, 1, 86400) * 1000,

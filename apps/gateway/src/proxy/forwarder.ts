@@ -17,6 +17,11 @@ export interface ForwarderOptions {
   requestBodyTimeoutMs: number;
 }
 
+/** What a forwarded response has sent to the client so far (for the access log). */
+export interface ForwardedBytes {
+  readonly bytesOut: number;
+}
+
 /** Told the downstream's final status as soon as its head arrives (before the client sees it). */
 export type StatusListener = (status: number) => void;
 
@@ -81,7 +86,7 @@ export class Forwarder {
     body: IncomingMessage | Buffer | null,
     onStatus?: StatusListener,
     answerHeaders?: readonly string[] | null,
-  ): void {
+  ): ForwardedBytes {
     const watchBody = body === req && this.options.requestBodyTimeoutMs > 0 ? req : null;
     const handler = new ResponseRelay(res, this, watchBody, onStatus, answerHeaders ?? null);
     const opts: Dispatcher.DispatchOptions = {
@@ -97,6 +102,7 @@ export class Forwarder {
       handler.limitQueueWait(this.options.headersTimeoutMs);
     }
     this.pool.dispatch(opts, handler);
+    return handler;
   }
 
   /** Called once by each relay when undici is done with its request. */
@@ -118,7 +124,9 @@ function uncork(res: ServerResponse): void {
  * It also enforces the two client-side limits of a forwarded request: the
  * wait for a pool connection, and BODY_TIMEOUT for a stalled upload.
  */
-class ResponseRelay {
+class ResponseRelay implements ForwardedBytes {
+  /** Response body bytes passed to the client. */
+  bytesOut = 0;
   private abortDownstream: ((err?: Error) => void) | null = null;
   private resume: (() => void) | null = null;
   /** undici called onComplete or onError: nothing more comes from the downstream. */
@@ -202,6 +210,7 @@ class ResponseRelay {
 
   onData(chunk: Buffer): boolean {
     if (this.detached) return true;
+    this.bytesOut += chunk.length;
     const ok = this.res.write(chunk);
     if (!ok) this.res.once('drain', this.onDrain);
     return ok;

@@ -138,6 +138,7 @@ function harness(): Harness {
       bodyLimit: 1024,
       bodyTimeoutMs: 0,
     }),
+    access: null,
     metrics: new MetricsService(),
     logger: pino({ level: 'silent' }),
     maxInflightPerIp: 0,

@@ -4,6 +4,7 @@ import type { Socket } from 'node:net';
 import {
   type ErrorCode,
   formatCidr,
+  statusOf,
   type IpAddress,
   type KeyRules,
   keyRulesOf,
@@ -41,6 +42,7 @@ import { checkTarget, isReservedTarget, pathOf, REFUSED_PATH } from './request-t
 import type { CompiledPolicy } from '../policy/compiled-policy';
 import type { PolicyCheck, PolicyGate } from '../policy/policy-gate';
 import type { Lease } from '../policy/policy-limiter';
+import type { AccessLog } from './access-log';
 
 type Outcome =
   | {
@@ -93,6 +95,8 @@ export interface ProxyDeps {
   tunnel: WebSocketTunnel;
   /** Key policies (docs/contract.md 9), checked after the binding allowed a request. */
   gate: PolicyGate;
+  /** ACCESS_LOG=json, or null (off). */
+  access: AccessLog | null;
   metrics: MetricsService;
   logger: Logger;
   /** MAX_INFLIGHT_PER_IP (0 = unlimited). */
@@ -160,13 +164,13 @@ export class ProxyService {
     const now = performance.now();
     this.d.metrics.decisionSeconds.observe((now - started) / 1000);
     if (!o.forward || o.policy === undefined || res.destroyed) {
-      this.respond(o, req, res);
+      this.respond(o, req, res, started);
       return;
     }
     this.d.gate.check(o.policy.p, o.policy.bindingId, req, o.head.hasBody).then(
       (r) => {
         this.d.metrics.policySeconds.observe((performance.now() - now) / 1000);
-        this.respond(withPolicy(o, r), req, res);
+        this.respond(withPolicy(o, r), req, res, started);
       },
       (err: Error) => this.failed(err, res),
     );
@@ -216,6 +220,9 @@ export class ProxyService {
       this.count(out);
       if (!out.forward) {
         sendSocketError(socket, out.code, out.message, out.retryAfter, out.headers);
+        if (this.d.access !== null) {
+          this.logAccess(req, out.head, null, statusOf(out.code), out.decision, 0, 0, started);
+        }
         return;
       }
       const lease = out.lease ?? null;
@@ -226,10 +233,17 @@ export class ProxyService {
       }
       const ip = out.clientIp;
       if (out.bindingId !== undefined) this.d.usage.record(out.bindingId, ip, Date.now());
-      // The tunnel lasts as long as the client's socket.
+      const read0 = socket.bytesRead;
+      const written0 = socket.bytesWritten;
+      // The tunnel lasts as long as the client's socket: one access line when it ends.
       socket.once('close', () => {
         this.perIp.release(ip);
         if (lease !== null) this.d.gate.release(lease);
+        if (this.d.access !== null) {
+          const bytesIn = socket.bytesRead - read0;
+          const bytesOut = socket.bytesWritten - written0;
+          this.logAccess(req, out.head, ip, 101, out.decision, bytesIn, bytesOut, started);
+        }
       });
       this.d.tunnel.tunnel(req, socket, head, this.downstreamHeaders(out.head, ip));
     };
@@ -278,7 +292,7 @@ export class ProxyService {
     }
   }
 
-  private respond(o: Outcome, req: IncomingMessage, res: ServerResponse): void {
+  private respond(o: Outcome, req: IncomingMessage, res: ServerResponse, started: number): void {
     // A slot per client IP is taken only for what is really forwarded (a
     // client that left while we were deciding takes none).
     const out = this.takeSlot(o, res.destroyed);
@@ -288,7 +302,17 @@ export class ProxyService {
       // A refused upload may still be arriving: read and discard it after the
       // answer, so the client sees its 403 rather than a connection reset.
       if (bodyUnread) lingerOnClose(req);
-      sendError(res, out.code, out.message, out.head === null || bodyUnread, out.retryAfter, out.headers);
+      const sent = sendError(
+        res,
+        out.code,
+        out.message,
+        out.head === null || bodyUnread,
+        out.retryAfter,
+        out.headers,
+      );
+      if (this.d.access !== null) {
+        this.logAccess(req, out.head, null, statusOf(out.code), out.decision, 0, sent, started);
+      }
       return;
     }
     const lease = out.lease ?? null;
@@ -300,26 +324,13 @@ export class ProxyService {
     const ip = out.clientIp;
     if (out.bindingId !== undefined) this.d.usage.record(out.bindingId, ip, Date.now());
     this.inFlight++;
-    // 'close' ends every response: finished, failed, or cut by either side.
-    res.once(
-      'close',
-      lease === null
-        ? () => {
-            this.inFlight--;
-            this.perIp.release(ip);
-          }
-        : () => {
-            this.inFlight--;
-            this.perIp.release(ip);
-            this.d.gate.release(lease);
-          },
-    );
     const onStatus =
       out.decision === 'first_bind' && out.bindingId !== undefined
         ? this.undoFirstBindIfRefused(out.bindingId)
         : undefined;
     const body = out.body ?? (out.head.hasBody ? req : null);
-    this.d.forwarder.forward(
+    const readBefore = this.d.access === null ? 0 : req.socket.bytesRead;
+    const sent = this.d.forwarder.forward(
       req,
       res,
       this.downstreamHeaders(out.head, ip),
@@ -327,6 +338,48 @@ export class ProxyService {
       onStatus,
       out.answerHeaders,
     );
+    // 'close' ends every response: finished, failed, or cut by either side.
+    if (lease === null && this.d.access === null) {
+      res.once('close', () => {
+        this.inFlight--;
+        this.perIp.release(ip);
+      });
+      return;
+    }
+    res.once('close', () => {
+      this.inFlight--;
+      this.perIp.release(ip);
+      if (lease !== null) this.d.gate.release(lease);
+      if (this.d.access !== null) {
+        const bytesIn = bodyBytes(req, out.body ?? null, readBefore);
+        this.logAccess(req, out.head, ip, res.statusCode, out.decision, bytesIn, sent.bytesOut, started);
+      }
+    });
+  }
+
+  /** One ACCESS_LOG line (only called when it is on). */
+  private logAccess(
+    req: IncomingMessage,
+    head: RequestHead | null,
+    clientIp: string | null,
+    status: number,
+    decision: Decision,
+    bytesIn: number,
+    bytesOut: number,
+    started: number,
+  ): void {
+    this.d.access!.write({
+      clientIp,
+      key: head?.keyDisplay ?? null,
+      route: null,
+      method: req.method ?? '',
+      target: req.url ?? '/',
+      status,
+      decision,
+      bytesIn,
+      bytesOut,
+      durationMs: performance.now() - started,
+    });
   }
 
   /** MAX_INFLIGHT_PER_IP reached: the request that would have been forwarded is refused instead. */
@@ -419,6 +472,7 @@ export class ProxyService {
           'such keys are cut at the first dash: use TOKEN_NORMALIZE=none if the downstream issues them',
       );
     }
+    if (this.d.access !== null) head.keyDisplay = maskKey(key.canonical);
     const hashHex = this.d.hasher.hashHex(key.canonical);
     const cached = this.d.store.peek(hashHex);
     if (cached !== undefined) return this.judged(cached, false, req, head, ipr.ip, ipr.text);
@@ -499,6 +553,19 @@ export class ProxyService {
           head,
         };
   }
+}
+
+/**
+ * A forwarded request's body bytes: what the policy read, else the
+ * declared Content-Length, else (a chunked body streamed through) what the
+ * connection read while it was forwarded, chunk framing included.
+ */
+function bodyBytes(req: IncomingMessage, read: Buffer | null, readBefore: number): number {
+  if (read !== null) return read.length;
+  const declared = req.headers['content-length'];
+  if (declared !== undefined) return Number(declared) || 0;
+  if (req.headers['transfer-encoding'] === undefined) return 0;
+  return Math.max(0, req.socket.bytesRead - readBefore);
 }
 
 /** The outcome once the policy check is done: forwarded with what the check produced, or refused. */

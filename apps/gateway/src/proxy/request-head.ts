@@ -30,6 +30,8 @@ export interface RequestHead {
   hasBody: boolean;
   host: string | undefined;
   userAgent: string | null;
+  /** The masked key, set by the decision only when ACCESS_LOG is on. */
+  keyDisplay: string | null;
 }
 
 /** Hop-by-hop headers (`hop-by-hop.ts`), plus those KeyPin handles or sets itself. */
@@ -114,7 +116,17 @@ export function scanRequestHead(rawHeaders: readonly string[], ipHeader: string)
     upgradeValue.trim().toLowerCase() === 'websocket' &&
     connectionTokens.includes('upgrade');
 
-  return { keys, duplicateKeyHeader, ipHeaderLines, forward: result, websocket, hasBody, host, userAgent };
+  return {
+    keys,
+    duplicateKeyHeader,
+    ipHeaderLines,
+    forward: result,
+    websocket,
+    hasBody,
+    host,
+    userAgent,
+    keyDisplay: null,
+  };
 }
 
 /**

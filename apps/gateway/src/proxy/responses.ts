@@ -6,7 +6,7 @@ import { STATUS_CODES } from 'node:http';
 /**
  * Writes an error in the contract's shape. `closeAfter` asks the client to
  * close the connection (used when a request body was not read);
- * `retryAfterSeconds` adds `Retry-After` (429s).
+ * `retryAfterSeconds` adds `Retry-After` (429s). Returns the body's bytes.
  */
 export function sendError(
   res: ServerResponse,
@@ -16,8 +16,8 @@ export function sendError(
   retryAfterSeconds?: number,
   /** More headers, as flat lowercase name/value pairs (e.g. `x-ratelimit-*`). */
   extraHeaders?: readonly string[],
-): void {
-  if (res.headersSent || res.destroyed) return;
+): number {
+  if (res.headersSent || res.destroyed) return 0;
   const body = JSON.stringify(errorBody(code, message));
   const headers: Record<string, string | number> = {
     'content-type': 'application/json; charset=utf-8',
@@ -31,6 +31,7 @@ export function sendError(
   }
   res.writeHead(statusOf(code), headers);
   res.end(body);
+  return headers['content-length'] as number;
 }
 
 /** The same, written raw on a socket (WebSocket upgrades have no ServerResponse). */
