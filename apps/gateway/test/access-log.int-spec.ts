@@ -98,7 +98,7 @@ describe('ACCESS_LOG=json', () => {
       bytes_out: Buffer.byteLength(replies[1]!.body),
     });
     expect(refused).toMatchObject({
-      client_ip: null,
+      client_ip: '127.0.0.3',
       key: masked,
       status: 403,
       decision: 'intercepted',

@@ -369,7 +369,7 @@ export class ProxyService {
     started: number,
   ): void {
     this.d.access!.write({
-      clientIp,
+      clientIp: clientIp ?? head?.clientIp ?? null,
       key: head?.keyDisplay ?? null,
       route: null,
       method: req.method ?? '',
@@ -448,6 +448,7 @@ export class ProxyService {
     if (!ipr.ok) {
       return { forward: false, decision: 'bad_request', code: 'bad_client_ip', message: ipr.message, head };
     }
+    if (this.d.access !== null) head.clientIp = ipr.text;
     const settings = this.d.settings.current;
     const candidates = head.keys;
     for (const k of queryKeys(req.url!)) candidates.push({ place: 'query', value: k });

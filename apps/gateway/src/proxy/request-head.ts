@@ -32,6 +32,8 @@ export interface RequestHead {
   userAgent: string | null;
   /** The masked key, set by the decision only when ACCESS_LOG is on. */
   keyDisplay: string | null;
+  /** The client IP as KeyPin determined it, set by the decision only when ACCESS_LOG is on. */
+  clientIp: string | null;
 }
 
 /** Hop-by-hop headers (`hop-by-hop.ts`), plus those KeyPin handles or sets itself. */
@@ -126,6 +128,7 @@ export function scanRequestHead(rawHeaders: readonly string[], ipHeader: string)
     host,
     userAgent,
     keyDisplay: null,
+    clientIp: null,
   };
 }
 
