@@ -54,6 +54,30 @@ async function recorded(databaseUrl: string, id: number, n: number): Promise<voi
   }, 10_000);
 }
 
+/**
+ * Binds a fresh key through `gw` from `from`, then gives it `policy` as its
+ * own. `settled`: first wait until the binding request is recorded (a quota
+ * counts it); `spread`: then wait the second every instance has to enforce
+ * the change (other gateways than `gw`).
+ */
+async function boundWithPolicy(
+  gw: GatewayProcess,
+  admin: AdminClient,
+  databaseUrl: string,
+  policy: Policy,
+  opts: { tag?: string; settled?: boolean; spread?: boolean; from?: string } = {},
+): Promise<{ key: string; id: number }> {
+  const key = newKey(opts.tag ?? 'p');
+  expect((await get(gw, key, opts.from)).status).toBe(200);
+  const id = await bindingIdOf(databaseUrl, key);
+  if (opts.settled) await recorded(databaseUrl, id, 1);
+  const r = await admin.put('/admin/api/bindings/policy', { id, policy });
+  expect(r.status, r.body).toBe(200);
+  expect(r.json()).toMatchObject({ id, policy });
+  if (opts.spread) await new Promise((res) => setTimeout(res, 1000));
+  return { key, id };
+}
+
 /** A Prometheus sample's value (0 when absent). */
 async function metric(gw: GatewayProcess, sample: string): Promise<number> {
   const text = (await send(`${gw.url}/metrics`, { from: '127.0.0.250' })).body;
@@ -113,20 +137,9 @@ describe('key policies on one gateway', () => {
     await dropStores(stores.dbName, stores.redisPrefix);
   });
 
-  /**
-   * A key bound from 127.0.0.2 with `policy` as its own; returns its binding
-   * id. `settled`: wait until the binding request is recorded first.
-   */
-  async function keyWith(policy: Policy, tag = 'p', settled = false): Promise<{ key: string; id: number }> {
-    const key = newKey(tag);
-    expect((await get(gw, key)).status).toBe(200);
-    const id = await bindingIdOf(stores.databaseUrl, key);
-    if (settled) await recorded(stores.databaseUrl, id, 1);
-    const r = await admin.put('/admin/api/bindings/policy', { id, policy });
-    expect(r.status, r.body).toBe(200);
-    expect(r.json()).toMatchObject({ id, policy });
-    return { key, id };
-  }
+  /** A key bound from 127.0.0.2 with `policy` as its own (`settled`: its binding request recorded first). */
+  const keyWith = (policy: Policy, tag = 'p', settled = false) =>
+    boundWithPolicy(gw, admin, stores.databaseUrl, policy, { tag, settled });
 
   it('rate: a burst passes, the next is 429 rate_limited with Retry-After and x-ratelimit-*; not forwarded', async () => {
     const { key } = await keyWith({ rate_per_second: 0.5, burst: 2 });
@@ -519,14 +532,17 @@ describe('two gateways share one policy', () => {
 
   it('counts only what would be forwarded: intercepted requests use none of the quota', async () => {
     await notAcrossUtcMidnight(30_000);
-    const key = newKey('intercepted');
-    expect((await get(a, key)).status).toBe(200);
-    const id = await bindingIdOf(stores.databaseUrl, key);
-    await recorded(stores.databaseUrl, id, 1);
-    expect(
-      (await admin.put('/admin/api/bindings/policy', { id, policy: { requests_per_day: 10 } })).status,
-    ).toBe(200);
-    await new Promise((r) => setTimeout(r, 1000));
+    const { key } = await boundWithPolicy(
+      a,
+      admin,
+      stores.databaseUrl,
+      { requests_per_day: 10 },
+      {
+        tag: 'intercepted',
+        settled: true,
+        spread: true,
+      },
+    );
     const elsewhere = await Promise.all(
       Array.from({ length: 30 }, (_, i) => get(i % 2 ? a : b, key, '127.0.0.3')),
     );
@@ -539,14 +555,17 @@ describe('two gateways share one policy', () => {
 
   it('admit exactly the quota between them when both serve the bound network', async () => {
     await notAcrossUtcMidnight(30_000);
-    const key = newKey('shared2');
-    expect((await get(a, key)).status).toBe(200);
-    const id = await bindingIdOf(stores.databaseUrl, key);
-    await recorded(stores.databaseUrl, id, 1);
-    expect(
-      (await admin.put('/admin/api/bindings/policy', { id, policy: { requests_per_day: 77 } })).status,
-    ).toBe(200);
-    await new Promise((r) => setTimeout(r, 1000));
+    const { key } = await boundWithPolicy(
+      a,
+      admin,
+      stores.databaseUrl,
+      { requests_per_day: 77 },
+      {
+        tag: 'shared',
+        settled: true,
+        spread: true,
+      },
+    );
     const seen = downstream.seen.length;
     const replies = await Promise.all(Array.from({ length: 200 }, (_, i) => get(i % 2 ? a : b, key)));
     const passed = replies.filter((r) => r.status === 200).length;
@@ -603,14 +622,17 @@ describe('Redis cut in the middle of a burst, then restored', () => {
 
   it('keeps enforcing alone (and /ready says so), then the shared count includes what it admitted alone', async () => {
     await notAcrossUtcMidnight(60_000);
-    const key = newKey('cut');
-    expect((await get(gw, key)).status).toBe(200);
-    const id = await bindingIdOf(stores.databaseUrl, key);
-    await recorded(stores.databaseUrl, id, 1);
-    expect(
-      (await admin.put('/admin/api/bindings/policy', { id, policy: { requests_per_day: 20 } })).status,
-    ).toBe(200);
-    await new Promise((r) => setTimeout(r, 1000));
+    const { key, id } = await boundWithPolicy(
+      gw,
+      admin,
+      stores.databaseUrl,
+      { requests_per_day: 20 },
+      {
+        tag: 'cut',
+        settled: true,
+        spread: true,
+      },
+    );
     for (let i = 0; i < 8; i++) expect((await get(gw, key)).status).toBe(200);
 
     // Redis keeps what it had (a persistent Redis would), then goes away mid-burst.
