@@ -4,6 +4,27 @@ import fastifyStatic from '@fastify/static';
 import { errorBody } from '@keypin/shared';
 import type { FastifyInstance } from 'fastify';
 
+/**
+ * The console's Content-Security-Policy when the gateway serves it itself
+ * (without nginx; nginx/keypin.conf sends the same one): the built app loads
+ * only its own script files, MUI's styling engine (Emotion) inserts
+ * `<style>` elements at run time (hence `'unsafe-inline'` for styles only),
+ * and its icon is a `data:` URL. docs/deployment.md explains each part.
+ */
+export const CONSOLE_CSP =
+  "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; " +
+  "font-src 'self'; connect-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'self'; " +
+  "frame-ancestors 'none'";
+
+/** The security headers every console answer carries. */
+function consoleHeaders(reply: { header(name: string, value: string): unknown }): void {
+  reply.header('content-security-policy', CONSOLE_CSP);
+  reply.header('x-frame-options', 'DENY');
+  reply.header('x-content-type-options', 'nosniff');
+  // The console's addresses can hold a search for a raw key: never sent on.
+  reply.header('referrer-policy', 'no-referrer');
+}
+
 interface SendFile {
   sendFile(file: string, root: string): unknown;
 }
@@ -32,7 +53,7 @@ export async function registerConsole(fastify: FastifyInstance, dir = consoleDir
       index: ['index.html'],
       // @fastify/static 10 hands the Fastify reply here.
       setHeaders: (reply: { header(name: string, value: string): unknown }, path: string) => {
-        reply.header('x-content-type-options', 'nosniff');
+        consoleHeaders(reply);
         reply.header(
           'cache-control',
           path.includes('/assets/') ? 'public, max-age=31536000, immutable' : 'no-cache',
@@ -43,6 +64,7 @@ export async function registerConsole(fastify: FastifyInstance, dir = consoleDir
     // Client-side routes get the app; a missing file (a path with an
     // extension, e.g. an old asset) is a plain 404.
     scope.get('/admin/ui/*', (req, reply) => {
+      consoleHeaders(reply);
       if (/\.[A-Za-z0-9]{1,8}$/.test(req.url.split('?')[0]!)) {
         return reply.code(404).send(errorBody('not_found', 'No such file.'));
       }
