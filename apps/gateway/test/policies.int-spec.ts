@@ -1,5 +1,7 @@
 import { createHmac } from 'node:crypto';
-import { request as httpRequest } from 'node:http';
+import { type IncomingMessage, request as httpRequest, type Server } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer } from 'ws';
 import OpenAI, { RateLimitError } from 'openai';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -9,6 +11,7 @@ import { FakeDownstream } from './support/downstream';
 import { startGateway, waitFor, type GatewayProcess } from './support/gateway';
 import { bearer, type Reply, send } from './support/http-client';
 import { rawRequest } from './support/raw-http';
+import { openWs } from './support/websocket';
 import { dropStores, freshStores, REDIS_URL, sql } from './support/stores';
 import { startThrowawayRedis, type ThrowawayRedis } from './support/throwaway';
 
@@ -283,6 +286,49 @@ describe('key policies on one gateway', () => {
     expect(r.status).toBe(403);
     expect(JSON.parse(r.body)).toMatchObject({ error: { code: 'model_not_allowed' } });
     expect(downstream.seen.length).toBe(seen);
+  });
+
+  it('WebSocket: a tunnel holds a max_concurrent slot until it closes; an allowed ?model= opens, and it counts against the quota', async () => {
+    const wss = new WebSocketServer({ noServer: true });
+    const server = (downstream as unknown as { server: Server }).server;
+    const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) =>
+      wss.handleUpgrade(req, socket, head, (ws) => ws.send('hello'));
+    server.on('upgrade', onUpgrade);
+    try {
+      const { key, id } = await keyWith(
+        { max_concurrent: 2, models: ['gpt-4o-realtime*'], requests_per_day: 100 },
+        'ws',
+        true,
+      );
+      const url = `ws://127.0.0.1:${gw.port}/v1/realtime?model=gpt-4o-realtime-preview`;
+      const open = async () => openWs(url, { from: '127.0.0.2', headers: bearer(key) });
+      const a = await open();
+      const b = await open();
+      expect('ws' in a && 'ws' in b).toBe(true);
+      if (!('ws' in a) || !('ws' in b)) return;
+      expect(await a.next()).toBe('hello');
+      const third = await open();
+      expect(third).toMatchObject({ status: 429 });
+      if ('body' in third) expect(JSON.parse(third.body)).toMatchObject({ error: { code: 'rate_limited' } });
+      const closed = new Promise((r) => a.ws.once('close', r));
+      a.ws.close();
+      await closed;
+      await waitFor(async () => {
+        const c = await open();
+        if ('ws' in c) {
+          c.ws.close();
+          return true;
+        }
+        return false;
+      }, 3000);
+      b.ws.close();
+      // Every tunnel admitted counted against the day (the binding request, a, b, and the one reopened).
+      expect((await admin.get(`/admin/api/bindings/${id}/usage`)).json()).toMatchObject({ today: 4 });
+    } finally {
+      server.off('upgrade', onUpgrade);
+      for (const c of wss.clients) c.terminate();
+      wss.close();
+    }
   });
 
   it('max_tokens: a larger cap in any of its names is 400 max_tokens_too_large; within it passes', async () => {
