@@ -66,10 +66,27 @@ export class PolicyGate {
    * (never for a WebSocket handshake, whose model comes from the query).
    */
   check(p: CompiledPolicy, bindingId: number, req: IncomingMessage, hasBody: boolean): Promise<PolicyCheck> {
-    // A policy that only counts (the common case) is one limiter call, with
-    // no further promise layer on the hot path.
-    if (!p.readsRequest) return this.limiter.admit(bindingId, p);
-    return this.checkRequest(p, bindingId, req, hasBody);
+    return new Promise((resolve) => this.checkThen(p, bindingId, req, hasBody, resolve));
+  }
+
+  /**
+   * The same, answering through a callback: a policy that only counts (the
+   * common case) is one limiter call and no promise on the hot path.
+   */
+  checkThen(
+    p: CompiledPolicy,
+    bindingId: number,
+    req: IncomingMessage,
+    hasBody: boolean,
+    done: (r: PolicyCheck) => void,
+  ): void {
+    if (!p.readsRequest) {
+      this.limiter.admitThen(bindingId, p, done);
+      return;
+    }
+    this.checkRequest(p, bindingId, req, hasBody).then(done, () =>
+      done(refuse('internal_error', 'Internal error while checking the request against its policy.', false)),
+    );
   }
 
   /** A policy with `models` or `max_tokens`: the request is looked into first. */

@@ -239,6 +239,8 @@ export class PolicyLimiter {
   /** Requests waiting for this turn's script calls, by binding id. */
   private readonly pending = new Map<number, Batch>();
   private flushScheduled = false;
+  private lastResetKey = -1;
+  private lastResetText = '';
   private day = '';
   private month = '';
   private dayEnds = 0;
@@ -297,28 +299,34 @@ export class PolicyLimiter {
    * of the event loop go to Redis together, in one script call.
    */
   admit(bindingId: number, p: CompiledPolicy): Promise<Admission> {
-    if (this.redis.status !== 'ready') return Promise.resolve(this.admitAlone(bindingId, p, this.now()));
-    return new Promise<Admission>((resolve) => {
-      let b = this.pending.get(bindingId);
-      if (b !== undefined && b.p !== p) {
-        // The key's policy changed within this turn: the earlier requests go as they are.
-        this.pending.delete(bindingId);
-        void this.send(b);
-        b = undefined;
-      }
-      if (b === undefined) {
-        b = { bindingId, p, waiters: [] };
-        this.pending.set(bindingId, b);
-      }
-      b.waiters.push({ resolve, member: p.maxConcurrent > 0 ? `${this.instanceTag}:${++this.seq}` : '' });
-      if (b.waiters.length >= MAX_BATCH) {
-        this.pending.delete(bindingId);
-        void this.send(b);
-      } else if (!this.flushScheduled) {
-        this.flushScheduled = true;
-        setImmediate(this.flush);
-      }
-    });
+    return new Promise<Admission>((resolve) => this.admitThen(bindingId, p, resolve));
+  }
+
+  /** The same, answering through a callback (the hot path: no promise per request). */
+  admitThen(bindingId: number, p: CompiledPolicy, done: (a: Admission) => void): void {
+    if (this.redis.status !== 'ready') {
+      done(this.admitAlone(bindingId, p, this.now()));
+      return;
+    }
+    let b = this.pending.get(bindingId);
+    if (b !== undefined && b.p !== p) {
+      // The key's policy changed within this turn: the earlier requests go as they are.
+      this.pending.delete(bindingId);
+      void this.send(b);
+      b = undefined;
+    }
+    if (b === undefined) {
+      b = { bindingId, p, waiters: [] };
+      this.pending.set(bindingId, b);
+    }
+    b.waiters.push({ resolve: done, member: p.maxConcurrent > 0 ? `${this.instanceTag}:${++this.seq}` : '' });
+    if (b.waiters.length >= MAX_BATCH) {
+      this.pending.delete(bindingId);
+      void this.send(b);
+    } else if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(this.flush);
+    }
   }
 
   private readonly flush = (): void => {
@@ -587,8 +595,18 @@ export class PolicyLimiter {
       'x-ratelimit-remaining-requests',
       String(Math.max(0, remaining)),
       'x-ratelimit-reset-requests',
-      formatResetDuration(resetMs),
+      this.resetText(resetMs),
     ];
+  }
+
+  /** `formatResetDuration`, remembered for the last tenth of a second asked (one batch shares it). */
+  private resetText(ms: number): string {
+    const key = Math.ceil(ms / 100);
+    if (key !== this.lastResetKey) {
+      this.lastResetKey = key;
+      this.lastResetText = formatResetDuration(ms);
+    }
+    return this.lastResetText;
   }
 
   /** Keeps this instance's live leases from expiring (long streams, tunnels). */

@@ -167,13 +167,10 @@ export class ProxyService {
       this.respond(o, req, res, started);
       return;
     }
-    this.d.gate.check(o.policy.p, o.policy.bindingId, req, o.head.hasBody).then(
-      (r) => {
-        this.d.metrics.policySeconds.observe((performance.now() - now) / 1000);
-        this.respond(withPolicy(o, r), req, res, started);
-      },
-      (err: Error) => this.failed(err, res),
-    );
+    this.d.gate.checkThen(o.policy.p, o.policy.bindingId, req, o.head.hasBody, (r) => {
+      this.d.metrics.policySeconds.observe((performance.now() - now) / 1000);
+      this.respond(withPolicy(o, r), req, res, started);
+    });
   }
 
   handleUpgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
@@ -572,16 +569,12 @@ function bodyBytes(req: IncomingMessage, read: Buffer | null, readBefore: number
 /** The outcome once the policy check is done: forwarded with what the check produced, or refused. */
 function withPolicy(o: Outcome & { forward: true }, r: PolicyCheck): Outcome {
   if (r.ok) {
-    return {
-      forward: true,
-      decision: o.decision,
-      head: o.head,
-      clientIp: o.clientIp,
-      bindingId: o.bindingId,
-      lease: r.lease,
-      answerHeaders: r.headers,
-      body: r.body,
-    };
+    // The outcome is this request's own: completed in place, not copied.
+    o.policy = undefined;
+    o.lease = r.lease;
+    o.answerHeaders = r.headers;
+    o.body = r.body ?? null;
+    return o;
   }
   return {
     forward: false,
