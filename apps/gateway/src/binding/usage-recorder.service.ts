@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { BatchedRecorder } from '../infra/batching/batched-recorder';
 import { Batcher } from '../infra/batching/batcher';
+import { UtcDayClock } from '../infra/utc-day';
 import type { BindingRepository, UsageUpdate } from './binding.repository';
 
 /** Folds one binding's usage into another's: counts add up, the later use wins. */
@@ -40,15 +41,11 @@ export class UsageRecorder extends BatchedRecorder<number, UsageUpdate> {
     );
   }
 
-  private day = '';
-  private dayEnds = 0;
+  private readonly days = new UtcDayClock();
 
   /** Hot path: one map update, no I/O. */
   record(bindingId: number, ip: string, at: number): void {
-    if (at >= this.dayEnds) {
-      this.day = new Date(at).toISOString().slice(0, 10);
-      this.dayEnds = (Math.floor(at / 86_400_000) + 1) * 86_400_000;
-    }
+    const day = this.days.dayOf(at);
     const u = this.batch.get(bindingId);
     if (u === undefined) {
       this.batch.set(bindingId, {
@@ -56,7 +53,7 @@ export class UsageRecorder extends BatchedRecorder<number, UsageUpdate> {
         count: 1,
         lastIp: ip,
         lastAt: new Date(at),
-        days: [{ day: this.day, count: 1 }],
+        days: [{ day, count: 1 }],
       });
       return;
     }
@@ -64,8 +61,8 @@ export class UsageRecorder extends BatchedRecorder<number, UsageUpdate> {
     u.lastIp = ip;
     if (u.lastAt.getTime() !== at) u.lastAt = new Date(at);
     const last = u.days[u.days.length - 1]!;
-    if (last.day === this.day) last.count++;
-    else u.days.push({ day: this.day, count: 1 });
+    if (last.day === day) last.count++;
+    else u.days.push({ day, count: 1 });
   }
 
   /** Stops the timer and writes everything, with one more try if that write fails. */

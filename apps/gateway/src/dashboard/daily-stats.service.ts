@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { BatchedRecorder } from '../infra/batching/batched-recorder';
 import { Batcher } from '../infra/batching/batcher';
+import { UtcDayClock, utcDayOf } from '../infra/utc-day';
 import type { Decision } from '../infra/metrics/metrics.service';
 import type { DailyCounts, DailyStatsRepository } from './daily-stats.repository';
 
@@ -19,8 +20,7 @@ function mergeCounts(into: DailyCounts, from: DailyCounts): void {
  * write is merged into the next one.
  */
 export class DailyStats extends BatchedRecorder<string, DailyCounts> {
-  private day = '';
-  private dayEnds = 0;
+  private readonly days = new UtcDayClock();
 
   constructor(repo: DailyStatsRepository, logger: Logger, intervalMs = 2000) {
     super(
@@ -55,12 +55,7 @@ export class DailyStats extends BatchedRecorder<string, DailyCounts> {
   }
 
   private today(): string {
-    const now = Date.now();
-    if (now >= this.dayEnds) {
-      this.day = new Date(now).toISOString().slice(0, 10);
-      this.dayEnds = (Math.floor(now / 86_400_000) + 1) * 86_400_000;
-    }
-    return this.day;
+    return this.days.dayOf(Date.now());
   }
 
   /**
@@ -69,7 +64,7 @@ export class DailyStats extends BatchedRecorder<string, DailyCounts> {
    * forwarded all the same, so it stays counted as allowed.
    */
   firstBindRevoked(boundAt: number): void {
-    this.countsOf(new Date(boundAt).toISOString().slice(0, 10)).firstBinds--;
+    this.countsOf(utcDayOf(boundAt)).firstBinds--;
   }
 
   private countsOf(day: string): DailyCounts {

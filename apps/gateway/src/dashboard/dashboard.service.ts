@@ -1,17 +1,16 @@
 import type { Dashboard, DashboardDay } from '@keypin/shared';
 import type { InterceptLogRepository } from '../intercept/intercept-log.repository';
 import type { DashboardRepository, DayCounts } from './dashboard.repository';
+import { DAY_MS, utcDayOf } from '../infra/utc-day';
 
 /** Days in the series (today and the six before). */
 export const SERIES_DAYS = 7;
 export const TOP_INTERCEPTED = 5;
 export const RECENT_INTERCEPTS = 10;
 
-const DAY_MS = 86_400_000;
-
 /** `YYYY-MM-DD` of the UTC day `offset` days from the one holding `now`. */
 export function utcDay(now: Date, offset = 0): string {
-  return new Date(now.getTime() + offset * DAY_MS).toISOString().slice(0, 10);
+  return utcDayOf(now.getTime() + offset * DAY_MS);
 }
 
 /** The last SERIES_DAYS UTC days ending with today's, oldest first, zero where no row exists. */

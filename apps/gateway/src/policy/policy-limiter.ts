@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { RedisKeys } from '../infra/redis/redis-keys';
 import { RateLimitedLog } from '../infra/rate-limited-log';
+import { DAY_MS } from '../infra/utc-day';
 import type { CompiledPolicy } from './compiled-policy';
 import {
   type Bucket,
@@ -349,7 +350,7 @@ export class PolicyLimiter {
       this.keys.policyMonth(id, this.month),
       leaseKey,
       `${now} ${p.rate} ${p.burst} ${p.perDay} ${this.dayEnds - now + 3_600_000} ${p.perMonth} ` +
-        `${this.monthEnds - now + 86_400_000} ${p.maxConcurrent} ${this.leaseMs} ${n} ${seed.today} ${seed.month}`,
+        `${this.monthEnds - now + DAY_MS} ${p.maxConcurrent} ${this.leaseMs} ${n} ${seed.today} ${seed.month}`,
     ];
     if (p.maxConcurrent > 0) for (const w of waiters) args.push(w.member);
     let r: ScriptReply;
@@ -419,7 +420,7 @@ export class PolicyLimiter {
 
   /** The current UTC day and month names, recomputed only when a day ends. */
   private turnPeriods(now: number): void {
-    if (now < this.dayEnds && now >= this.dayEnds - 86_400_000) return;
+    if (now < this.dayEnds && now >= this.dayEnds - DAY_MS) return;
     this.day = utcDay(now);
     this.month = utcMonth(now);
     this.dayEnds = nextUtcDay(now);

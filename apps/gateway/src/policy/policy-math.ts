@@ -4,7 +4,7 @@
  * does the same sums in Lua.
  */
 
-const DAY_MS = 86_400_000;
+import { nextUtcDayStart, utcDayOf } from '../infra/utc-day';
 
 /**
  * A token bucket: `tokens` held at time `at` (ms). It refills at `rate`
@@ -43,9 +43,7 @@ export function msUntilFull(tokens: number, rate: number, burst: number): number
 }
 
 /** `YYYY-MM-DD` of the UTC day holding `now` (ms). */
-export function utcDay(now: number): string {
-  return new Date(now).toISOString().slice(0, 10);
-}
+export const utcDay = utcDayOf;
 
 /** `YYYY-MM` of the UTC month holding `now` (ms). */
 export function utcMonth(now: number): string {
@@ -53,9 +51,7 @@ export function utcMonth(now: number): string {
 }
 
 /** Start (ms) of the UTC day after the one holding `now`. */
-export function nextUtcDay(now: number): number {
-  return (Math.floor(now / DAY_MS) + 1) * DAY_MS;
-}
+export const nextUtcDay = nextUtcDayStart;
 
 /** Start (ms) of the UTC month after the one holding `now`. */
 export function nextUtcMonth(now: number): number {
