@@ -3,7 +3,7 @@
 // nginx proxy_pass with an IP allowlist, and through the KeyPin gateway, in one
 // run on one machine. See bench/README.md for what is measured and how.
 //
-//   node bench/run.mjs [--quick] [--targets direct,nginx,keypin] [--no-memory] [--no-policy]
+//   node bench/run.mjs [--quick] [--targets direct,nginx,keypin] [--no-memory] [--no-policy] [--no-routes]
 //
 // Exits non-zero when any run saw a status it should not have (a non-2xx on
 // allowed traffic, anything but 403 on KeyPin's blocked traffic), or when a
@@ -49,7 +49,7 @@ const option = (name, def) => {
 };
 if (flag('help')) {
   console.log(
-    'usage: node bench/run.mjs [--quick] [--targets direct,nginx,keypin] [--no-memory] [--no-policy]',
+    'usage: node bench/run.mjs [--quick] [--targets direct,nginx,keypin] [--no-memory] [--no-policy] [--no-routes]',
   );
   process.exit(0);
 }
@@ -97,6 +97,9 @@ const LIMITED_POLICY = { rate_per_second: 1_000_000, burst: 1_000_000, requests_
 // made only in a database without one. Local to this machine's bench.
 const BENCH_ADMIN = { user: 'bench', password: 'keypin-bench-admin-password' };
 const OTHER_IP = '127.0.0.2';
+/** The routes phase's own database, dropped at the start of each run. */
+const ROUTES_DATABASE_URL =
+  process.env.BENCH_ROUTES_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/keypin_bench_routes';
 
 const SPEC = {
   allowed: { method: 'GET', path: '/v1/models', headers: { authorization: `Bearer ${ALLOWED_KEY}` } },
@@ -229,7 +232,7 @@ function ensureGatewayBuild() {
   if (r.status !== 0 || !existsSync(GATEWAY_MAIN)) throw new Error('the build did not produce the gateway');
 }
 
-async function startKeypin(tmp, upstreamPort) {
+async function startKeypin(tmp, upstreamPort, extraEnv = {}) {
   ensureGatewayBuild();
   const g = await startGateway({
     upstreamPort,
@@ -246,6 +249,7 @@ async function startKeypin(tmp, upstreamPort) {
       // The bootstrap admin the bench logs in as to give LIMITED_KEY its policy.
       ADMIN_USERNAME: BENCH_ADMIN.user,
       ADMIN_PASSWORD: BENCH_ADMIN.password,
+      ...extraEnv,
     },
   });
   const shownEnv = Object.fromEntries(
@@ -353,62 +357,145 @@ async function setUpLimitedKey(keypin) {
 }
 
 /**
- * What a key policy costs: KeyPin alone, a key without a policy and a key
- * with a rate and a quota, alternated (this machine's speed drifts), with
- * the gateway's CPU time per request from /proc.
+ * Two variants measured alternately, back to back (this machine's speed
+ * drifts): each round runs `a` then `b` for the same time, with the serving
+ * process's CPU time per request from /proc. The ratio of each pair is what
+ * `b` costs under the same machine load; the result is the median of the
+ * pairs' ratios, not the ratio of the two medians.
  */
-async function policyPhase(keypin, tmp) {
+async function alternated(label, a, b) {
   const rounds = QUICK ? 1 : 3;
-  const runs = { allowed: [], limited: [] };
+  const runs = { [a.name]: [], [b.name]: [] };
   for (let round = 0; round < rounds; round++) {
-    for (const workload of ['allowed', 'limited']) {
-      const what = `wrk ${workload} → keypin (policy phase, round ${round + 1}/${rounds})`;
+    for (const v of [a, b]) {
+      const what = `wrk ${v.name} (${label}, round ${round + 1}/${rounds})`;
       await settle(what);
       step(`${what} (-t1 -c${P.wrkConnections} -d${P.wrkDurationS}s)`);
-      const ticks0 = processTicks(keypin.pid);
-      const r = await runWrk(`${keypin.url}${SPEC[workload].path}`, SPEC[workload], {
+      const ticks0 = processTicks(v.pid);
+      const r = await runWrk(`${v.url}${v.spec.path}`, v.spec, {
         connections: P.wrkConnections,
         durationS: P.wrkDurationS,
-        tmpDir: tmp,
-        name: `keypin-policy-${workload}-${round}`,
+        tmpDir: v.tmp,
+        name: `${label.replace(/\W+/g, '-')}-${v.name}-${round}`,
       });
-      const ticks = processTicks(keypin.pid) - ticks0;
-      checkStatuses(what, r.statuses, workload, 'keypin');
+      const ticks = processTicks(v.pid) - ticks0;
+      checkStatuses(what, r.statuses, 'allowed', 'keypin');
       if (r.non2xx3xx !== 0) fail(`${what}: wrk reports ${r.non2xx3xx} non-2xx/3xx responses`);
       const cpuUsPerRequest = r.requests > 0 ? (ticks * 10_000) / r.requests : null;
       console.log(`        ${int(r.rps)} req/s, ${cpuUsPerRequest?.toFixed(0) ?? '—'} µs CPU per request`);
-      runs[workload].push({ rps: r.rps, requests: r.requests, cpuUsPerRequest });
+      runs[v.name].push({ rps: r.rps, requests: r.requests, cpuUsPerRequest });
     }
   }
   const median = (xs) => {
-    const s = xs.filter((x) => x !== null).sort((a, b) => a - b);
+    const s = xs.filter((x) => x !== null).sort((x, y) => x - y);
     return s.length === 0 ? null : s[Math.floor(s.length / 2)];
   };
-  const summary = (w) => ({
-    rps: median(runs[w].map((r) => r.rps)),
-    cpuUsPerRequest: median(runs[w].map((r) => r.cpuUsPerRequest)),
+  const summary = (name) => ({
+    rps: median(runs[name].map((r) => r.rps)),
+    cpuUsPerRequest: median(runs[name].map((r) => r.cpuUsPerRequest)),
   });
-  const allowed = summary('allowed');
-  const limited = summary('limited');
-  // Each round's pair was measured back to back: the ratio of a pair is what
-  // the policy costs under the same machine load; the median of the pairs'
-  // ratios, not the ratio of the two medians.
-  const pairs = runs.allowed.map((a, i) => ({ a, l: runs.limited[i] }));
+  const pairs = runs[a.name].map((x, i) => ({ x, y: runs[b.name][i] }));
   return {
-    policy: LIMITED_POLICY,
     rounds,
     runs,
-    allowed,
-    limited,
-    limitedOverAllowedRps: median(pairs.map(({ a, l }) => (a.rps && l?.rps ? l.rps / a.rps : null))),
+    [a.name]: summary(a.name),
+    [b.name]: summary(b.name),
+    ratioRps: median(pairs.map(({ x, y }) => (x.rps && y?.rps ? y.rps / x.rps : null))),
     cpuAddedUsPerRequest: median(
-      pairs.map(({ a, l }) =>
-        a.cpuUsPerRequest !== null && l?.cpuUsPerRequest != null
-          ? l.cpuUsPerRequest - a.cpuUsPerRequest
+      pairs.map(({ x, y }) =>
+        x.cpuUsPerRequest !== null && y?.cpuUsPerRequest != null
+          ? y.cpuUsPerRequest - x.cpuUsPerRequest
           : null,
       ),
     ),
   };
+}
+
+/** What a key policy costs: a key without a policy and a key with a rate and a quota, on one KeyPin. */
+async function policyPhase(keypin, tmp) {
+  const on = (name, spec) => ({ name, url: keypin.url, pid: keypin.pid, spec, tmp });
+  const r = await alternated('policy phase', on('allowed', SPEC.allowed), on('limited', SPEC.limited));
+  return {
+    policy: LIMITED_POLICY,
+    rounds: r.rounds,
+    runs: r.runs,
+    allowed: r.allowed,
+    limited: r.limited,
+    limitedOverAllowedRps: r.ratioRps,
+    cpuAddedUsPerRequest: r.cpuAddedUsPerRequest,
+  };
+}
+
+/**
+ * What routes cost (docs/routes.md): the allowed workload on the KeyPin with
+ * one upstream (DOWNSTREAM_URL) and on a second KeyPin, with its own
+ * database, whose ROUTES send three prefixes to the upstream (the workload's
+ * `/v1/` among them: the longest-prefix lookup does its real work).
+ */
+async function routesPhase(keypin, upstreamPort, tmp) {
+  const routes = [
+    { prefix: '/anthropic/', upstream: `http://127.0.0.1:${upstreamPort}`, strip_prefix: true },
+    { prefix: '/elevenlabs/', upstream: `http://127.0.0.1:${upstreamPort}`, strip_prefix: true },
+    { prefix: '/v1/', upstream: `http://127.0.0.1:${upstreamPort}` },
+  ];
+  const dir = join(tmp, 'routes');
+  mkdirSync(dir, { recursive: true });
+  chmodSync(dir, 0o755);
+  // A fresh database: ROUTES seeds an empty routes table, and the upstream's port changes every run.
+  await resetDatabase(ROUTES_DATABASE_URL);
+  const routed = await startKeypin(dir, upstreamPort, {
+    DATABASE_URL: ROUTES_DATABASE_URL,
+    REDIS_PREFIX: `keypin-bench-routes-${RUN_TAG}:`,
+    ROUTES: JSON.stringify(routes),
+  });
+  try {
+    const c = makeClient(routed.url);
+    try {
+      for (let i = 0; i < 2; i++) {
+        const a = await c.send(SPEC.allowed);
+        if (a.status !== 200)
+          throw new Error(`keypin with routes: allowed request got ${a.status}: ${a.body}`);
+      }
+    } finally {
+      c.close();
+    }
+    const single = { name: 'single', url: keypin.url, pid: keypin.pid, spec: SPEC.allowed, tmp };
+    const three = { name: 'routes', url: routed.url, pid: routed.pid, spec: SPEC.allowed, tmp: dir };
+    // Warm the second process up as the first one is (JIT).
+    await runWrk(`${routed.url}${SPEC.allowed.path}`, SPEC.allowed, {
+      connections: P.wrkConnections,
+      durationS: P.wrkWarmupS * 2,
+      tmpDir: dir,
+      name: 'routes-warmup',
+    });
+    const r = await alternated('routes phase', single, three);
+    return {
+      routes,
+      rounds: r.rounds,
+      runs: r.runs,
+      single: r.single,
+      routed: r.routes,
+      routedOverSingleRps: r.ratioRps,
+      cpuAddedUsPerRequest: r.cpuAddedUsPerRequest,
+    };
+  } finally {
+    await stopChild(routed.child, 8000);
+  }
+}
+
+/** Drops and recreates a scratch database (the gateway creates it when missing). */
+async function resetDatabase(url) {
+  const u = new URL(url);
+  const name = u.pathname.slice(1);
+  u.pathname = '/postgres';
+  const { Client } = await import('pg');
+  const c = new Client({ connectionString: u.href });
+  await c.connect();
+  try {
+    await c.query(`DROP DATABASE IF EXISTS "${name.replace(/"/g, '')}" WITH (FORCE)`);
+  } finally {
+    await c.end();
+  }
 }
 
 /**
@@ -841,6 +928,27 @@ function printReport(r) {
       ),
     );
   }
+  const rp = r.routes;
+  if (rp) {
+    const cpu = (v) => (v === null || v === undefined ? '—' : `${v.toFixed(0)} µs`);
+    parts.push(
+      table(
+        `KeyPin: what routes cost (${rp.routes.length} routes; medians of ${rp.rounds} alternated wrk runs)`,
+        ['', 'req/s', 'CPU per request'],
+        [
+          ['one upstream, DOWNSTREAM_URL (median)', int(rp.single.rps), cpu(rp.single.cpuUsPerRequest)],
+          [`${rp.routes.length} routes (median)`, int(rp.routed.rps), cpu(rp.routed.cpuUsPerRequest)],
+          [
+            'routes / one upstream (median of the back-to-back pairs)',
+            ratio(rp.routedOverSingleRps),
+            rp.cpuAddedUsPerRequest === null
+              ? '—'
+              : `${rp.cpuAddedUsPerRequest >= 0 ? '+' : ''}${rp.cpuAddedUsPerRequest.toFixed(0)} µs`,
+          ],
+        ],
+      ),
+    );
+  }
   const m = r.memory;
   if (m) {
     const rows = [
@@ -969,6 +1077,14 @@ async function main() {
     if (keypin && !flag('no-policy')) {
       console.log('\n== key policy cost');
       results.policy = await policyPhase(keypin, tmp);
+    }
+    if (keypin && !flag('no-routes')) {
+      console.log('\n== routes cost');
+      try {
+        results.routes = await routesPhase(keypin, upstream.port, tmp);
+      } catch (err) {
+        fail(`routes phase: ${err.stack ?? err}`);
+      }
     }
     if (keypin) {
       results.memory = {

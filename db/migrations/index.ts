@@ -4,6 +4,7 @@ import { Admin1764000200000 } from './1764000200000-admin';
 import { InterceptIndexes1764000300000 } from './1764000300000-intercept-indexes';
 import { InterceptCount1765000100000 } from './1765000100000-intercept-count';
 import { KeyPolicies1766000100000 } from './1766000100000-key-policies';
+import { NetworksAndRoutes1767000100000 } from './1767000100000-networks-and-routes';
 
 /** Every migration, oldest first. A new migration is added here too. */
 export const MIGRATIONS = [
@@ -13,4 +14,5 @@ export const MIGRATIONS = [
   InterceptIndexes1764000300000,
   InterceptCount1765000100000,
   KeyPolicies1766000100000,
+  NetworksAndRoutes1767000100000,
 ];

@@ -15,6 +15,7 @@ import { PolicyGate } from './policy/policy-gate';
 import { AccessLog } from './proxy/access-log';
 import { ProxyService } from './proxy/proxy.service';
 import { WebSocketTunnel } from './proxy/websocket-tunnel';
+import { RouteTable, type UpstreamFactory } from './route/route-table';
 import { closeRuntime, createAdminServices, createRuntime, migrateOnly } from './runtime';
 import { setupApiDocs } from './admin/api-docs';
 import { registerConsole } from './admin/console';
@@ -50,34 +51,55 @@ async function main(): Promise<void> {
     return;
   }
 
+  // One keep-alive pool and one tunnel factory per upstream (and timeout).
+  const makeUpstream: UpstreamFactory = (url, timeoutMs) => {
+    const headersTimeoutMs = timeoutMs ?? config.downstreamHeadersTimeoutMs;
+    return {
+      forwarder: new Forwarder(
+        url,
+        {
+          connectTimeoutMs: config.downstreamConnectTimeoutMs,
+          headersTimeoutMs,
+          bodyTimeoutMs: timeoutMs ?? config.downstreamBodyTimeoutMs,
+          maxConnections: config.downstreamMaxConnections,
+          requestBodyTimeoutMs: config.bodyTimeoutMs,
+        },
+        rt.metrics,
+        logger,
+      ),
+      tunnel: new WebSocketTunnel(
+        url,
+        config.downstreamConnectTimeoutMs,
+        headersTimeoutMs,
+        rt.metrics,
+        logger,
+      ),
+    };
+  };
   let demo: { url: string; close(): Promise<void> } | null = null;
   let downstream = config.downstreamUrl;
-  if (downstream === null) {
+  // With routes configured, a missing DOWNSTREAM_URL means "no route → 404
+  // no_route", not the demo upstream (docs/contract.md 10).
+  if (downstream === null && (await rt.routeRepo.listAll()).length === 0) {
     demo = await startDemoUpstream({ host: '127.0.0.1', port: 0 });
     downstream = new URL(demo.url);
     logger.warn({ url: demo.url }, 'DOWNSTREAM_URL is not set: started the bundled demo upstream');
   }
-
-  const forwarder = new Forwarder(
-    downstream,
+  const routes = new RouteTable(
+    rt.routeRepo,
+    downstream === null ? null : RouteTable.fallbackFor(makeUpstream(downstream, null)),
+    makeUpstream,
     {
-      connectTimeoutMs: config.downstreamConnectTimeoutMs,
-      headersTimeoutMs: config.downstreamHeadersTimeoutMs,
-      bodyTimeoutMs: config.downstreamBodyTimeoutMs,
-      maxConnections: config.downstreamMaxConnections,
-      requestBodyTimeoutMs: config.bodyTimeoutMs,
+      open: (sealed) => rt.secretBox.open(sealed),
+      env: process.env,
+      refreshMs: 30_000,
     },
-    rt.metrics,
     logger,
   );
-  const tunnel = new WebSocketTunnel(
-    downstream,
-    (url) => forwarder.pathFor(url),
-    config.downstreamConnectTimeoutMs,
-    config.downstreamHeadersTimeoutMs,
-    rt.metrics,
-    logger,
-  );
+  await routes.start();
+  rt.routeListeners.add(() => {
+    routes.reload().catch((err: Error) => logger.warn({ err: err.message }, 'could not reload routes'));
+  });
   const access = config.accessLog === 'json' ? new AccessLog() : null;
   const proxy = new ProxyService({
     policy: { trusted: config.trustedProxies, header: config.realIpHeader },
@@ -87,8 +109,7 @@ async function main(): Promise<void> {
     usage: rt.usage,
     stats: rt.stats,
     intercepts: rt.intercepts,
-    forwarder,
-    tunnel,
+    routes,
     gate: new PolicyGate(rt.limiter, rt.settings, {
       bodyLimit: config.policyBodyLimit,
       bodyTimeoutMs: config.bodyTimeoutMs,
@@ -139,7 +160,12 @@ async function main(): Promise<void> {
   const port = typeof address === 'object' && address !== null ? address.port : config.port;
   const shownHost = config.host === '0.0.0.0' ? '127.0.0.1' : config.host;
   logger.info(
-    { url: `http://${shownHost}:${port}`, role: config.role, downstream: downstream.origin },
+    {
+      url: `http://${shownHost}:${port}`,
+      role: config.role,
+      downstream: downstream?.origin ?? null,
+      routes: routes.size,
+    },
     'listening',
   );
 
@@ -147,16 +173,17 @@ async function main(): Promise<void> {
     // Stop accepting; let in-flight requests and streams finish until the deadline.
     const deadline = setTimeout(() => {
       logger.warn(
-        { open: proxy.activeRequests, tunnels: tunnel.size },
+        { open: proxy.activeRequests, tunnels: routes.allUpstreams.reduce((n, u) => n + u.tunnel.size, 0) },
         'shutdown deadline reached: closing streams',
       );
       fastify.server.closeAllConnections();
-      tunnel.closeAll();
+      for (const u of routes.allUpstreams) u.tunnel.closeAll();
     }, config.shutdownGraceMs);
     deadline.unref();
     await app.close();
     clearTimeout(deadline);
-    await forwarder.close().catch(() => undefined);
+    routes.stop();
+    await Promise.all(routes.allUpstreams.map((u) => u.forwarder.close().catch(() => undefined)));
     await closeRuntime(rt);
     await demo?.close();
     access?.flush();

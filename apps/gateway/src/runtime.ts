@@ -50,6 +50,9 @@ import { InterceptSpool } from './intercept/intercept-spool';
 import { InterceptWriter } from './intercept/intercept-writer.service';
 import { BackgroundWorkers, enqueueWebhooks } from './worker/background-workers';
 import { PolicyLimiter } from './policy/policy-limiter';
+import { RouteAdminService } from './route/route-admin.service';
+import { seedRoutes } from './route/route-seed';
+import { RoutesRepository } from './route/routes.repository';
 
 /**
  * The composition root: builds every long-lived service once, in order,
@@ -83,6 +86,27 @@ export interface Runtime {
   /** A Redis connection of its own for the policy counters (short timeout). */
   policyRedis: Redis;
   limiter: PolicyLimiter;
+  /** The `routes` table (docs/contract.md 10); a RouteSource for routing tables. */
+  routeRepo: RoutesRepository;
+  /**
+   * Called whenever the routes may have changed: at once after a change
+   * made through this instance's admin API, on every notice of the change
+   * feed (Redis and PostgreSQL, so usually more than once per change), and
+   * after the feed reconnects. A listener reloads from `routeRepo`; one that
+   * throws is logged and does not stop the others.
+   */
+  routeListeners: Set<() => void>;
+}
+
+/** Calls every route listener; a failing one is logged, the others still run. */
+function notifyRouteListeners(listeners: ReadonlySet<() => void>, logger: Logger): void {
+  for (const listener of listeners) {
+    try {
+      listener();
+    } catch (err) {
+      logger.error({ err: (err as Error).message }, 'a routes listener failed');
+    }
+  }
 }
 
 export async function createRuntime(config: AppConfig, logger: Logger): Promise<Runtime> {
@@ -194,6 +218,8 @@ export async function createRuntime(config: AppConfig, logger: Logger): Promise<
   });
   limiter.start();
 
+  const routeRepo = new RoutesRepository(dataSource);
+  const routeListeners = new Set<() => void>();
   const changeFeed = new ChangeFeed(
     config.databaseUrl,
     subscriber,
@@ -206,10 +232,27 @@ export async function createRuntime(config: AppConfig, logger: Logger): Promise<
         if (origin === 'postgres' && hashHex !== '*') void store.evictShared(hashHex).catch(() => undefined);
       },
       settings: () => void settings.reload(),
+      routes: () => notifyRouteListeners(routeListeners, logger),
     },
     logger,
   );
   await changeFeed.start();
+
+  if (config.routes.length > 0) {
+    const seed = await seedRoutes(
+      { repo: routeRepo, audit: new AuditRepository(dataSource), seal: (v) => secretBox.seal(v) },
+      config.routes,
+    );
+    if (seed.seeded) {
+      logger.info({ prefixes: seed.prefixes }, 'routes seeded from ROUTES (the table was empty)');
+      await changeFeed.publishRoutes(redis).catch(() => undefined);
+    } else {
+      logger.info(
+        { stored: seed.stored },
+        'ROUTES ignored: routes are stored in the database (change them through the admin API)',
+      );
+    }
+  }
 
   return {
     config,
@@ -238,6 +281,8 @@ export async function createRuntime(config: AppConfig, logger: Logger): Promise<
     ),
     policyRedis,
     limiter,
+    routeRepo,
+    routeListeners,
   };
 }
 
@@ -320,6 +365,15 @@ export function createAdminServices(rt: Runtime): AdminServices {
       changeFeed: rt.changeFeed,
       publisher: rt.redis,
       allowPrivateWebhook: config.alertWebhookAllowPrivate,
+    }),
+    routes: new RouteAdminService({
+      repo: rt.routeRepo,
+      audit,
+      seal: (plain) => rt.secretBox.seal(plain),
+      env: process.env,
+      notifyLocal: () => notifyRouteListeners(rt.routeListeners, rt.logger),
+      publish: () => rt.changeFeed.publishRoutes(rt.redis),
+      logger: rt.logger,
     }),
     logs: new InterceptLogService(interceptLog, new InterceptExporter(interceptLog, rt.logger)),
     dashboard: new DashboardService(new DashboardRepository(dataSource), interceptLog),

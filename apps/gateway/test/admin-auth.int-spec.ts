@@ -386,6 +386,7 @@ describe('admin API: sessions, roles, users, settings, audit, docs', () => {
       relay: 'newapi',
       key_case: 'sensitive',
       default_policy: null,
+      networks: { allow: [], deny: [], first_use_from: [] },
       alert_webhook_secret_set: false,
     });
     for (const [body, field] of [

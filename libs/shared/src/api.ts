@@ -88,7 +88,8 @@ export interface BindingIdRequest {
 
 export interface Intercept {
   id: string;
-  binding_id: number;
+  /** null: refused by the network policy before the key had a binding (docs/contract.md 10). */
+  binding_id: number | null;
   token_display: string;
   attempt_ip: string;
   allowed_ips: string[];

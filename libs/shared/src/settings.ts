@@ -1,5 +1,6 @@
 /** The run-time settings object (docs/contract.md 4, `GET /settings`). */
 import { type KeyRules, TOKEN_NORMALIZE_VALUES, type TokenNormalize } from './key';
+import { EMPTY_NETWORK_POLICY, type NetworkPolicy, validateNetworkPolicy } from './network-policy';
 import { type KeyPolicy, validatePolicy } from './policy';
 import { KEY_CASES, type KeyCase, RELAYS, type Relay } from './relay';
 
@@ -26,6 +27,8 @@ export interface Settings {
   key_case: KeyCase;
   /** The policy of every binding without its own (docs/contract.md 9); null = unlimited. */
   default_policy: KeyPolicy | null;
+  /** Who may use the gateway at all, and where keys may bind first (docs/contract.md 10). */
+  networks: NetworkPolicy;
 }
 
 /**
@@ -91,6 +94,7 @@ export const SETTING_DEFAULTS: Readonly<Settings> = {
   relay: 'newapi',
   key_case: 'sensitive',
   default_policy: null,
+  networks: EMPTY_NETWORK_POLICY,
 };
 
 /** The settings that decide every key's identity (docs/contract.md 2.1). */
@@ -104,8 +108,20 @@ export const RULE_TYPES: readonly RuleType[] = ['single', 'multiple', 'all'];
 export type BindingStatus = 'active' | 'banned';
 export const BINDING_STATUSES: readonly BindingStatus[] = ['active', 'banned'];
 
-export type InterceptReason = 'ip_not_allowed' | 'key_banned';
-export const INTERCEPT_REASONS: readonly InterceptReason[] = ['ip_not_allowed', 'key_banned'];
+/**
+ * Why a request with a key was refused and recorded (docs/contract.md 3, 10):
+ * the binding's verdicts, then the network policy's (these may have no
+ * binding: `binding_id` null).
+ */
+export type InterceptReason =
+  'ip_not_allowed' | 'key_banned' | 'network_not_allowed' | 'network_denied' | 'first_use_not_allowed';
+export const INTERCEPT_REASONS: readonly InterceptReason[] = [
+  'ip_not_allowed',
+  'key_banned',
+  'network_not_allowed',
+  'network_denied',
+  'first_use_not_allowed',
+];
 
 export type SettingsPatchResult =
   { ok: true; value: Partial<Settings> } | { ok: false; field: string; message: string };
@@ -128,6 +144,7 @@ export const SETTINGS_KEYS: readonly (keyof Settings)[] = [
   'relay',
   'key_case',
   'default_policy',
+  'networks',
 ];
 
 /**
@@ -156,6 +173,11 @@ export function validateSettingsPatch(input: unknown): SettingsPatchResult {
       if (typeof value !== 'boolean') return { ok: false, field, message: 'must be true or false' };
     } else if (key === 'default_policy') {
       const r = validatePolicy(value, field);
+      if (!r.ok) return r;
+      out[key] = r.value;
+      continue;
+    } else if (key === 'networks') {
+      const r = validateNetworkPolicy(value, field);
       if (!r.ok) return r;
       out[key] = r.value;
       continue;

@@ -3,6 +3,7 @@ import type { AuditRepository } from '../audit/audit.repository';
 import type { BindingAdminService } from '../binding/binding-admin.service';
 import type { DashboardService } from '../dashboard/dashboard.service';
 import type { InterceptLogService } from '../intercept/intercept-log.service';
+import type { RouteAdminService } from '../route/route-admin.service';
 import type { SettingsAdminService } from '../settings/settings-admin.service';
 import type { AuthService } from '../user/auth.service';
 import type { UsersService } from '../user/users.service';
@@ -20,6 +21,7 @@ export interface AdminServices {
   audit: AuditRepository;
   bindings: BindingAdminService;
   settings: SettingsAdminService;
+  routes: RouteAdminService;
   logs: InterceptLogService;
   dashboard: DashboardService;
   alerts: AlertAdminRepository;

@@ -10,6 +10,7 @@ import { AlertsController } from '../alert/alerts.controller';
 import { BindingsController } from '../binding/bindings.controller';
 import { DashboardController } from '../dashboard/dashboard.controller';
 import { LogsController } from '../intercept/logs.controller';
+import { RoutesController } from '../route/routes.controller';
 import { SettingsController } from '../settings/settings.controller';
 
 /** Every admin API controller; the OpenAPI document covers exactly these. */
@@ -20,6 +21,7 @@ export const ADMIN_CONTROLLERS: Type[] = [
   LogsController,
   AlertsController,
   SettingsController,
+  RoutesController,
   UsersController,
   AuditController,
 ];

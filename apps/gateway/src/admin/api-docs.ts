@@ -11,7 +11,7 @@ export function setupApiDocs(app: INestApplication): void {
   const config = new DocumentBuilder()
     .setTitle('KeyPin admin API')
     .setDescription(
-      'Bindings, intercept logs, alerts, settings, users and audit. Errors: {"error": {message, type, code}}.',
+      'Bindings, intercept logs, alerts, settings, routes, users and audit. Errors: {"error": {message, type, code}}.',
     )
     .setVersion('1')
     .addBearerAuth({ type: 'http', scheme: 'bearer', bearerFormat: 'JWT' })

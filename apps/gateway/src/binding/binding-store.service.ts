@@ -10,6 +10,8 @@ import type { BindingRule, BindingRuleData, FirstUse } from './binding.types';
 export type LoadOutcome =
   | { kind: 'found'; rule: BindingRule; created: boolean }
   | { kind: 'unavailable' }
+  /** No binding, and this caller may not create one (`first_use_from`): nothing was bound. */
+  | { kind: 'unbound' }
   /** A first use over FIRST_USE_LIMIT: nothing was bound. */
   | { kind: 'limited'; retryAfterSeconds: number };
 
@@ -220,16 +222,21 @@ export class BindingStoreService {
   }
 
   /**
-   * Finds the binding, or creates it from `first` (first use). Concurrent
+   * Finds the binding, or creates it from `first` (first use) when
+   * `mayBind`; otherwise a key without a binding is `unbound`. Concurrent
    * calls for one key share the work; only the caller whose call did the
    * insert sees `created: true`.
    */
-  load(hashHex: string, first: FirstUse): Promise<LoadOutcome> {
+  load(hashHex: string, first: FirstUse, mayBind = true): Promise<LoadOutcome> {
     const running = this.loads.get(hashHex);
     if (running !== undefined) {
-      return running.then((o) => (o.kind === 'found' && o.created ? { ...o, created: false } : o));
+      return running.then((o) => {
+        // Joined a load that was not allowed to bind: this caller is, so it tries itself.
+        if (o.kind === 'unbound' && mayBind) return this.load(hashHex, first, true);
+        return o.kind === 'found' && o.created ? { ...o, created: false } : o;
+      });
     }
-    const p = this.doLoad(hashHex, first).finally(() => this.loads.delete(hashHex));
+    const p = this.doLoad(hashHex, first, mayBind).finally(() => this.loads.delete(hashHex));
     this.loads.set(hashHex, p);
     return p;
   }
@@ -305,7 +312,7 @@ export class BindingStoreService {
     }
   }
 
-  private async doLoad(hashHex: string, first: FirstUse): Promise<LoadOutcome> {
+  private async doLoad(hashHex: string, first: FirstUse, mayBind: boolean): Promise<LoadOutcome> {
     const epoch = this.epoch;
     const fromRedis = await this.readRedis(hashHex);
     if (fromRedis !== null) {
@@ -323,6 +330,7 @@ export class BindingStoreService {
           created: false,
         };
       }
+      if (!mayBind) return { kind: 'unbound' };
       // Only a key that is about to be bound pays for the limit check.
       const waitSeconds = (await this.options.firstUses?.reserve(first.ip)) ?? 0;
       if (waitSeconds > 0) return { kind: 'limited', retryAfterSeconds: waitSeconds };

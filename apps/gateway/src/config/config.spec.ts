@@ -48,7 +48,9 @@ describe('loadConfig', () => {
       relay: 'newapi',
       key_case: 'sensitive',
       default_policy: null,
+      networks: { allow: [], deny: [], first_use_from: [] },
     });
+    expect(sut.routes).toEqual([]);
     expect(sut.trustedProxies).toHaveLength(2);
   });
 
@@ -87,6 +89,11 @@ describe('loadConfig', () => {
     [{ DEFAULT_POLICY: '{"models": "gpt-4o"}' }, 'DEFAULT_POLICY'],
     [{ DEFAULT_POLICY: '[]' }, 'DEFAULT_POLICY'],
     [{ POLICY_BODY_LIMIT: '10' }, 'POLICY_BODY_LIMIT'],
+    [{ NETWORK_ALLOW: '10.0.0.1/8' }, 'NETWORK_ALLOW'],
+    [{ NETWORK_DENY: '192.0.2.0/24,nope' }, 'NETWORK_DENY'],
+    [{ FIRST_USE_FROM: '010.0.0.0/8' }, 'FIRST_USE_FROM'],
+    [{ ROUTES: '{"prefix": "/a/", "upstream": "http://a"}' }, 'ROUTES'],
+    [{ ROUTES: '[{"prefix": "/a/", "upstream": "http://a"},]' }, 'ROUTES'],
   ] as [Record<string, string>, string][])('refuses %o naming %s on one line', (env, variable) => {
     const err = failure(env);
     expect(err.variable).toBe(variable);
@@ -104,6 +111,99 @@ describe('loadConfig', () => {
       'DEFAULT_POLICY.burst needs rate_per_second',
     );
     expect(loadConfig({}).policyBodyLimit).toBe(4 * 1024 * 1024);
+  });
+
+  it('reads NETWORK_ALLOW, NETWORK_DENY and FIRST_USE_FROM into the networks setting, canonical', () => {
+    const sut = loadConfig({
+      NETWORK_ALLOW: ' 10.0.0.0/8, 2001:DB8::/32 ,',
+      NETWORK_DENY: '10.1.2.3',
+      FIRST_USE_FROM: '192.168.0.0/16,192.168.0.0/16',
+    });
+    expect(sut.settings.networks).toEqual({
+      allow: ['10.0.0.0/8', '2001:db8::/32'],
+      deny: ['10.1.2.3/32'],
+      first_use_from: ['192.168.0.0/16'],
+    });
+    expect(failure({ NETWORK_ALLOW: '10.0.0.0/8,10.0.0.1/8' }).message).toBe(
+      'Invalid configuration: NETWORK_ALLOW "10.0.0.1/8" has host bits set; write the network address',
+    );
+  });
+
+  describe('ROUTES', () => {
+    const env = { OPENAI_API_KEY: 'sk-from-env', PROXY_TOKEN: 'tok' };
+    const routes = (value: unknown) => ({ ...env, ROUTES: JSON.stringify(value) });
+
+    it('reads a JSON array of routes, checked as the admin API checks them', () => {
+      const sut = loadConfig(
+        routes([
+          {
+            prefix: '/openai/',
+            upstream: 'https://api.openai.com/',
+            strip_prefix: true,
+            relay: 'openai',
+            timeout_seconds: 600,
+            upstream_headers: { Authorization: 'Bearer ${env:OPENAI_API_KEY}' },
+            require_header: { name: 'x-proxy-token', value: '${env:PROXY_TOKEN}' },
+          },
+          { prefix: '/local/', upstream: 'http://127.0.0.1:3000' },
+        ]),
+      );
+      expect(sut.routes).toEqual([
+        {
+          prefix: '/openai/',
+          upstream: 'https://api.openai.com',
+          strip_prefix: true,
+          relay: 'openai',
+          timeout_seconds: 600,
+          // As written: references are resolved by each instance's routing table.
+          upstream_headers: { authorization: 'Bearer ${env:OPENAI_API_KEY}' },
+          require_header: { name: 'x-proxy-token', value: '${env:PROXY_TOKEN}' },
+        },
+        {
+          prefix: '/local/',
+          upstream: 'http://127.0.0.1:3000',
+          strip_prefix: false,
+          relay: null,
+          timeout_seconds: null,
+          upstream_headers: {},
+          require_header: null,
+        },
+      ]);
+      expect(loadConfig({ ROUTES: '[]' }).routes).toEqual([]);
+      expect(loadConfig({ ROUTES: '  ' }).routes).toEqual([]);
+    });
+
+    const ok = { prefix: '/a/', upstream: 'http://a' };
+    it.each([
+      [[ok, { prefix: '/admin/', upstream: 'http://a' }], 'ROUTES[1].prefix'],
+      [[{ prefix: '/b', upstream: 'http://a' }], 'ROUTES[0].prefix'],
+      [[ok, { prefix: '/b/', upstream: 'gopher://a' }], 'ROUTES[1].upstream'],
+      [[{ ...ok, upstream_headers: { 'bad name': 'x' } }], 'ROUTES[0].upstream_headers.bad name'],
+      [[{ ...ok, color: 'blue' }], 'ROUTES[0].color'],
+      [[ok, { ...ok, upstream: 'http://b' }], 'ROUTES[1].prefix repeats the prefix of ROUTES[0]'],
+      [
+        [{ ...ok, upstream_headers: { authorization: 'Bearer ${env:MISSING}' } }],
+        'ROUTES[0].upstream_headers.authorization',
+      ],
+      [[{ ...ok, require_header: { name: 'x-t', value: '${env:EMPTY}' } }], 'ROUTES[0].require_header.value'],
+      [[null], 'ROUTES[0]'],
+      [Array.from({ length: 101 }, (_, i) => ({ prefix: `/p${i}/`, upstream: 'http://a' })), 'at most 100'],
+    ])('refuses %j naming %s', (value, text) => {
+      const err = failure({ ...routes(value), EMPTY: '' });
+      expect(err.variable).toBe('ROUTES');
+      expect(err.message).toContain(text);
+      expect(err.message).not.toContain('\n');
+    });
+
+    it('names a missing variable, and never prints a header value or the JSON text', () => {
+      const missing = failure(routes([{ ...ok, upstream_headers: { 'x-key': 'sk-clear ${env:NOT_SET}' } }]));
+      expect(missing.message).toContain('NOT_SET');
+      expect(missing.message).not.toContain('sk-clear');
+      const bad = failure({ ROUTES: '[{"prefix": "/a/", "upstream_headers": {"a": "sk-clear-value"}' });
+      expect(bad.message).not.toContain('sk-clear');
+      const value = failure(routes([{ ...ok, upstream_headers: { a: 'sk-clear\u0001' } }]));
+      expect(value.message).not.toContain('sk-clear');
+    });
   });
 
   it('never prints secrets', () => {

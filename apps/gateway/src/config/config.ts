@@ -7,11 +7,17 @@ import {
   cidrErrorMessage,
   SETTING_DEFAULTS,
   type KeyPolicy,
+  type NetworkPolicy,
+  ROUTE_LIMITS,
+  type RouteSpec,
+  validateCidrList,
   validatePolicy,
+  validateRoute,
   SETTING_ENUMS,
   SETTING_LIMITS,
   type Settings,
 } from '@keypin/shared';
+import { missingEnvReference, missingReferenceMessage } from '../route/route-env';
 
 /** A bad variable: the process prints `message` on one line and exits. */
 export class ConfigError extends Error {
@@ -71,6 +77,12 @@ export interface AppConfig {
   role: Role;
   /** Initial values of the run-time settings (the database may override them). */
   settings: Settings;
+  /**
+   * ROUTES: the initial routes (docs/contract.md 10), written into the
+   * `routes` table at start when it is empty and ignored once routes are
+   * stored. Header values as written (`${env:NAME}` unresolved).
+   */
+  routes: RouteSpec[];
   alertWebhookSecret: Secret | null;
   /** Lets webhooks go to loopback/private/link-local addresses (tests, internal receivers). */
   alertWebhookAllowPrivate: boolean;
@@ -144,6 +156,66 @@ function defaultPolicy(env: Env): KeyPolicy | null {
   const r = validatePolicy(value, 'DEFAULT_POLICY');
   if (!r.ok) throw new ConfigError('DEFAULT_POLICY', `${r.field} ${r.message}`);
   return r.value;
+}
+
+/**
+ * ROUTES: a JSON array of routes, each checked as the admin API checks one
+ * (`ROUTES[1].prefix` names a bad field), prefixes unique, every
+ * `${env:NAME}` a header value names set in `env`. The message never holds
+ * a header value (nor JSON.parse's, which may quote the text).
+ */
+function routes(env: Env): RouteSpec[] {
+  const raw = read(env, 'ROUTES');
+  if (raw === undefined) return [];
+  let value: unknown;
+  try {
+    value = JSON.parse(raw);
+  } catch {
+    throw new ConfigError(
+      'ROUTES',
+      'must be a JSON array of routes like [{"prefix": "/openai/", "upstream": "https://api.openai.com"}]',
+    );
+  }
+  if (!Array.isArray(value)) throw new ConfigError('ROUTES', 'must be a JSON array of routes');
+  if (value.length > ROUTE_LIMITS.routes) {
+    throw new ConfigError('ROUTES', `holds at most ${ROUTE_LIMITS.routes} routes, got ${value.length}`);
+  }
+  const out: RouteSpec[] = [];
+  for (let i = 0; i < value.length; i++) {
+    const at = `ROUTES[${i}]`;
+    const r = validateRoute(value[i], at);
+    if (!r.ok) throw new ConfigError('ROUTES', `${r.field} ${r.message}`);
+    const twin = out.findIndex((o) => o.prefix === r.value.prefix);
+    if (twin !== -1) throw new ConfigError('ROUTES', `${at}.prefix repeats the prefix of ROUTES[${twin}]`);
+    const missing = missingEnvReference(r.value, env, at);
+    if (missing) {
+      throw new ConfigError('ROUTES', `${missing.field} ${missingReferenceMessage(missing.variable)}`);
+    }
+    out.push(r.value);
+  }
+  return out;
+}
+
+/** A network policy list (docs/contract.md 10): comma-separated IPs or canonical CIDRs, empty when unset. */
+function cidrList(env: Env, name: string): string[] {
+  const raw = read(env, name);
+  if (raw === undefined) return [];
+  const entries = raw
+    .split(',')
+    .map((e) => e.trim())
+    .filter((e) => e !== '');
+  const r = validateCidrList(entries, name);
+  if (!r.ok) throw new ConfigError(name, r.message);
+  return r.value;
+}
+
+/** The network policy's initial value: NETWORK_ALLOW, NETWORK_DENY, FIRST_USE_FROM. */
+function networks(env: Env): NetworkPolicy {
+  return {
+    allow: cidrList(env, 'NETWORK_ALLOW'),
+    deny: cidrList(env, 'NETWORK_DENY'),
+    first_use_from: cidrList(env, 'FIRST_USE_FROM'),
+  };
 }
 
 /** A run-time setting's initial value: its default and limits are the shared ones (`@keypin/shared`). */
@@ -240,6 +312,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     relay: enumSetting(env, 'RELAY', 'relay'),
     key_case: enumSetting(env, 'KEY_CASE', 'key_case'),
     default_policy: defaultPolicy(env),
+    networks: networks(env),
   };
 
   return {
@@ -262,6 +335,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     realIpHeader: oneOf(env, 'REAL_IP_HEADER', ['x-real-ip', 'x-forwarded-for'] as const, 'x-real-ip'),
     role: oneOf(env, 'ROLE', ['all', 'gateway', 'worker'] as const, 'all'),
     settings,
+    routes: routes(env),
     alertWebhookSecret: secret(env, 'ALERT_WEBHOOK_SECRET', false, 0) ?? null,
     alertWebhookAllowPrivate: bool(env, 'ALERT_WEBHOOK_ALLOW_PRIVATE', false),
     downstreamConnectTimeoutMs: int(env, 'DOWNSTREAM_CONNECT_TIMEOUT_MS', 10_000, 100, 600_000),

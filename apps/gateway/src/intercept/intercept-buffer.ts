@@ -18,7 +18,8 @@ export function interceptKey(e: InterceptEvent): string {
     keySecond = second;
     keyPrefix = `${second}\u0000`;
   }
-  return `${keyPrefix}${e.bindingId}\u0000${e.tokenDisplay}\u0000${e.attemptIp}\u0000${e.reason}\u0000${e.enforced ? 'e' : 'm'}`;
+  const who = e.bindingId ?? `k${e.keyRef ?? ''}`;
+  return `${keyPrefix}${who}\u0000${e.tokenDisplay}\u0000${e.attemptIp}\u0000${e.reason}\u0000${e.enforced ? 'e' : 'm'}`;
 }
 
 /** The last second seen and its key prefix: a burst skips turning the second into text. */

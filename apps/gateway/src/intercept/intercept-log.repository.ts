@@ -22,7 +22,7 @@ import type { InterceptFilter } from './intercept-filter';
 /** A row as PostgreSQL returns it (bigint as text, timestamptz as Date). */
 export interface InterceptRow {
   id: string;
-  binding_id: string | number;
+  binding_id: string | number | null;
   token_display: string;
   attempt_ip: string;
   allowed_ips: string[] | null;
@@ -44,7 +44,7 @@ const ORDER = `ORDER BY intercepted_at DESC, id DESC`;
 export function toIntercept(r: InterceptRow): Intercept {
   return {
     id: r.id,
-    binding_id: Number(r.binding_id),
+    binding_id: r.binding_id === null ? null : Number(r.binding_id),
     token_display: r.token_display,
     attempt_ip: r.attempt_ip,
     allowed_ips: r.allowed_ips ?? [],

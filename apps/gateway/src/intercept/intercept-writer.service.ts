@@ -34,6 +34,7 @@ export class InterceptWriter {
   async write(events: readonly InterceptEvent[]): Promise<number> {
     if (events.length === 0) return 0;
     const alertOf = (e: InterceptEvent): string | null => {
+      if (e.bindingId === null) return null;
       const w = this.windows.get(e.bindingId);
       const t = e.at.getTime();
       return w !== undefined && t >= w.firstAt && t < w.windowEnd ? w.id : null;
@@ -41,7 +42,8 @@ export class InterceptWriter {
     const inserted = await this.repo.insertBatch(events, alertOf);
     const since = new Map<number, Date>();
     for (const e of events) {
-      if (alertOf(e) !== null) continue;
+      // Without a binding there is nothing to alert on or ban: the record is the evidence.
+      if (e.bindingId === null || alertOf(e) !== null) continue;
       const cur = since.get(e.bindingId);
       if (cur === undefined || e.at < cur) since.set(e.bindingId, e.at);
     }

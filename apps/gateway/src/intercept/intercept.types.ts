@@ -7,8 +7,14 @@ import type { InterceptReason } from '@keypin/shared';
  */
 export interface InterceptEvent {
   id: string;
-  bindingId: number;
+  /** null: refused by the network policy before the key had a binding (docs/contract.md 10). */
+  bindingId: number | null;
   tokenDisplay: string;
+  /**
+   * Without a binding: a short prefix of the key's HMAC, so records of two
+   * keys that mask alike are not merged. Never stored.
+   */
+  keyRef?: string;
   attemptIp: string;
   /** The binding's networks at the moment of the decision. */
   allowedIps: readonly string[];

@@ -84,7 +84,7 @@ async function setup(
   forwarders.push(sut);
   const hasBody = (req: IncomingMessage) => req.headers['content-length'] !== undefined;
   const port = await listen((req, res) =>
-    sut.forward(req, res, ['host', 'downstream'], hasBody(req) ? req : null, onStatus),
+    sut.forward(req, res, sut.pathFor(req.url!), ['host', 'downstream'], hasBody(req) ? req : null, onStatus),
   );
   return { port, sut };
 }

@@ -72,8 +72,9 @@ export class Forwarder {
   }
 
   /**
-   * Forwards `req` with `headers` (already stripped of hop-by-hop headers and
-   * carrying KeyPin's X-Real-IP / X-Forwarded-For). `body`: the request
+   * Forwards `req` to `path` (from `pathFor`, or a route's) with `headers`
+   * (already stripped of hop-by-hop headers and carrying KeyPin's X-Real-IP
+   * / X-Forwarded-For). `body`: the request
    * itself (streamed), the bytes a policy already read, or null.
    * `onStatus`, when given, hears the downstream's final status;
    * `answerHeaders` (flat name/value pairs) are set on the answer, replacing
@@ -82,6 +83,7 @@ export class Forwarder {
   forward(
     req: IncomingMessage,
     res: ServerResponse,
+    path: string,
     headers: string[],
     body: IncomingMessage | Buffer | null,
     onStatus?: StatusListener,
@@ -91,7 +93,7 @@ export class Forwarder {
     const handler = new ResponseRelay(res, this, watchBody, onStatus, answerHeaders ?? null);
     const opts: Dispatcher.DispatchOptions = {
       method: req.method as string,
-      path: this.pathFor(req.url!),
+      path,
       headers,
       body,
     };

@@ -23,6 +23,7 @@ import { KeyHasher } from './key-hasher';
 import { PolicyGate } from '../policy/policy-gate';
 import type { PolicyLimiter } from '../policy/policy-limiter';
 import { ProxyService } from './proxy.service';
+import { RouteTable } from '../route/route-table';
 import { REFUSED_PATH } from './request-target';
 import type { WebSocketTunnel } from './websocket-tunnel';
 
@@ -79,6 +80,7 @@ class FakeForwarder {
   forward(
     req: IncomingMessage,
     res: ServerResponse,
+    _path: string,
     headers: string[],
     body: IncomingMessage | Buffer | null,
     onStatus?: StatusListener,
@@ -127,12 +129,22 @@ function harness(): Harness {
       refused: () => undefined,
     } as unknown as DailyStats,
     intercepts: { record: (e: InterceptEvent) => hs.intercepts.push(e) },
-    forwarder: hs.forwarder as unknown as Forwarder,
-    tunnel: {
-      tunnel: () => {
-        throw new Error('no WebSocket in these tests');
+    routes: new RouteTable(
+      { listAll: () => Promise.resolve([]) },
+      RouteTable.fallbackFor({
+        forwarder: Object.assign(hs.forwarder, { pathFor: (url: string) => url }) as unknown as Forwarder,
+        tunnel: {
+          tunnel: () => {
+            throw new Error('no WebSocket in these tests');
+          },
+        } as unknown as WebSocketTunnel,
+      }),
+      () => {
+        throw new Error('no routes in these tests');
       },
-    } as unknown as WebSocketTunnel,
+      { open: () => null, env: {}, refreshMs: 60_000 },
+      pino({ level: 'silent' }),
+    ),
     // No key here has a policy (the default is none): the limiter is never asked.
     gate: new PolicyGate({} as PolicyLimiter, hs.settings as unknown as SettingsService, {
       bodyLimit: 1024,

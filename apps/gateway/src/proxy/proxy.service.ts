@@ -4,6 +4,7 @@ import type { Socket } from 'node:net';
 import {
   type ErrorCode,
   formatCidr,
+  type InterceptReason,
   statusOf,
   type IpAddress,
   type KeyRules,
@@ -16,7 +17,7 @@ import {
 import type { Logger } from 'pino';
 import { judge } from '../binding/binding-rules';
 import type { BindingStoreService, LoadOutcome } from '../binding/binding-store.service';
-import type { BindingRule } from '../binding/binding.types';
+import type { BindingRule, FirstUse } from '../binding/binding.types';
 import type { UsageRecorder } from '../binding/usage-recorder.service';
 import type { DailyStats } from '../dashboard/daily-stats.service';
 import type { Decision, MetricsService } from '../infra/metrics/metrics.service';
@@ -24,7 +25,7 @@ import type { InterceptSink } from '../intercept/intercept.types';
 import type { SettingsService } from '../settings/settings.service';
 import { resolveApiKey } from './api-key';
 import { type ClientIpPolicy, resolveClientIp } from './client-ip';
-import type { Forwarder, StatusListener } from './forwarder';
+import type { StatusListener } from './forwarder';
 import { InflightLimiter } from './inflight-limiter';
 import { RateLimitedLog } from '../infra/rate-limited-log';
 import type { KeyHasher } from './key-hasher';
@@ -37,7 +38,8 @@ import {
 } from './request-head';
 import { sendError, sendSocketError } from './responses';
 import { lingerOnClose } from '../infra/http/unread-body';
-import type { WebSocketTunnel } from './websocket-tunnel';
+import { NetworkGate, type NetworkRefusal, networkRefusalMessage } from '../network/network-gate';
+import { applyRouteHeaders, hasProxyToken, keyRulesOn, type RouteTable } from '../route/route-table';
 import { checkTarget, isReservedTarget, pathOf, REFUSED_PATH } from './request-target';
 import type { CompiledPolicy } from '../policy/compiled-policy';
 import type { PolicyCheck, PolicyGate } from '../policy/policy-gate';
@@ -91,8 +93,8 @@ export interface ProxyDeps {
   usage: UsageRecorder;
   stats: DailyStats;
   intercepts: InterceptSink;
-  forwarder: Forwarder;
-  tunnel: WebSocketTunnel;
+  /** Which upstream each path reaches (docs/contract.md 10); DOWNSTREAM_URL is its fallback. */
+  routes: RouteTable;
   /** Key policies (docs/contract.md 9), checked after the binding allowed a request. */
   gate: PolicyGate;
   /** ACCESS_LOG=json, or null (off). */
@@ -118,6 +120,8 @@ export class ProxyService {
   private readonly perIp: InflightLimiter;
   private readonly tooManyInFlightMessage: string;
   private readonly revokeFailureLog: RateLimitedLog;
+  /** The network policy (docs/contract.md 10), compiled once per settings change. */
+  private readonly networks = new NetworkGate();
 
   constructor(private readonly d: ProxyDeps) {
     this.ipHeader = d.policy.header;
@@ -242,7 +246,14 @@ export class ProxyService {
           this.logAccess(req, out.head, ip, 101, out.decision, bytesIn, bytesOut, started);
         }
       });
-      this.d.tunnel.tunnel(req, socket, head, this.downstreamHeaders(out.head, ip));
+      const route = out.head.route!;
+      route.upstream.tunnel.tunnel(
+        req,
+        socket,
+        head,
+        this.downstreamHeaders(out.head, ip),
+        this.d.routes.upstreamPath(route, req.url!),
+      );
     };
     const decided = (o: Outcome) => {
       const now = performance.now();
@@ -327,9 +338,11 @@ export class ProxyService {
         : undefined;
     const body = out.body ?? (out.head.hasBody ? req : null);
     const readBefore = this.d.access === null ? 0 : req.socket.bytesRead;
-    const sent = this.d.forwarder.forward(
+    const route = out.head.route!;
+    const sent = route.upstream.forwarder.forward(
       req,
       res,
+      this.d.routes.upstreamPath(route, req.url!),
       this.downstreamHeaders(out.head, ip),
       body,
       onStatus,
@@ -368,7 +381,7 @@ export class ProxyService {
     this.d.access!.write({
       clientIp: clientIp ?? head?.clientIp ?? null,
       key: head?.keyDisplay ?? null,
-      route: null,
+      route: head?.route?.id == null ? null : head.route.prefix,
       method: req.method ?? '',
       target: req.url ?? '/',
       status,
@@ -425,6 +438,8 @@ export class ProxyService {
 
   private downstreamHeaders(head: RequestHead, clientIp: string): string[] {
     const h = head.forward;
+    const route = head.route!;
+    if (route.token !== null || route.replacesKey || route.setHeaders !== null) applyRouteHeaders(route, h);
     h.push('x-real-ip', clientIp, 'x-forwarded-for', clientIp);
     if (head.host !== undefined) h.push('x-forwarded-host', head.host);
     return h;
@@ -447,9 +462,51 @@ export class ProxyService {
     }
     if (this.d.access !== null) head.clientIp = ipr.text;
     const settings = this.d.settings.current;
+    const route = this.d.routes.match(req.url!);
     const candidates = head.keys;
     for (const k of queryKeys(req.url!)) candidates.push({ place: 'query', value: k });
-    const key = resolveApiKey(candidates, head.duplicateKeyHeader, this.keyRules(settings));
+    const rules = route === null ? this.keyRules(settings) : keyRulesOn(route, settings);
+    const key = resolveApiKey(candidates, head.duplicateKeyHeader, rules);
+
+    // docs/contract.md 10: the network policy comes before everything else.
+    const net = this.networks;
+    net.use(settings.networks);
+    if (!net.open) {
+      const refusal = net.refusal(ipr.ip);
+      if (refusal !== null) {
+        if (key.kind !== 'key') return this.networkRefused(refusal, null, head, ipr.text);
+        return this.keyRefusedByNetwork(refusal, key.canonical, req, head, ipr.ip, ipr.text, settings);
+      }
+    }
+    if (route === null) {
+      return {
+        forward: false,
+        decision: 'no_route',
+        code: 'no_route',
+        message: `No route for ${pathOf(req.url!)}.`,
+        head,
+      };
+    }
+    if (route.broken !== null) {
+      return {
+        forward: false,
+        decision: 'route_unavailable',
+        code: 'bad_gateway',
+        message: 'This route is not configured correctly on this gateway; its administrators have been told.',
+        head,
+      };
+    }
+    if (route.token !== null && !hasProxyToken(route, req.rawHeaders)) {
+      return {
+        forward: false,
+        decision: 'proxy_token_required',
+        code: 'proxy_token_required',
+        message: `This route needs the proxy token in the ${route.token.name} header.`,
+        head,
+      };
+    }
+    head.route = route;
+
     switch (key.kind) {
       case 'none':
         return { forward: true, decision: 'unauthenticated', head, clientIp: ipr.text };
@@ -460,8 +517,8 @@ export class ProxyService {
     }
     if (
       !this.warnedDashedKey &&
-      settings.relay === 'newapi' &&
-      settings.token_normalize === 'newapi' &&
+      rules.relay === 'newapi' &&
+      rules.tokenNormalize === 'newapi' &&
       looksLikeDashedVendorKey(key.raw)
     ) {
       this.warnedDashedKey = true;
@@ -475,17 +532,18 @@ export class ProxyService {
     const cached = this.d.store.peek(hashHex);
     if (cached !== undefined) return this.judged(cached, false, req, head, ipr.ip, ipr.text);
 
-    const prefix = ipr.ip.version === 4 ? settings.bind_ipv4_prefix : settings.bind_ipv6_prefix;
+    const mayBind = net.mayBindFrom(ipr.ip);
     return this.d.store
-      .load(hashHex, {
-        tokenDisplay: maskKey(key.canonical),
-        network: formatCidr(networkOf(ipr.ip, prefix)),
-        ip: ipr.text,
-        at: new Date(),
-      })
+      .load(hashHex, this.firstUse(key.canonical, ipr.ip, ipr.text, settings), mayBind)
       .then((o: LoadOutcome): Outcome => {
         if (o.kind === 'found') return this.judged(o.rule, o.created, req, head, ipr.ip, ipr.text);
         if (o.kind === 'limited') return this.tooManyNewKeys(o.retryAfterSeconds, head);
+        if (o.kind === 'unbound') {
+          // first_use_from: a key nobody has used yet, tried from outside the approved networks.
+          const ref = { display: maskKey(key.canonical), hashHex };
+          this.recordIntercept(req, head, 'first_use_not_allowed', null, ref, ipr.text);
+          return this.networkRefused('first_use_not_allowed', 'intercepted', head, ipr.text);
+        }
         if (this.d.settings.current.failsafe_mode === 'open') {
           return { forward: true, decision: 'failsafe_open', head, clientIp: ipr.text };
         }
@@ -497,6 +555,86 @@ export class ProxyService {
           head,
         };
       });
+  }
+
+  private firstUse(canonical: string, ip: IpAddress, ipText: string, settings: Settings): FirstUse {
+    const prefix = ip.version === 4 ? settings.bind_ipv4_prefix : settings.bind_ipv6_prefix;
+    return {
+      tokenDisplay: maskKey(canonical),
+      network: formatCidr(networkOf(ip, prefix)),
+      ip: ipText,
+      at: new Date(),
+    };
+  }
+
+  /** A network policy refusal's outcome; `decision` null: a request without a key. */
+  private networkRefused(
+    code: NetworkRefusal,
+    decision: 'intercepted' | null,
+    head: RequestHead,
+    ipText: string,
+  ): Outcome {
+    return {
+      forward: false,
+      decision: decision ?? 'network_refused',
+      code,
+      message: networkRefusalMessage(code, ipText),
+      head,
+    };
+  }
+
+  /**
+   * A request with a key from a network the policy refuses: recorded as an
+   * intercept of the key's binding when it has one (looked up, never
+   * created), else with none.
+   */
+  private keyRefusedByNetwork(
+    code: NetworkRefusal,
+    canonical: string,
+    req: IncomingMessage,
+    head: RequestHead,
+    ip: IpAddress,
+    ipText: string,
+    settings: Settings,
+  ): Outcome | Promise<Outcome> {
+    const hashHex = this.d.hasher.hashHex(canonical);
+    const ref = { display: maskKey(canonical), hashHex };
+    if (this.d.access !== null) head.keyDisplay = ref.display;
+    const cached = this.d.store.peek(hashHex);
+    if (cached !== undefined) {
+      this.recordIntercept(req, head, code, cached, ref, ipText);
+      return this.networkRefused(code, 'intercepted', head, ipText);
+    }
+    return this.d.store.load(hashHex, this.firstUse(canonical, ip, ipText, settings), false).then((o) => {
+      this.recordIntercept(req, head, code, o.kind === 'found' ? o.rule : null, ref, ipText);
+      return this.networkRefused(code, 'intercepted', head, ipText);
+    });
+  }
+
+  /** One intercept record (docs/contract.md 3); `rule` null: the key has no binding. */
+  private recordIntercept(
+    req: IncomingMessage,
+    head: RequestHead,
+    reason: InterceptReason,
+    rule: BindingRule | null,
+    key: { display: string; hashHex: string } | null,
+    ipText: string,
+    enforced = true,
+  ): void {
+    this.d.intercepts.record({
+      id: uuidv7(),
+      bindingId: rule?.id ?? null,
+      tokenDisplay: rule?.tokenDisplay ?? key!.display,
+      ...(rule === null ? { keyRef: key!.hashHex.slice(0, 16) } : {}),
+      attemptIp: ipText,
+      allowedIps: rule?.allowedIps ?? NO_NETWORKS,
+      reason,
+      method: req.method ?? 'GET',
+      path: pathOf(req.url ?? '/'),
+      userAgent: head.userAgent,
+      enforced,
+      at: new Date(),
+    });
   }
 
   private judged(
@@ -521,19 +659,7 @@ export class ProxyService {
       return out;
     }
     const enforce = this.d.settings.current.enforce_mode === 'enforce';
-    this.d.intercepts.record({
-      id: uuidv7(),
-      bindingId: rule.id,
-      tokenDisplay: rule.tokenDisplay,
-      attemptIp: ipText,
-      allowedIps: rule.allowedIps,
-      reason: verdict,
-      method: req.method ?? 'GET',
-      path: (req.url ?? '/').split('?')[0]!,
-      userAgent: head.userAgent,
-      enforced: enforce,
-      at: new Date(),
-    });
+    this.recordIntercept(req, head, verdict, rule, null, ipText, enforce);
     const decision: Decision = verdict === 'key_banned' ? 'banned' : 'intercepted';
     if (!enforce) {
       // Monitor mode forwards it; the key's policy still applies.
@@ -552,6 +678,8 @@ export class ProxyService {
         };
   }
 }
+
+const NO_NETWORKS: readonly string[] = Object.freeze([]);
 
 /**
  * A forwarded request's body bytes: what the policy read, else the

@@ -7,6 +7,7 @@
  * first of duplicate `Authorization` lines and joins other duplicates.
  */
 import { goTrimSpace, KEY_HEADER_PLACES, type KeyPlace, pyLatin1Strip } from '@keypin/shared';
+import type { CompiledRoute } from '../route/route-table';
 import { HOP_BY_HOP_HEADERS } from './hop-by-hop';
 
 export interface KeyCandidate {
@@ -34,6 +35,8 @@ export interface RequestHead {
   keyDisplay: string | null;
   /** The client IP as KeyPin determined it, set by the decision only when ACCESS_LOG is on. */
   clientIp: string | null;
+  /** The route the request takes, set by the decision once its checks passed. */
+  route: CompiledRoute | null;
 }
 
 /** Hop-by-hop headers (`hop-by-hop.ts`), plus those KeyPin handles or sets itself. */
@@ -129,6 +132,7 @@ export function scanRequestHead(rawHeaders: readonly string[], ipHeader: string)
     userAgent,
     keyDisplay: null,
     clientIp: null,
+    route: null,
   };
 }
 

@@ -1,4 +1,4 @@
-import { connect as netConnect, type Socket } from 'node:net';
+import { isIP, connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import type { IncomingMessage } from 'node:http';
 import type { Logger } from 'pino';
@@ -37,7 +37,6 @@ export class WebSocketTunnel {
 
   constructor(
     private readonly downstream: URL,
-    private readonly pathFor: (url: string) => string,
     connectTimeoutMs: number,
     responseTimeoutMs: number,
     metrics: MetricsService,
@@ -48,15 +47,16 @@ export class WebSocketTunnel {
     this.context = { connectMs: connectTimeoutMs, answerMs: responseTimeoutMs, metrics, logger };
   }
 
-  tunnel(req: IncomingMessage, client: Socket, head: Buffer, headers: string[]): void {
+  /** Opens the tunnel for `req` to `path` (the upstream's path and query) with `headers`. */
+  tunnel(req: IncomingMessage, client: Socket, head: Buffer, headers: string[], path: string): void {
     const host = this.downstream.hostname.replace(/^\[|\]$/g, '');
     const upstream: Socket = this.tls
-      ? tlsConnect({ host, port: this.port, servername: host })
+      ? tlsConnect({ host, port: this.port, servername: isIP(host) === 0 ? host : undefined })
       : netConnect({ host, port: this.port });
     this.open.add(upstream);
     upstream.once('close', () => this.open.delete(upstream));
     new UpgradeAttempt(client, upstream, head, req.method ?? 'GET', this.context).start(
-      this.requestHead(req, headers),
+      this.requestHead(req, headers, path),
       this.tls ? 'secureConnect' : 'connect',
     );
   }
@@ -70,8 +70,8 @@ export class WebSocketTunnel {
     return this.open.size;
   }
 
-  private requestHead(req: IncomingMessage, headers: string[]): string {
-    const lines = [`${req.method} ${this.pathFor(req.url!)} HTTP/1.1`, `Host: ${this.downstream.host}`];
+  private requestHead(req: IncomingMessage, headers: string[], path: string): string {
+    const lines = [`${req.method} ${path} HTTP/1.1`, `Host: ${this.downstream.host}`];
     for (let i = 0; i + 1 < headers.length; i += 2) lines.push(`${headers[i]}: ${headers[i + 1]}`);
     lines.push('Connection: Upgrade', 'Upgrade: websocket', '', '');
     return lines.join('\r\n');

@@ -41,6 +41,7 @@ export class SettingsAdminService {
               ? null
               : this.d.secretBox.seal(req.secret),
         confirmUnbindAll: req.confirmUnbindAll,
+        networkLists: req.networkLists,
       },
       caller.username,
       (tx, before, after) => {

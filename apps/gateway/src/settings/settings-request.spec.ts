@@ -40,8 +40,28 @@ describe('parseSettingsRequest', () => {
     [{ alert_webhook_secret: '' }, 'alert_webhook_secret'],
     [{ alert_webhook_url: 'http://10.0.0.1/hook' }, 'alert_webhook_url'],
     [[], 'body'],
+    [{ networks: { allow: ['10.0.0.1/8'] } }, 'networks.allow[0]'],
+    [{ networks: { deny: ['10.0.0.0/8', '0.0.0.0/33'] } }, 'networks.deny[1]'],
+    [{ networks: { deny: null } }, 'networks.deny'],
+    [{ networks: { block: [] } }, 'networks.block'],
+    [{ networks: null }, 'networks'],
   ])('refuses %j naming %s', (body, field) => {
     expect(fieldOf(body)).toBe(field);
+  });
+});
+
+describe('parseSettingsRequest: networks', () => {
+  it('answers the canonical lists and which lists the body named', () => {
+    expect(parseSettingsRequest({ networks: { deny: ['192.0.2.7'] } }, false)).toEqual({
+      patch: { networks: { allow: [], deny: ['192.0.2.7/32'], first_use_from: [] } },
+      confirmUnbindAll: false,
+      networkLists: ['deny'],
+    });
+    expect(
+      parseSettingsRequest({ networks: { allow: [], deny: [], first_use_from: ['10.0.0.0/8'] } }, false)
+        .networkLists,
+    ).toEqual(['allow', 'deny', 'first_use_from']);
+    expect(parseSettingsRequest({ networks: {} }, false).networkLists).toEqual([]);
   });
 });
 

@@ -1,5 +1,8 @@
 import {
   type IntSetting,
+  MAX_POLICY_NETWORKS,
+  NETWORK_POLICY_FIELDS,
+  type NetworkPolicyField,
   SETTING_ENUMS,
   SETTING_LIMITS,
   type Settings,
@@ -23,6 +26,11 @@ export interface SettingsRequest {
   /** Absent: keep; null: remove; a string: the new secret. */
   secret?: string | null;
   confirmUnbindAll: boolean;
+  /**
+   * With `networks` in the patch: the lists the body named. The others keep
+   * their current value (a body naming only `deny` loosens nothing else).
+   */
+  networkLists?: NetworkPolicyField[];
 }
 
 /** Checks a `PUT /settings` body; anything wrong is a 422 naming the field. */
@@ -38,6 +46,10 @@ export function parseSettingsRequest(body: unknown, allowPrivateWebhook: boolean
   if (!patch.ok) throw invalid(patch.field, patch.message);
 
   const out: SettingsRequest = { patch: patch.value, confirmUnbindAll: false };
+  if (patch.value.networks !== undefined) {
+    const given = rest['networks'] as Record<string, unknown>;
+    out.networkLists = NETWORK_POLICY_FIELDS.filter((f) => given[f] !== undefined);
+  }
   if (WEBHOOK_SECRET_KEY in body) {
     if (
       secret !== null &&
@@ -85,6 +97,13 @@ const intSchema = (k: IntSetting) => ({
   maximum: SETTING_LIMITS[k].max,
 });
 
+const networkList = (description: string) => ({
+  type: 'array',
+  maxItems: MAX_POLICY_NETWORKS,
+  items: { type: 'string', example: '10.0.0.0/8' },
+  description,
+});
+
 const SETTING_SCHEMAS: Record<keyof Settings, object> = {
   failsafe_mode: { type: 'string', enum: SETTING_ENUMS.failsafe_mode },
   enforce_mode: { type: 'string', enum: SETTING_ENUMS.enforce_mode },
@@ -115,6 +134,22 @@ const SETTING_SCHEMAS: Record<keyof Settings, object> = {
   default_policy: {
     ...POLICY_SCHEMA,
     description: 'The policy of every binding without its own; null = none.',
+  },
+  networks: {
+    type: 'object',
+    additionalProperties: false,
+    description:
+      'The network policy, checked before the binding decision. Entries are IPs or canonical CIDRs ' +
+      '(10.0.0.0/8, not 10.0.0.1/8). In PUT, a list left out keeps its current value.',
+    properties: {
+      allow: networkList(
+        'When not empty, requests from outside every listed network → 403 network_not_allowed.',
+      ),
+      deny: networkList('Requests from inside a listed network → 403 network_denied.'),
+      first_use_from: networkList(
+        'When not empty, a key binds on first use only from inside these; elsewhere → 403 first_use_not_allowed.',
+      ),
+    },
   },
 };
 

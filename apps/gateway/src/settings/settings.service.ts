@@ -1,4 +1,9 @@
-import { IDENTITY_SETTINGS, type Settings, validateSettingsPatch } from '@keypin/shared';
+import {
+  IDENTITY_SETTINGS,
+  type NetworkPolicyField,
+  type Settings,
+  validateSettingsPatch,
+} from '@keypin/shared';
 import type { Logger } from 'pino';
 import type { EntityManager } from 'typeorm';
 import type { SettingsRepository, SettingsRow } from './settings.repository';
@@ -17,6 +22,12 @@ export interface SettingsChange {
   sealedSecret?: unknown;
   /** The caller accepts that an identity change leaves every binding behind. */
   confirmUnbindAll: boolean;
+  /**
+   * With `networks` in the patch: the lists the caller named; the others
+   * keep their current value (stored, else the environment's). Absent: the
+   * patch's `networks` replaces all three.
+   */
+  networkLists?: readonly NetworkPolicyField[];
 }
 
 /** A change of an identity setting refused because bindings exist (nothing was written). */
@@ -28,6 +39,19 @@ export interface UnbindRefusal {
 
 export type SettingsChangeResult =
   { ok: true; before: SettingsSnapshot; after: SettingsSnapshot } | { ok: false; refusal: UnbindRefusal };
+
+/**
+ * The patch to store: a `networks` change naming only some lists keeps the
+ * others as they are, so the stored override (which replaces the
+ * environment's NETWORK_* whole) holds all three.
+ */
+function withCurrentNetworks(change: SettingsChange, current: Settings): Partial<Settings> {
+  const given = change.patch.networks;
+  if (given === undefined || change.networkLists === undefined) return change.patch;
+  const networks = { ...current.networks };
+  for (const list of change.networkLists) networks[list] = given[list];
+  return { ...change.patch, networks };
+}
 
 /**
  * Run-time settings: the environment gives the initial values, rows in the
@@ -126,7 +150,8 @@ export class SettingsService {
         if (n.total > 0) return { ok: false, refusal: { fields, bindings: n.total, banned: n.banned } };
       }
 
-      for (const [key, value] of Object.entries(change.patch)) {
+      const patch = withCurrentNetworks(change, before);
+      for (const [key, value] of Object.entries(patch)) {
         await this.repo.upsert(tx, key, value, actor);
       }
       let secretSet = before.alert_webhook_secret_set;
@@ -137,7 +162,7 @@ export class SettingsService {
         await this.repo.upsert(tx, WEBHOOK_SECRET_KEY, change.sealedSecret, actor);
         secretSet = true;
       }
-      const after: SettingsSnapshot = { ...before, ...change.patch, alert_webhook_secret_set: secretSet };
+      const after: SettingsSnapshot = { ...before, ...patch, alert_webhook_secret_set: secretSet };
       await audit(tx, before, after);
       return { ok: true, before, after };
     });

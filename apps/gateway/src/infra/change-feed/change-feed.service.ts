@@ -3,17 +3,20 @@ import { Client } from 'pg';
 import type { Logger } from 'pino';
 import type { RedisKeys } from '../redis/redis-keys';
 
-export type ChangeTopic = 'binding' | 'settings';
+export type ChangeTopic = 'binding' | 'settings' | 'routes';
 
 export interface ChangeHandlers {
   /** A binding changed (key hash hex), or every binding may have (`*`). */
   binding(hashHex: string, origin: 'redis' | 'postgres'): void;
   settings(): void;
+  /** The routes changed (any of them: the routing table is rebuilt whole). */
+  routes(): void;
 }
 
 const PG_CHANNELS: Record<string, ChangeTopic> = {
   keypin_binding_changed: 'binding',
   keypin_settings_changed: 'settings',
+  keypin_routes_changed: 'routes',
 };
 
 /**
@@ -42,6 +45,7 @@ export class ChangeFeed {
     this.subscriber.on('message', (channel: string, message: string) => {
       if (channel === this.keys.bindingChannel) this.handlers.binding(message, 'redis');
       else if (channel === this.keys.settingsChannel) this.handlers.settings();
+      else if (channel === this.keys.routesChannel) this.handlers.routes();
     });
     this.subscriber.on('ready', () => {
       if (this.redisWasReady) this.everythingChanged('redis reconnected');
@@ -50,7 +54,7 @@ export class ChangeFeed {
     // Subscribe once connected; ioredis re-subscribes by itself after a reconnect.
     const subscribe = () =>
       void this.subscriber
-        .subscribe(this.keys.bindingChannel, this.keys.settingsChannel)
+        .subscribe(this.keys.bindingChannel, this.keys.settingsChannel, this.keys.routesChannel)
         .catch((err: Error) => this.logger.warn({ err: err.message }, 'redis subscribe failed'));
     if (this.subscriber.status === 'ready') subscribe();
     else this.subscriber.once('ready', subscribe);
@@ -59,6 +63,10 @@ export class ChangeFeed {
 
   async publishSettings(publisher: Redis): Promise<void> {
     await publisher.publish(this.keys.settingsChannel, '1');
+  }
+
+  async publishRoutes(publisher: Redis): Promise<void> {
+    await publisher.publish(this.keys.routesChannel, '1');
   }
 
   async stop(): Promise<void> {
@@ -70,9 +78,13 @@ export class ChangeFeed {
   }
 
   private everythingChanged(why: string): void {
-    this.logger.info({ why }, 'change feed reconnected: dropping cached bindings and reloading settings');
+    this.logger.info(
+      { why },
+      'change feed reconnected: dropping cached bindings, reloading settings and routes',
+    );
     this.handlers.binding('*', 'redis');
     this.handlers.settings();
+    this.handlers.routes();
   }
 
   private async connectPg(reconnect: boolean): Promise<void> {
@@ -97,6 +109,7 @@ export class ChangeFeed {
       const topic = PG_CHANNELS[n.channel];
       if (topic === 'binding' && n.payload) this.handlers.binding(n.payload, 'postgres');
       else if (topic === 'settings') this.handlers.settings();
+      else if (topic === 'routes') this.handlers.routes();
     });
     client.on('end', () => {
       if (this.pg === client) this.pg = null;

@@ -17,6 +17,14 @@ export type Decision =
   | 'rate_limited'
   | 'quota_exceeded'
   | 'model_not_allowed'
+  /** Refused by the network policy, for a request without a key (with one it is `intercepted`). */
+  | 'network_refused'
+  /** Refused: the route's proxy token is missing or wrong. */
+  | 'proxy_token_required'
+  /** Refused: no route matches and DOWNSTREAM_URL is not set. */
+  | 'no_route'
+  /** Refused: the route cannot serve on this instance (a missing environment variable). */
+  | 'route_unavailable'
   | 'max_tokens_too_large'
   | 'body_too_large';
 
@@ -36,6 +44,10 @@ export const DECISIONS: readonly Decision[] = [
   'model_not_allowed',
   'max_tokens_too_large',
   'body_too_large',
+  'network_refused',
+  'proxy_token_required',
+  'no_route',
+  'route_unavailable',
 ];
 
 type CacheLayer = 'memory' | 'redis' | 'postgres';

@@ -42,6 +42,10 @@ export class RedisKeys {
   get settingsChannel(): string {
     return `${this.prefix}events:settings`;
   }
+  /** Pub/sub: the routes changed (docs/contract.md 10); every instance rebuilds its routing table. */
+  get routesChannel(): string {
+    return `${this.prefix}events:routes`;
+  }
   /** BullMQ's own prefix (its keys become `<prefix>bull:<queue>:…`). */
   get bullPrefix(): string {
     return `${this.prefix}bull`;

@@ -4,7 +4,12 @@ import { type Intercept, INTERCEPT_REASONS, type InterceptReason, type Page } fr
 /** The Intercept shape, for the OpenAPI document. */
 export class InterceptView implements Intercept {
   @ApiProperty({ format: 'uuid' }) id!: string;
-  @ApiProperty() binding_id!: number;
+  @ApiProperty({
+    type: Number,
+    nullable: true,
+    description: 'null: refused by the network policy before the key had a binding',
+  })
+  binding_id!: number | null;
   @ApiProperty({ description: 'Masked key: at most the first and last 4 characters', example: 'abcd…wxyz' })
   token_display!: string;
   @ApiProperty({ example: '198.51.100.9' }) attempt_ip!: string;
