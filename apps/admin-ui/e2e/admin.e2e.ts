@@ -35,6 +35,7 @@ import {
   helperTextOf,
   LoginPage,
   LogsPage,
+  RoutesPage,
   SettingsPage,
   type Shell,
   UsersPage,
@@ -612,6 +613,7 @@ describe('admin console as an admin (Chromium against a real gateway)', () => {
         ['bindings', () => new BindingsPage(page).open()],
         ['logs', () => new LogsPage(page).open()],
         ['alerts', () => new AlertsPage(page).open()],
+        ['routes', () => new RoutesPage(page).open()],
         ['settings', () => new SettingsPage(page).open()],
         ['audit', () => new AuditPage(page).open()],
       ] as const) {

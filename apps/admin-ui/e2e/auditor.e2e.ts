@@ -19,12 +19,15 @@ import {
   DashboardPage,
   LoginPage,
   LogsPage,
+  RoutesPage,
   SettingsPage,
   type Shell,
   UsersPage,
 } from './support/pages';
 
 const AUDITOR = 'auditor.e2e';
+/** Values of a seeded route's headers: write-only, never on an auditor's screen either. */
+const ROUTE_SECRETS = ['Bearer audit-upstream-secret-0001', 'audit-proxy-token-0001'];
 const AUDITOR_PASSWORD = 'auditor-e2e-password-01';
 
 /**
@@ -114,6 +117,27 @@ describe('admin console as an auditor, and the login page’s errors', () => {
       10_000,
     );
 
+    // A route and a network policy to read (none of this file's traffic goes under them).
+    expect(
+      (
+        await env.api.post('/admin/api/routes', {
+          prefix: '/audited/',
+          upstream: env.downstream.url,
+          strip_prefix: true,
+          relay: 'openai',
+          upstream_headers: { authorization: ROUTE_SECRETS[0] },
+          require_header: { name: 'x-proxy-token', value: ROUTE_SECRETS[1] },
+        })
+      ).status,
+    ).toBe(201);
+    expect(
+      (
+        await env.api.put('/admin/api/settings', {
+          networks: { allow: [], deny: ['192.0.2.0/24', '2001:db8::/32'], first_use_from: ['127.0.0.0/8'] },
+        })
+      ).status,
+    ).toBe(200);
+
     browser = await launchBrowser();
     ({ context, page, errors } = await newContext(browser, {
       baseURL: env.consoleUrl,
@@ -143,7 +167,15 @@ describe('admin console as an auditor, and the login page’s errors', () => {
     const shell = new DashboardPage(page);
     expect(await shell.whoami.innerText()).toMatch(/auditor\.e2e\s*Auditor · read-only/);
     expect(await shell.navLink('Users').count()).toBe(0);
-    for (const name of ['Dashboard', 'Bindings', 'Intercept logs', 'Alerts', 'Settings', 'Audit trail']) {
+    for (const name of [
+      'Dashboard',
+      'Bindings',
+      'Intercept logs',
+      'Alerts',
+      'Routes',
+      'Settings',
+      'Audit trail',
+    ]) {
       expect(await shell.navLink(name).count(), name).toBe(1);
     }
   });
@@ -217,6 +249,33 @@ describe('admin console as an auditor, and the login page’s errors', () => {
     expect(await settings.defaultPolicySection.getByRole('radio').count()).toBe(0);
     expect(await settings.defaultPolicySection.getByRole('textbox').count()).toBe(0);
     expect(await page.locator('main input, main textarea').count()).toBe(0);
+  });
+
+  it('reads the routes (header names, never values) and the network policy, with nothing to change', async () => {
+    const routes = await new RoutesPage(page).open();
+    await routes.row('/audited/').waitFor();
+    expect(await routes.headerNames('/audited/').innerText()).toBe('authorization');
+    expect(await routes.token('/audited/').innerText()).toBe('x-proxy-token');
+    expect(await routes.row('/audited/').innerText()).toMatch(/Yes\s+OpenAI-compatible/);
+    expect(await page.getByRole('button', { name: 'Add route' }).count()).toBe(0);
+    expect(await routes.row('/audited/').getByRole('button').count()).toBe(0);
+    await expectNothingChangeable(routes, 'routes');
+    const html = await page.content();
+    for (const secret of ROUTE_SECRETS) expect(html).not.toContain(secret);
+    await screenshot(page, 'auditor-routes');
+
+    const settings = await new SettingsPage(page).open();
+    await settings.networkPolicySection.waitFor();
+    expect(await settings.networkListValue('allow').innerText()).toBe('Every address');
+    expect(await settings.networkListValue('deny').innerText()).toMatch(
+      /^192\.0\.2\.0\/24\s*2001:db8::\/32$/,
+    );
+    expect(await settings.networkListValue('first_use_from').innerText()).toBe('127.0.0.0/8');
+    await settings.networkPolicySection.getByText(/always refused with 403 network_denied/).waitFor();
+    expect(await settings.networkPolicySection.getByRole('textbox').count()).toBe(0);
+    expect(await page.locator('main input, main textarea').count()).toBe(0);
+    await expectNothingChangeable(settings, 'settings');
+    await screenshot(page, 'auditor-network-policy');
   });
 
   it('refuses a wrong password with the API’s message', async () => {

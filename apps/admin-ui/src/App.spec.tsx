@@ -35,6 +35,7 @@ describe('sections', () => {
       'Bindings',
       'Intercept logs',
       'Alerts',
+      'Routes',
       'Settings',
       'Audit trail',
     ]);

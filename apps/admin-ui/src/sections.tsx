@@ -1,3 +1,4 @@
+import AltRouteOutlined from '@mui/icons-material/AltRouteOutlined';
 import DashboardOutlined from '@mui/icons-material/DashboardOutlined';
 import GavelOutlined from '@mui/icons-material/GavelOutlined';
 import HistoryOutlined from '@mui/icons-material/HistoryOutlined';
@@ -13,6 +14,7 @@ import { BindingDetailPage } from './pages/bindings/BindingDetailPage';
 import { BindingsPage } from './pages/bindings/BindingsPage';
 import { DashboardPage } from './pages/dashboard/DashboardPage';
 import { LogsPage } from './pages/logs/LogsPage';
+import { RoutesPage } from './pages/routes/RoutesPage';
 import { SettingsPage } from './pages/settings/SettingsPage';
 import { UsersPage } from './pages/users/UsersPage';
 
@@ -52,6 +54,7 @@ export const SECTIONS: readonly Section[] = [
     element: <AlertsPage />,
     shownTo: ROLES,
   },
+  { path: '/routes', label: 'Routes', icon: <AltRouteOutlined />, element: <RoutesPage />, shownTo: ROLES },
   {
     path: '/settings',
     label: 'Settings',

@@ -417,6 +417,102 @@ export class SettingsPage extends Shell {
   defaultPolicyValue(field: string): Locator {
     return this.page.getByTestId(`setting-default_policy-${field}`);
   }
+  get networkPolicySection(): Locator {
+    return this.page.getByRole('region', { name: 'Network policy' });
+  }
+  /** One list of the network policy as an admin edits it (one entry per line). */
+  networkList(label: 'Allowed networks' | 'Denied networks' | 'First use only from'): Locator {
+    return this.networkPolicySection.getByRole('textbox', { name: label });
+  }
+  /** One list of the network policy as an auditor reads it. */
+  networkListValue(list: 'allow' | 'deny' | 'first_use_from'): Locator {
+    return this.page.getByTestId(`setting-networks-${list}`);
+  }
+}
+
+/** The route dialog (add or edit), as a person fills it. */
+export class RouteDialogObject {
+  constructor(readonly root: Locator) {}
+
+  field(label: 'Prefix' | 'Upstream' | 'Timeout' | 'Token header' | 'Token value'): Locator {
+    return this.root.getByRole('textbox', { name: label });
+  }
+  headerName(i: number): Locator {
+    return this.root.getByRole('textbox', { name: `Header ${i + 1} name` });
+  }
+  headerValue(i: number): Locator {
+    return this.root.getByRole('textbox', { name: new RegExp(`^Header ${i + 1} value`) });
+  }
+  get headerRows(): Locator {
+    return this.root.getByTestId('header-row');
+  }
+  get headersNote(): Locator {
+    return this.root.getByTestId('headers-note');
+  }
+  async addHeader(name: string, value: string): Promise<void> {
+    const i = await this.headerRows.count();
+    await this.root.getByRole('button', { name: 'Add header' }).click();
+    await this.headerName(i).fill(name);
+    await this.headerValue(i).fill(value);
+  }
+  async removeHeader(name: string): Promise<void> {
+    await this.root.getByRole('button', { name: `Remove header ${name}` }).click();
+  }
+  async relay(option: string): Promise<void> {
+    await this.root.getByRole('combobox', { name: 'Relay' }).click();
+    await this.root.page().getByRole('option', { name: option }).click();
+  }
+  get stripPrefix(): Locator {
+    return this.root.getByRole('switch', { name: /Strip the prefix/ });
+  }
+  get removeToken(): Locator {
+    return this.root.getByRole('checkbox', { name: /Remove the proxy token/ });
+  }
+  submit(label: 'Create route' | 'Save route'): Locator {
+    return this.root.getByRole('button', { name: label });
+  }
+}
+
+export class RoutesPage extends Shell {
+  async open(): Promise<this> {
+    await this.page.goto('routes');
+    await this.page.getByRole('heading', { level: 1, name: 'Routes' }).waitFor();
+    return this;
+  }
+  get rows(): Locator {
+    return this.page.getByTestId('route-row');
+  }
+  get empty(): Locator {
+    return this.page.getByTestId('empty-state');
+  }
+  row(prefix: string): Locator {
+    return this.rows.filter({ has: this.page.getByRole('cell', { name: prefix, exact: true }) });
+  }
+  headerNames(prefix: string): Locator {
+    return this.row(prefix).getByTestId('route-header-names');
+  }
+  token(prefix: string): Locator {
+    return this.row(prefix).getByTestId('route-token');
+  }
+  async openCreate(): Promise<RouteDialogObject> {
+    await this.page.getByRole('button', { name: 'Add route' }).click();
+    const dialog = this.page.getByRole('dialog', { name: 'Add a route' });
+    await dialog.waitFor();
+    return new RouteDialogObject(dialog);
+  }
+  async openEdit(prefix: string): Promise<RouteDialogObject> {
+    await this.page.getByRole('button', { name: `Edit ${prefix}` }).click();
+    const dialog = this.page.getByRole('dialog', { name: `Edit the route ${prefix}` });
+    await dialog.waitFor();
+    return new RouteDialogObject(dialog);
+  }
+  /** Clicks Delete on a route's row and confirms. */
+  async delete(prefix: string): Promise<void> {
+    await this.page.getByRole('button', { name: `Delete ${prefix}` }).click();
+    const dialog = this.page.getByRole('dialog', { name: `Delete the route ${prefix}?` });
+    await dialog.getByRole('button', { name: 'Delete' }).click();
+    await dialog.waitFor({ state: 'detached' });
+  }
 }
 
 export class UsersPage extends Shell {

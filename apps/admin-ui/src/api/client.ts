@@ -18,6 +18,8 @@ import {
   type Me,
   type Page,
   type PageQuery,
+  type Route,
+  type RouteInput,
   type SettingsResponse,
   type SetBindingPolicyRequest,
   type SettingsUpdate,
@@ -265,6 +267,25 @@ export class ApiClient {
     const res = await this.send('GET', '/logs/export', { query: filters }, 'text/csv');
     const blob = await res.blob();
     return { blob, fileName: fileNameOf(res.headers.get('content-disposition'), 'keypin-intercepts.csv') };
+  }
+
+  // --- routes (docs/contract.md 10): header values are write-only, never answered
+  routes(query: PageQuery): Promise<Page<Route>> {
+    return this.request('GET', '/routes', { query });
+  }
+  route(id: number): Promise<Route> {
+    return this.request('GET', `/routes/${encodeURIComponent(id)}`);
+  }
+  createRoute(body: RouteInput): Promise<Route> {
+    return this.request('POST', '/routes', { body });
+  }
+  /** Only the fields given change; `upstream_headers` given replaces the whole set; `require_header: null` removes it. */
+  updateRoute(id: number, body: Partial<RouteInput>): Promise<Route> {
+    return this.request('PUT', `/routes/${encodeURIComponent(id)}`, { body });
+  }
+  /** The deleted route, or nothing when the API answers without a body. */
+  deleteRoute(id: number): Promise<Route | undefined> {
+    return this.request('DELETE', `/routes/${encodeURIComponent(id)}`);
   }
 
   // --- alerts, settings, users, audit

@@ -12,6 +12,7 @@ import type {
   CreateUserRequest,
   InterceptListQuery,
   PageQuery,
+  RouteInput,
   SetBindingPolicyRequest,
   SettingsUpdate,
   UpdateBindingIpRequest,
@@ -32,6 +33,8 @@ export const keys = {
   logList: (q: InterceptListQuery) => ['logs', 'list', q] as const,
   alerts: (q: PageQuery) => ['alerts', q] as const,
   settings: ['settings'] as const,
+  routes: ['routes'] as const,
+  routeList: (q: PageQuery) => ['routes', 'list', q] as const,
   users: ['users'] as const,
   userList: (q: PageQuery) => ['users', q] as const,
   audit: ['audit'] as const,
@@ -96,6 +99,15 @@ export function useAlerts(q: PageQuery) {
 export function useSettings() {
   const api = useApi();
   return useQuery({ queryKey: keys.settings, queryFn: () => api.settings() });
+}
+
+export function useRoutes(q: PageQuery) {
+  const api = useApi();
+  return useQuery({
+    queryKey: keys.routeList(q),
+    queryFn: () => api.routes(q),
+    placeholderData: keepPreviousData,
+  });
 }
 
 export function useUsers(q: PageQuery, enabled = true) {
@@ -199,6 +211,42 @@ export function useUpdateSettings() {
         qc.invalidateQueries({ queryKey: keys.usages }),
       ]);
     },
+  });
+}
+
+/** A route added, changed or removed: the route list and the audit trail. */
+function afterRouteChange(qc: QueryClient): Promise<unknown> {
+  return Promise.all([
+    qc.invalidateQueries({ queryKey: keys.routes }),
+    qc.invalidateQueries({ queryKey: keys.audit }),
+  ]);
+}
+
+export function useCreateRoute() {
+  const api = useApi();
+  const qc = useQueryClient();
+  return useMutation({
+    mutationFn: (body: RouteInput) => api.createRoute(body),
+    onSuccess: () => afterRouteChange(qc),
+  });
+}
+
+/** `PUT /routes/:id` with the changed fields only. */
+export function useUpdateRoute() {
+  const api = useApi();
+  const qc = useQueryClient();
+  return useMutation({
+    mutationFn: ({ id, body }: { id: number; body: Partial<RouteInput> }) => api.updateRoute(id, body),
+    onSuccess: () => afterRouteChange(qc),
+  });
+}
+
+export function useDeleteRoute() {
+  const api = useApi();
+  const qc = useQueryClient();
+  return useMutation({
+    mutationFn: (id: number) => api.deleteRoute(id),
+    onSuccess: () => afterRouteChange(qc),
   });
 }
 

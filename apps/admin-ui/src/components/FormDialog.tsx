@@ -29,7 +29,7 @@ export function FormDialog({
   open: boolean;
   onClose: () => void;
   title: ReactNode;
-  maxWidth?: 'xs' | 'sm';
+  maxWidth?: 'xs' | 'sm' | 'md';
   /** Runs as the dialog starts to open. */
   onEnter?: () => void;
   /** Runs once the dialog has closed: the place to reset the form. */

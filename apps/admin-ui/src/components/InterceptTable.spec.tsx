@@ -53,6 +53,33 @@ describe('InterceptTable', () => {
     );
   });
 
+  it('shows a key the network policy refused before it had a binding without a link, and "—" as allowed', () => {
+    sut([
+      intercept({ id: 'a', binding_id: 7 }),
+      intercept({ id: 'b', binding_id: null, reason: 'first_use_not_allowed', allowed_ips: [] }),
+    ]);
+    const [bound, unbound] = screen.getAllByTestId('intercept-row');
+    expect(within(bound!).getByRole('link', { name: 'abcd\u2026wxyz' }).getAttribute('href')).toBe(
+      '/bindings/7',
+    );
+    expect(within(unbound!).queryByRole('link')).toBeNull();
+    expect(within(unbound!).getByTestId('unbound-key').textContent).toBe('abcd\u2026wxyz');
+    expect(within(unbound!).getByTestId('allowed-unbound').textContent).toBe('—');
+    expect(within(unbound!).queryByText('Any IP')).toBeNull();
+    expect(within(unbound!).getByText('First use not allowed')).toBeTruthy();
+  });
+
+  it('names every reason, the network policy’s too', () => {
+    sut([
+      intercept({ id: 'a', reason: 'network_not_allowed' }),
+      intercept({ id: 'b', reason: 'network_denied', binding_id: null }),
+      intercept({ id: 'c', reason: 'key_banned' }),
+    ]);
+    expect(screen.getByText('Network not allowed')).toBeTruthy();
+    expect(screen.getByText('Network denied')).toBeTruthy();
+    expect(screen.getByText('Key banned')).toBeTruthy();
+  });
+
   it('keeps the count in the compact table (dashboard, binding page)', () => {
     expect(sut([intercept({ count: 3 })], true)).toEqual(['×3']);
     const row = screen.getByTestId('intercept-row');

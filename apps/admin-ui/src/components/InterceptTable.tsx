@@ -2,7 +2,7 @@ import { Chip, TableCell, TableRow, Tooltip } from '@mui/material';
 import type { Intercept } from '@keypin/shared';
 import type { ReactNode } from 'react';
 import { type Column, DataTable } from './DataTable';
-import { DateTime, formatNumber, KeyLink, Mono, NetworkList, ReasonChip } from './format';
+import { DateTime, formatNumber, KeyLink, Mono, NetworkList, ReasonChip, UNBOUND_KEY_TEXT } from './format';
 
 /**
  * How many refused requests a record stands for: a plain 1, or a "×N" chip
@@ -23,7 +23,9 @@ function RequestCount({ count }: { count: number }) {
 
 /**
  * Intercepted requests, one row a record (it may stand for several requests:
- * the Count column); the key links to its binding.
+ * the Count column); the key links to its binding, unless the network policy
+ * refused it before it had one (`binding_id` null: plain text, and "—" for
+ * the networks allowed then).
  */
 export function InterceptTable({
   items,
@@ -79,7 +81,14 @@ export function InterceptTable({
           </TableCell>
           {!compact && (
             <TableCell>
-              <NetworkList networks={i.allowed_ips} max={2} />
+              {i.binding_id === null ? (
+                // No binding yet: nothing was allowed (not "any IP").
+                <Tooltip title={UNBOUND_KEY_TEXT}>
+                  <span data-testid="allowed-unbound">—</span>
+                </Tooltip>
+              ) : (
+                <NetworkList networks={i.allowed_ips} max={2} />
+              )}
             </TableCell>
           )}
           <TableCell sx={{ maxWidth: 260 }}>

@@ -1,5 +1,12 @@
 import { Box, Chip, Link, Stack, Tooltip, Typography } from '@mui/material';
-import type { AlertDeliveryStatus, BindingStatus, InterceptReason, Role, RuleType } from '@keypin/shared';
+import type {
+  AlertDeliveryStatus,
+  BindingStatus,
+  InterceptReason,
+  Relay,
+  Role,
+  RuleType,
+} from '@keypin/shared';
 import { Link as RouterLink } from 'react-router-dom';
 import { monoFont } from '../theme/theme';
 
@@ -57,8 +64,24 @@ export function LabelWithHelp({ label, help }: { label: string; help: string }) 
   );
 }
 
-/** A masked key, linking to its binding's page. */
-export function KeyLink({ bindingId, token }: { bindingId: number; token: string }) {
+/** What a key without a binding (refused by the network policy before it had one) says on hover. */
+export const UNBOUND_KEY_TEXT = 'Not bound: refused by the network policy before this key had a binding';
+
+/**
+ * A masked key, linking to its binding's page; a key without a binding
+ * (`bindingId` null) is plain text, and "—" when there is no key either.
+ */
+export function KeyLink({ bindingId, token }: { bindingId: number | null; token: string }) {
+  if (bindingId === null) {
+    if (!token) return <>—</>;
+    return (
+      <Tooltip title={UNBOUND_KEY_TEXT}>
+        <Box component="span" data-testid="unbound-key">
+          <Mono>{token}</Mono>
+        </Box>
+      </Tooltip>
+    );
+  }
   return (
     <Link component={RouterLink} to={`/bindings/${bindingId}`} underline="hover">
       <Mono>{token}</Mono>
@@ -113,24 +136,55 @@ export function RuleChip({ rule }: { rule: RuleType }) {
   return <Chip size="small" variant="outlined" label={RULE_LABELS[rule]} />;
 }
 
+/** Each relay (docs/contract.md 2.1) as the settings and the routes name it. */
+export const RELAY_LABELS: Record<Relay, string> = {
+  newapi: 'New API / One API',
+  litellm: 'LiteLLM proxy',
+  openai: 'Plain OpenAI-compatible upstream (key as sent)',
+};
+
 export const REASON_LABELS: Record<InterceptReason, string> = {
   ip_not_allowed: 'IP not allowed',
   key_banned: 'Key banned',
+  network_not_allowed: 'Network not allowed',
+  network_denied: 'Network denied',
+  first_use_not_allowed: 'First use not allowed',
+};
+
+/** What each reason means, in one sentence (the chip's tooltip). */
+export const REASON_HELP: Record<InterceptReason, string> = {
+  ip_not_allowed: 'The address is outside the networks the key is bound to.',
+  key_banned: 'The key is banned.',
+  network_not_allowed: 'The address is outside every network of the allow list (Settings, network policy).',
+  network_denied: 'The address is inside a network of the deny list (Settings, network policy).',
+  first_use_not_allowed:
+    'A first use from outside the networks keys may bind from (Settings, network policy): nothing was bound.',
 };
 
 const REASON_COLORS: Record<InterceptReason, ChipColor> = {
   ip_not_allowed: 'warning',
   key_banned: 'error',
+  network_not_allowed: 'warning',
+  network_denied: 'error',
+  first_use_not_allowed: 'warning',
 };
 
 export function ReasonChip({ reason }: { reason: InterceptReason }) {
-  return (
+  const chip = (
     <Chip
       size="small"
       label={REASON_LABELS[reason] ?? reason}
       color={REASON_COLORS[reason] ?? 'warning'}
       variant="outlined"
     />
+  );
+  const help = REASON_HELP[reason];
+  return help ? (
+    <Tooltip title={help} describeChild>
+      <span>{chip}</span>
+    </Tooltip>
+  ) : (
+    chip
   );
 }
 

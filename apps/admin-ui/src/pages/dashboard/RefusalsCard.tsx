@@ -15,6 +15,11 @@ import { formatNumber, Mono } from '../../components/format';
 export const REFUSAL_LABELS: Partial<Record<string, string>> = {
   ip_not_allowed: 'IP not allowed',
   key_banned: 'Key banned',
+  network_not_allowed: 'Network not allowed (outside the allow list)',
+  network_denied: 'Network denied (inside the deny list)',
+  first_use_not_allowed: 'First use not allowed from this network',
+  proxy_token_required: 'Proxy token missing or wrong',
+  no_route: 'No route for the path',
   rate_limited: 'Over the rate or concurrency limit',
   quota_exceeded: 'Daily or monthly quota used up',
   model_not_allowed: 'Model not allowed',
@@ -26,6 +31,15 @@ export const REFUSAL_LABELS: Partial<Record<string, string>> = {
   ambiguous_key: 'Ambiguous key',
   binding_store_unavailable: 'Bindings unavailable (fail-closed)',
 };
+
+/** Refusals for who or where (the binding, a ban, the network policy): shown in the error colour. */
+const ADDRESS_OR_BAN = new Set([
+  'ip_not_allowed',
+  'key_banned',
+  'network_not_allowed',
+  'network_denied',
+  'first_use_not_allowed',
+]);
 
 const visuallyHidden = {
   border: 0,
@@ -85,7 +99,7 @@ export function RefusalsCard({ refusals }: { refusals: Dashboard['refusals'] }) 
                 <LinearProgress
                   variant="determinate"
                   value={Math.round((r.count / most) * 100)}
-                  color={r.code === 'ip_not_allowed' || r.code === 'key_banned' ? 'error' : 'warning'}
+                  color={ADDRESS_OR_BAN.has(r.code) ? 'error' : 'warning'}
                   aria-label={`${r.code}: ${r.count} refused`}
                   sx={{ height: 6, borderRadius: 3 }}
                 />

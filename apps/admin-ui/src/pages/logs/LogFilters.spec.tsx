@@ -49,6 +49,24 @@ describe('LogFilters', () => {
     expect(changes.at(-1)).toEqual({ ...NO_LOG_FILTERS, ip: '127.0.0.3', reason: 'key_banned' });
   });
 
+  it('offers every reason, the network policy’s too', async () => {
+    const { user, changes } = sut();
+    await user.click(screen.getByRole('combobox', { name: 'Reason' }));
+    const options = within(screen.getByRole('listbox'))
+      .getAllByRole('option')
+      .map((o) => o.textContent);
+    expect(options).toEqual([
+      'All',
+      'IP not allowed',
+      'Key banned',
+      'Network not allowed',
+      'Network denied',
+      'First use not allowed',
+    ]);
+    await user.click(within(screen.getByRole('listbox')).getByRole('option', { name: 'Network denied' }));
+    expect(changes.at(-1)).toEqual({ ...NO_LOG_FILTERS, reason: 'network_denied' });
+  });
+
   it('turns the local time range into ISO instants; "to" covers its whole minute', () => {
     const { changes } = sut();
     fireEvent.change(screen.getByLabelText('From'), { target: { value: '2025-03-01T10:00' } });

@@ -127,7 +127,7 @@ export function LogFilters({
         label="Reason"
         value={value.reason}
         onChange={(e) => onChange({ ...value, reason: e.target.value as LogFilterValue['reason'] })}
-        sx={{ width: 150 }}
+        sx={{ minWidth: 150 }}
         helperText=" "
       >
         <MenuItem value="">All</MenuItem>

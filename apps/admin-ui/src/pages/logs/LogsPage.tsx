@@ -65,7 +65,7 @@ export function LogsPage() {
     <>
       <PageHeader
         title="Intercept logs"
-        subtitle="Requests refused because of the address they came from or a ban, newest first."
+        subtitle="Requests with a key refused because of the address they came from, the network policy or a ban, newest first."
         actions={
           <Button
             variant="outlined"

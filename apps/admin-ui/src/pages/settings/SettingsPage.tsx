@@ -19,20 +19,27 @@ import {
   TextField,
   Typography,
 } from '@mui/material';
-import type { SettingsResponse, SettingsUpdate } from '@keypin/shared';
+import { RELAYS, type SettingsResponse, type SettingsUpdate } from '@keypin/shared';
 import { type ReactNode, useEffect, useState } from 'react';
 import { errorMessage } from '../../api/client';
 import { useCanChange } from '../../api/context';
 import { useSettings, useUpdateSettings } from '../../api/hooks';
 import { ConfirmDialog } from '../../components/ConfirmDialog';
 import { ErrorAlert } from '../../components/ErrorAlert';
-import { LabelWithHelp } from '../../components/format';
+import { LabelWithHelp, RELAY_LABELS } from '../../components/format';
 import { useNotify } from '../../components/Notifier';
 import { PageHeader } from '../../components/PageHeader';
 import { PolicyChoiceForm } from '../../components/policy/PolicyForm';
 import type { PolicyChoice } from '../../components/policy/policy-form';
 import { PolicySummary } from '../../components/policy/PolicySummary';
 import { Loading } from '../../components/TableStates';
+import type { NetworkPolicyDraft } from './network-policy-form';
+import {
+  NETWORK_POLICY_INTRO,
+  NETWORK_POLICY_TITLE,
+  NetworkPolicyForm,
+  NetworkPolicySummary,
+} from './NetworkPolicyForm';
 import {
   apiSettingsErrors,
   confirmingUnbindAll,
@@ -75,11 +82,7 @@ const FIELDS: Record<ScalarSetting, FieldInfo> = {
     help:
       'What KeyPin stands in front of: it reads every key the way that relay does (which prefixes it strips, ' +
       'what it trims), so the key KeyPin judges is the key the relay accepts.',
-    choices: [
-      { value: 'newapi', label: 'New API / One API' },
-      { value: 'litellm', label: 'LiteLLM proxy' },
-      { value: 'openai', label: 'Plain OpenAI-compatible upstream (key as sent)' },
-    ],
+    choices: RELAYS.map((r) => ({ value: r, label: RELAY_LABELS[r] })),
   },
   token_normalize: {
     label: 'Key normalisation',
@@ -194,6 +197,15 @@ function ReadOnlySettings({ s }: { s: SettingsResponse }) {
           testId="setting-default_policy"
         />
       </Paper>
+      <Paper sx={{ p: 3 }} component="section" aria-labelledby="network-policy-title">
+        <Typography variant="h2" component="h2" id="network-policy-title" sx={{ mb: 1 }}>
+          {NETWORK_POLICY_TITLE}
+        </Typography>
+        <Typography variant="body2" color="text.secondary" sx={{ mb: 2 }}>
+          {NETWORK_POLICY_INTRO}
+        </Typography>
+        <NetworkPolicySummary policy={s.networks} />
+      </Paper>
     </Stack>
   );
 }
@@ -209,10 +221,16 @@ function SettingsForm({ s }: { s: SettingsResponse }) {
   const { patch, changed } = own;
   // A refusal naming a field (a setting, or a field of the default policy) shows under it.
   const refused = apiSettingsErrors(update.error);
-  const fieldRefusal = Object.keys(refused.errors).length + Object.keys(refused.policyErrors).length > 0;
+  const fieldRefusal =
+    Object.keys(refused.errors).length +
+      Object.keys(refused.policyErrors).length +
+      Object.keys(refused.networkErrors).length >
+    0;
   const errors = { ...own.errors, ...refused.errors };
   const policyErrors = { ...own.policyErrors, ...refused.policyErrors };
-  const hasErrors = Object.keys(errors).length + Object.keys(policyErrors).length > 0;
+  const networkErrors = { ...own.networkErrors, ...refused.networkErrors };
+  const hasErrors =
+    Object.keys(errors).length + Object.keys(policyErrors).length + Object.keys(networkErrors).length > 0;
 
   // An identity change the API refused because bindings exist: asked about
   // in a dialog. Kept after closing so the dialog's text stays while it fades.
@@ -233,6 +251,10 @@ function SettingsForm({ s }: { s: SettingsResponse }) {
   };
   const setPolicy = (v: PolicyChoice) => {
     setDraft((d) => ({ ...d, default_policy: v }));
+    edited();
+  };
+  const setNetworks = (v: NetworkPolicyDraft) => {
+    setDraft((d) => ({ ...d, networks: v }));
     edited();
   };
 
@@ -414,6 +436,20 @@ function SettingsForm({ s }: { s: SettingsResponse }) {
               allEmptyNote="Every field is empty: a default policy that limits nothing (the same as none)."
             />
           </Box>
+        </Box>
+        <Box component="section" aria-labelledby="network-policy-title">
+          <Typography variant="h2" component="h2" id="network-policy-title" sx={{ mb: 1 }}>
+            {NETWORK_POLICY_TITLE}
+          </Typography>
+          <Typography variant="body2" color="text.secondary" sx={{ mb: 2 }}>
+            {NETWORK_POLICY_INTRO}
+          </Typography>
+          <NetworkPolicyForm
+            value={draft.networks}
+            onChange={setNetworks}
+            errors={networkErrors}
+            disabled={update.isPending}
+          />
         </Box>
       </Stack>
       {update.isError && !isUnbindRefusal(update.error) && !fieldRefusal && (

@@ -16,17 +16,30 @@ import {
   type PolicyErrors,
   samePolicy,
 } from '../../components/policy/policy-form';
+import {
+  apiNetworkPolicyErrors,
+  checkNetworkPolicy,
+  draftOfNetworkPolicy,
+  type NetworkPolicyDraft,
+  type NetworkPolicyErrors,
+  sameNetworkPolicy,
+} from './network-policy-form';
 
-/** The settings that hold one value (the default policy is an object, edited by its own form). */
-export type ScalarSetting = Exclude<keyof Settings, 'default_policy'>;
+/** The settings that hold one value (the default policy and the network policy are objects, each with its own form). */
+export type ScalarSetting = Exclude<keyof Settings, 'default_policy' | 'networks'>;
 
-export const SCALAR_SETTINGS = SETTINGS_KEYS.filter((k): k is ScalarSetting => k !== 'default_policy');
+export const SCALAR_SETTINGS = SETTINGS_KEYS.filter(
+  (k): k is ScalarSetting => k !== 'default_policy' && k !== 'networks',
+);
 
 /** The field names of the default policy's complaints: `default_policy.<field>`. */
 export const DEFAULT_POLICY_PREFIX = 'default_policy';
 
-/** The form's text for every setting (numbers as typed), and the default policy as edited. */
-export type SettingsDraft = { [K in ScalarSetting]: string | boolean } & { default_policy: PolicyChoice };
+/** The form's text for every setting (numbers as typed), the default policy and the network policy as edited. */
+export type SettingsDraft = { [K in ScalarSetting]: string | boolean } & {
+  default_policy: PolicyChoice;
+  networks: NetworkPolicyDraft;
+};
 
 export interface SecretDraft {
   /** A new secret to set; '' leaves it as it is. */
@@ -35,7 +48,10 @@ export interface SecretDraft {
 }
 
 export function draftOf(s: SettingsResponse): SettingsDraft {
-  const d = { default_policy: choiceOf(s.default_policy) } as SettingsDraft;
+  const d = {
+    default_policy: choiceOf(s.default_policy),
+    networks: draftOfNetworkPolicy(s.networks),
+  } as SettingsDraft;
   for (const k of SCALAR_SETTINGS) {
     const v = s[k];
     d[k] = typeof v === 'boolean' ? v : v === null ? '' : String(v);
@@ -63,7 +79,8 @@ export const MAX_SECRET_LENGTH = 512;
 /**
  * The changed fields as a `PUT /settings` body, and a complaint per field,
  * each checked with the same validator the API uses. The default policy's
- * complaints are apart (`policyErrors`), keyed by the policy's field.
+ * complaints are apart (`policyErrors`, keyed by the policy's field), and so
+ * are the network policy's (`networkErrors`, keyed by its list).
  */
 export function diffSettings(
   current: SettingsResponse,
@@ -73,6 +90,7 @@ export function diffSettings(
   patch: SettingsUpdate;
   errors: Partial<Record<string, string>>;
   policyErrors: PolicyErrors;
+  networkErrors: NetworkPolicyErrors;
   changed: number;
 } {
   const patch: SettingsUpdate = {};
@@ -98,17 +116,30 @@ export function diffSettings(
   if (policy.policy !== undefined && !samePolicy(policy.policy, current.default_policy)) {
     patch.default_policy = policy.policy;
   }
-  return { patch, errors, policyErrors: policy.errors, changed: Object.keys(patch).length };
+  // The whole policy when any list changed: a list left out of it would be emptied.
+  const networks = checkNetworkPolicy(draft.networks);
+  if (networks.policy !== undefined && !sameNetworkPolicy(networks.policy, current.networks)) {
+    patch.networks = networks.policy;
+  }
+  return {
+    patch,
+    errors,
+    policyErrors: policy.errors,
+    networkErrors: networks.errors,
+    changed: Object.keys(patch).length,
+  };
 }
 
 /**
  * The API's refusal as complaints under the fields it names: a setting
- * (`alert_threshold_count`) or a field of the default policy
- * (`default_policy.max_tokens`). Empty when it names none of them.
+ * (`alert_threshold_count`), a field of the default policy
+ * (`default_policy.max_tokens`) or a list of the network policy
+ * (`networks.deny[2]`). Empty when it names none of them.
  */
 export function apiSettingsErrors(err: unknown): {
   errors: Partial<Record<string, string>>;
   policyErrors: PolicyErrors;
+  networkErrors: NetworkPolicyErrors;
 } {
   const policyErrors = apiPolicyErrors(err, DEFAULT_POLICY_PREFIX);
   const errors: Partial<Record<string, string>> = {};
@@ -120,7 +151,7 @@ export function apiSettingsErrors(err: unknown): {
   ) {
     errors[err.field] = err.message;
   }
-  return { errors, policyErrors };
+  return { errors, policyErrors, networkErrors: apiNetworkPolicyErrors(err) };
 }
 
 /** A `PUT /settings` body, possibly confirming that every binding is left behind. */
