@@ -30,7 +30,10 @@ import {
  * KEYS: 1 bucket (hash t, at), 2 day counter, 3 month counter, 4 leases (zset by expiry)
  * ARGV: 1 "now rate burst perDay dayTtl perMonth monthTtl maxConcurrent leaseMs n
  *       seedDay seedMonth" (one string: every argument costs the client a
- *       conversion and a length prefix), 2… lease members. A day or month
+ *       conversion and a length prefix), 2… lease members; without
+ *       `max_concurrent`, ARGV[2] may instead mark the requests admitted
+ *       already (`1` at their place: charged whatever the counters say,
+ *       see AHEAD_FLOOR). A day or month
  *       counter Redis does not have starts from its seed (the count
  *       PostgreSQL recorded), so a quota counts the whole calendar period.
  * Returns, per request, {verdict, wait ms, day count, month count, tokens × 1000}
@@ -84,10 +87,17 @@ if rate > 0 then
 end
 local out = {}
 local admitted = 0
+local forced = ''
+if maxc == 0 and ARGV[2] then forced = ARGV[2] end
 for i = 1, n do
   local verdict = 0
   local wait = 0
-  if perDay > 0 and day >= perDay then verdict = 2
+  if string.byte(forced, i) == 49 then
+    admitted = admitted + 1
+    if rate > 0 then tokens = tokens - 1 end
+    if perDay > 0 then day = day + 1 end
+    if perMonth > 0 then month = month + 1 end
+  elseif perDay > 0 and day >= perDay then verdict = 2
   elseif perMonth > 0 and month >= perMonth then verdict = 3
   elseif maxc > 0 and inflight >= maxc then
     verdict = 4
@@ -188,11 +198,13 @@ export interface PolicyLimiterOptions {
 /** How long a policy check waits for a key's stored counts before counting from 0. */
 const SEED_WAIT_MS = 500;
 
-/** The requests of one key waiting for one script call. */
+/** The requests of one key waiting for one script call; `resolve` null: admitted ahead already, only charged. */
 interface Batch {
   bindingId: number;
   p: CompiledPolicy;
-  waiters: { resolve: (a: Admission) => void; member: string }[];
+  waiters: { resolve: ((a: Admission) => void) | null; member: string }[];
+  /** How many waiters were admitted ahead. */
+  ahead: number;
 }
 
 /** At most this many requests of one key in one script call. */
@@ -212,7 +224,49 @@ interface LocalState {
   day: PeriodCount | null;
   month: PeriodCount | null;
   inFlight: number;
+  /** Redis's last answer for the key, for admitting ahead of Redis; null until one came. */
+  view: SharedView | null;
 }
+
+/**
+ * The counters as Redis last reported them after a script call, plus what
+ * this instance admitted ahead since (not yet in a reply).
+ */
+interface SharedView {
+  p: CompiledPolicy;
+  /** The UTC day and month the counts are for. */
+  day: string;
+  month: string;
+  /** The caller's clock the script ran with (for `tokens`). */
+  at: number;
+  tokens: number;
+  dayCount: number;
+  monthCount: number;
+  /** Admitted ahead by this instance and not yet counted in a reply. */
+  unreflected: number;
+  /** Requests other instances took between the last two replies (the margin grows with it). */
+  others: number;
+}
+
+/**
+ * Ahead of Redis (docs/policies.md): far from every limit a request need
+ * not wait for the script. It is admitted at once from the key's last
+ * shared view and charged, unconditionally, in the next script call. Only
+ * when at least this many requests plus a margin are left under every
+ * limit, and the view is fresh; near a limit every request waits.
+ */
+const AHEAD_FLOOR = 1000;
+/** Limits (a quota, a bucket's burst) below this are never admitted ahead: every request waits for Redis. */
+const AHEAD_MIN_LIMIT = 10_000;
+/**
+ * At most this many requests admitted ahead since the last reply: then the
+ * next one waits for Redis, so no instance runs on an old view for long
+ * (what all instances may take between two of their replies stays far
+ * below AHEAD_FLOOR).
+ */
+const AHEAD_MAX_UNREFLECTED = 200;
+/** A view older than this is not trusted for admitting ahead. */
+const AHEAD_FRESH_MS = 1000;
 
 const NO_SEED: QuotaSeed = Object.freeze({ today: 0, month: 0 });
 const NO_SEED_PROMISE = Promise.resolve(NO_SEED);
@@ -240,6 +294,8 @@ export class PolicyLimiter {
   /** Requests waiting for this turn's script calls, by binding id. */
   private readonly pending = new Map<number, Batch>();
   private flushScheduled = false;
+  /** Requests admitted ahead of Redis since start (tests, metrics). */
+  admittedAhead = 0;
   private lastResetKey = -1;
   private lastResetText = '';
   private day = '';
@@ -317,10 +373,21 @@ export class PolicyLimiter {
       b = undefined;
     }
     if (b === undefined) {
-      b = { bindingId, p, waiters: [] };
+      b = { bindingId, p, waiters: [], ahead: 0 };
       this.pending.set(bindingId, b);
     }
-    b.waiters.push({ resolve: done, member: p.maxConcurrent > 0 ? `${this.instanceTag}:${++this.seq}` : '' });
+    const headers = p.maxConcurrent === 0 ? this.admitAhead(bindingId, p) : undefined;
+    if (headers !== undefined) {
+      b.waiters.push({ resolve: null, member: '' });
+      b.ahead++;
+      this.admittedAhead++;
+      done({ ok: true, lease: null, headers });
+    } else {
+      b.waiters.push({
+        resolve: done,
+        member: p.maxConcurrent > 0 ? `${this.instanceTag}:${++this.seq}` : '',
+      });
+    }
     if (b.waiters.length >= MAX_BATCH) {
       this.pending.delete(bindingId);
       void this.send(b);
@@ -328,6 +395,41 @@ export class PolicyLimiter {
       this.flushScheduled = true;
       setImmediate(this.flush);
     }
+  }
+
+  /**
+   * Admits a request ahead of Redis when the key's last shared view leaves
+   * room under every limit (each at least AHEAD_MIN_LIMIT): AHEAD_FLOOR
+   * requests plus a margin of a tenth of the limit, or four times what the
+   * other instances took between the last two replies if that is more; and
+   * fewer than AHEAD_MAX_UNREFLECTED went ahead since the last reply.
+   * Returns the answer's headers (null when the policy announces none), or
+   * undefined: wait for the script.
+   */
+  private admitAhead(bindingId: number, p: CompiledPolicy): string[] | null | undefined {
+    const v = this.local.get(bindingId)?.view;
+    if (v === undefined || v === null || v.p !== p) return undefined;
+    const now = this.now();
+    if (now - v.at > AHEAD_FRESH_MS || now < v.at) return undefined;
+    this.turnPeriods(now);
+    if (v.day !== this.day || v.month !== this.month) return undefined;
+    if (v.unreflected >= AHEAD_MAX_UNREFLECTED) return undefined;
+    const taken = v.unreflected + 1;
+    const others = v.others;
+    /** Whether `left` of `limit` leaves room to go ahead. */
+    const roomy = (left: number, limit: number) =>
+      limit >= AHEAD_MIN_LIMIT && left >= AHEAD_FLOOR + Math.max(limit / 10, 4 * others);
+    let tokens = 0;
+    if (p.rate > 0) {
+      tokens = Math.min(p.burst, v.tokens + ((now - v.at) * p.rate) / 1000) - taken;
+      if (!roomy(tokens, p.burst)) return undefined;
+    }
+    const day = v.dayCount + taken;
+    const month = v.monthCount + taken;
+    if (p.perDay > 0 && !roomy(p.perDay - day, p.perDay)) return undefined;
+    if (p.perMonth > 0 && !roomy(p.perMonth - month, p.perMonth)) return undefined;
+    v.unreflected = taken;
+    return p.announces ? this.headers(p, now, day, month, tokens) : null;
   }
 
   private readonly flush = (): void => {
@@ -352,23 +454,35 @@ export class PolicyLimiter {
       `${now} ${p.rate} ${p.burst} ${p.perDay} ${this.dayEnds - now + 3_600_000} ${p.perMonth} ` +
         `${this.monthEnds - now + DAY_MS} ${p.maxConcurrent} ${this.leaseMs} ${n} ${seed.today} ${seed.month}`,
     ];
-    if (p.maxConcurrent > 0) for (const w of waiters) args.push(w.member);
+    if (p.maxConcurrent > 0) {
+      for (const w of waiters) args.push(w.member);
+    } else if (b.ahead > 0) {
+      // Which requests were admitted ahead: charged whatever the counters say.
+      let marks = '';
+      for (const w of waiters) marks += w.resolve === null ? '1' : '0';
+      args.push(marks);
+    }
     let r: ScriptReply;
     try {
       r = await (this.redis as unknown as PolicyCommands).keypinPolicyAdmit(...args);
     } catch (err) {
       this.failureLog.warn({ err: (err as Error).message });
-      for (const w of waiters) w.resolve(this.admitAlone(id, p, now));
+      for (const w of waiters) {
+        if (w.resolve !== null) w.resolve(this.admitAlone(id, p, now));
+        else this.chargeAlone(id, p, now);
+      }
+      this.forgetView(id);
       return;
     }
     this.degradedSince = null;
     for (let i = 0; i < n; i++) {
+      const w = waiters[i]!;
+      if (w.resolve === null) continue; // admitted ahead: only charged
       const o = i * 5;
       const verdict = Number(r[o]);
       const day = Number(r[o + 2]);
       const month = Number(r[o + 3]);
       const tokens = Number(r[o + 4]) / 1000;
-      const w = waiters[i]!;
       if (verdict !== 0) {
         w.resolve(this.refusal(verdict, Number(r[o + 1]), p, now, day, month, tokens));
         continue;
@@ -380,7 +494,67 @@ export class PolicyLimiter {
       }
       w.resolve({ ok: true, lease, headers: p.announces ? this.headers(p, now, day, month, tokens) : null });
     }
-    this.remember(id, p, Number(r[(n - 1) * 5 + 2]), Number(r[(n - 1) * 5 + 3]));
+    const last = (n - 1) * 5;
+    const dayCount = Number(r[last + 2]);
+    const monthCount = Number(r[last + 3]);
+    this.remember(id, p, dayCount, monthCount);
+    this.see(id, b, now, Number(r[last + 4]) / 1000, dayCount, monthCount);
+  }
+
+  /**
+   * Keeps Redis's answer as the key's shared view (for admitting ahead),
+   * with an estimate of what the other instances took since the previous
+   * answer.
+   */
+  private see(id: number, b: Batch, now: number, tokens: number, dayCount: number, monthCount: number): void {
+    if (b.p.maxConcurrent > 0) return;
+    const s = this.stateOf(id);
+    const prev = s.view;
+    const same = prev !== null && prev.p === b.p && prev.day === this.day && prev.month === this.month;
+    const charged = b.waiters.length; // at most: a refused request charged nothing
+    let others = 0;
+    if (same) {
+      if (b.p.perDay > 0) others = dayCount - prev.dayCount - charged;
+      else if (b.p.perMonth > 0) others = monthCount - prev.monthCount - charged;
+      else others = Math.min(b.p.burst, prev.tokens + ((now - prev.at) * b.p.rate) / 1000) - charged - tokens;
+    }
+    s.view = {
+      p: b.p,
+      day: this.day,
+      month: this.month,
+      at: now,
+      tokens,
+      dayCount,
+      monthCount,
+      unreflected: same ? Math.max(0, prev.unreflected - b.ahead) : 0,
+      others: Math.max(0, Math.ceil(others)),
+    };
+  }
+
+  private forgetView(id: number): void {
+    const s = this.local.get(id);
+    if (s !== undefined) s.view = null;
+  }
+
+  /** A request admitted ahead whose charge could not reach Redis: counted here, added to Redis later. */
+  private chargeAlone(bindingId: number, p: CompiledPolicy, now: number): void {
+    this.degradedSince ??= now;
+    this.turnPeriods(now);
+    const s = this.stateOf(bindingId);
+    if (p.perDay > 0) {
+      const d = period(s, 'day', this.day);
+      d.n++;
+      d.unsynced++;
+    }
+    if (p.perMonth > 0) {
+      const m = period(s, 'month', this.month);
+      m.n++;
+      m.unsynced++;
+    }
+    if (p.rate > 0) {
+      s.bucket ??= { tokens: p.burst, at: now };
+      takeToken(s.bucket, now, p.rate, p.burst);
+    }
   }
 
   /**
@@ -502,7 +676,7 @@ export class PolicyLimiter {
   private stateOf(bindingId: number): LocalState {
     let s = this.local.get(bindingId);
     if (s === undefined) {
-      s = { bucket: null, day: null, month: null, inFlight: 0 };
+      s = { bucket: null, day: null, month: null, inFlight: 0, view: null };
       this.local.set(bindingId, s);
     }
     return s;

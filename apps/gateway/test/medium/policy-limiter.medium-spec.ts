@@ -290,3 +290,96 @@ describe('Redis away in the middle of a burst', () => {
     }
   });
 });
+
+describe('admitting ahead of Redis, far from every limit', () => {
+  const turn = () => new Promise((r) => setImmediate(r));
+
+  it('admits at once once a shared view exists, and every request is still charged in Redis', async () => {
+    const a = instance();
+    await ready(a);
+    const id = newId();
+    const p = policy({ requests_per_day: 1_000_000, rate_per_second: 100_000, burst: 100_000 });
+    expect((await a.admit(id, p)).ok).toBe(true); // the first one waits: no view yet
+    const before = a.admittedAhead;
+    let sync = 0;
+    for (let round = 0; round < 20; round++) {
+      for (let i = 0; i < 50; i++) {
+        let answered = false;
+        a.admitThen(id, p, (r) => {
+          expect(r.ok).toBe(true);
+          answered = true;
+        });
+        if (answered) sync++;
+      }
+      await turn();
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    expect(a.admittedAhead - before).toBe(sync);
+    expect(sync).toBeGreaterThan(900);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(await a.liveCounts(id)).toEqual({ day: 1001, month: 0 });
+  });
+
+  it('answers ahead with the estimated x-ratelimit headers', async () => {
+    const a = instance();
+    await ready(a);
+    const id = newId();
+    const p = policy({ requests_per_day: 1_000_000 });
+    await a.admit(id, p);
+    let got: Admission | null = null;
+    a.admitThen(id, p, (r) => (got = r));
+    expect(got).not.toBeNull();
+    const h = (got as unknown as Admission & { ok: true }).headers!;
+    expect(h[h.indexOf('x-ratelimit-remaining-requests') + 1]).toBe(String(1_000_000 - 2));
+  });
+
+  it('never admits ahead under a small limit', async () => {
+    const a = instance();
+    const b = instance();
+    await Promise.all([ready(a), ready(b)]);
+    const id = newId();
+    const p = policy({ requests_per_day: 9000, rate_per_second: 100_000, burst: 100_000 });
+    const before = a.admittedAhead + b.admittedAhead;
+    const results: Admission[] = [];
+    for (let round = 0; round < 20; round++) {
+      const batch = Array.from({ length: 100 }, (_, i) => (i % 2 === 0 ? a : b).admit(id, p));
+      results.push(...(await Promise.all(batch)));
+    }
+    expect(okCount(results)).toBe(2000);
+    // A quota under AHEAD_MIN_LIMIT: every request waited for Redis.
+    expect(a.admittedAhead + b.admittedAhead - before).toBe(0);
+  });
+
+  it('two instances hammering one quota admit exactly it, going ahead only while far from it', async () => {
+    const a = instance();
+    const b = instance();
+    await Promise.all([ready(a), ready(b)]);
+    const id = newId();
+    const quota = 20_000;
+    const p = policy({ requests_per_day: quota });
+    const before = a.admittedAhead + b.admittedAhead;
+    let ok = 0;
+    let refused = 0;
+    for (let round = 0; round < 250; round++) {
+      const waits: Promise<void>[] = [];
+      for (let i = 0; i < 100; i++) {
+        const l = i % 2 === 0 ? a : b;
+        waits.push(
+          new Promise<void>((resolve) =>
+            l.admitThen(id, p, (r) => {
+              if (r.ok) ok++;
+              else refused++;
+              resolve();
+            }),
+          ),
+        );
+      }
+      await Promise.all(waits);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+    expect(ok).toBe(quota);
+    expect(refused).toBe(25_000 - quota);
+    expect(a.admittedAhead + b.admittedAhead - before).toBeGreaterThan(1000);
+    expect(await a.liveCounts(id)).toEqual({ day: quota, month: 0 });
+  });
+});
