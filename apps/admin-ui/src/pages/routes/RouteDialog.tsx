@@ -13,6 +13,7 @@ import {
   Stack,
   Switch,
   TextField,
+  type TextFieldProps,
   Typography,
 } from '@mui/material';
 import { RELAYS, type Relay, type Route, ROUTE_LIMITS, type RouteInput } from '@keypin/shared';
@@ -45,6 +46,11 @@ const ENV_HELP = (
 );
 
 const mono = { htmlInput: { style: { fontFamily: monoFont } } };
+
+/** A text field for code-like values (paths, URLs, header names): monospace, no autocompletion or spell check. */
+function CodeField(props: TextFieldProps) {
+  return <TextField autoComplete="off" spellCheck={false} fullWidth slotProps={mono} {...props} />;
+}
 
 function SectionTitle({ id, children }: { id?: string; children: ReactNode }) {
   return (
@@ -139,7 +145,7 @@ export function RouteDialog({
       </Typography>
       <Grid container spacing={2}>
         <Grid size={{ xs: 12, sm: 5 }}>
-          <TextField
+          <CodeField
             label="Prefix"
             name="prefix"
             value={draft.prefix}
@@ -149,14 +155,10 @@ export function RouteDialog({
             placeholder="/openai/"
             disabled={pending}
             required
-            fullWidth
-            autoComplete="off"
-            spellCheck={false}
-            slotProps={mono}
           />
         </Grid>
         <Grid size={{ xs: 12, sm: 7 }}>
-          <TextField
+          <CodeField
             label="Upstream"
             name="upstream"
             value={draft.upstream}
@@ -166,10 +168,6 @@ export function RouteDialog({
             placeholder="https://api.openai.com"
             disabled={pending}
             required
-            fullWidth
-            autoComplete="off"
-            spellCheck={false}
-            slotProps={mono}
           />
         </Grid>
         <Grid size={{ xs: 12, sm: 5 }}>
@@ -290,7 +288,7 @@ export function RouteDialog({
                 sx={{ alignItems: 'flex-start' }}
                 data-testid="header-row"
               >
-                <TextField
+                <CodeField
                   label={`Header ${i + 1} name`}
                   value={row.name}
                   onChange={(e) => setRow(i, { name: e.target.value })}
@@ -298,10 +296,7 @@ export function RouteDialog({
                   helperText={nameError ?? ' '}
                   placeholder="authorization"
                   disabled={pending}
-                  autoComplete="off"
-                  spellCheck={false}
                   sx={{ flex: '0 0 36%' }}
-                  slotProps={mono}
                 />
                 <TextField
                   label={`Header ${i + 1} value`}
@@ -380,7 +375,7 @@ export function RouteDialog({
           />
         )}
         <Stack direction="row" spacing={1} sx={{ alignItems: 'flex-start', mt: 1 }}>
-          <TextField
+          <CodeField
             label="Token header"
             name="require_header_name"
             value={draft.token.name}
@@ -390,10 +385,7 @@ export function RouteDialog({
             placeholder="x-proxy-token"
             disabled={pending || draft.token.remove}
             required={storedToken !== null || draft.token.value !== ''}
-            autoComplete="off"
-            spellCheck={false}
             sx={{ flex: '0 0 36%' }}
-            slotProps={mono}
           />
           <TextField
             label="Token value"
