@@ -5,6 +5,8 @@ import { InterceptIndexes1764000300000 } from './1764000300000-intercept-indexes
 import { InterceptCount1765000100000 } from './1765000100000-intercept-count';
 import { KeyPolicies1766000100000 } from './1766000100000-key-policies';
 import { NetworksAndRoutes1767000100000 } from './1767000100000-networks-and-routes';
+import { HashChains1768000100000 } from './1768000100000-hash-chains';
+import { AlertActions1768000200000 } from './1768000200000-alert-actions';
 
 /** Every migration, oldest first. A new migration is added here too. */
 export const MIGRATIONS = [
@@ -15,4 +17,6 @@ export const MIGRATIONS = [
   InterceptCount1765000100000,
   KeyPolicies1766000100000,
   NetworksAndRoutes1767000100000,
+  HashChains1768000100000,
+  AlertActions1768000200000,
 ];

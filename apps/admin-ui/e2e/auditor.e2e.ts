@@ -44,6 +44,8 @@ const READ_ONLY_BUTTONS = [
   /^Clear filters$/,
   /^(Show|Hide) the change$/,
   /^All bindings$/,
+  // The dashboard's hash chains: verifying reads.
+  /^(Verify now|Verifying…)$/,
 ];
 
 /** Form fields an auditor may use: filters, which change nothing. */

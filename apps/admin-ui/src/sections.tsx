@@ -8,6 +8,7 @@ import PeopleOutlined from '@mui/icons-material/PeopleOutlined';
 import SettingsOutlined from '@mui/icons-material/SettingsOutlined';
 import { type Role, ROLES } from '@keypin/shared';
 import type { ReactNode } from 'react';
+import { AlertDetailPage } from './pages/alerts/AlertDetailPage';
 import { AlertsPage } from './pages/alerts/AlertsPage';
 import { AuditPage } from './pages/audit/AuditPage';
 import { BindingDetailPage } from './pages/bindings/BindingDetailPage';
@@ -52,6 +53,8 @@ export const SECTIONS: readonly Section[] = [
     label: 'Alerts',
     icon: <NotificationsActiveOutlined />,
     element: <AlertsPage />,
+    // The webhook's console_url (docs/alerts.md) opens an alert here.
+    subpages: [{ path: '/alerts/:id', element: <AlertDetailPage /> }],
     shownTo: ROLES,
   },
   { path: '/routes', label: 'Routes', icon: <AltRouteOutlined />, element: <RoutesPage />, shownTo: ROLES },

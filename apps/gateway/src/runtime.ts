@@ -12,6 +12,7 @@ import { LockoutRepository } from './user/lockout.repository';
 import { UsersRepository } from './user/users.repository';
 import { UsersService } from './user/users.service';
 import { AlertAdminRepository } from './alert/alert-admin.repository';
+import { AlertAdminService } from './alert/alert-admin.service';
 import { DashboardRepository } from './dashboard/dashboard.repository';
 import { DashboardService } from './dashboard/dashboard.service';
 import { InterceptLogRepository } from './intercept/intercept-log.repository';
@@ -53,6 +54,9 @@ import { PolicyLimiter } from './policy/policy-limiter';
 import { RouteAdminService } from './route/route-admin.service';
 import { seedRoutes } from './route/route-seed';
 import { RoutesRepository } from './route/routes.repository';
+import { ChainSealer } from './integrity/chain-sealer.service';
+import { IntegrityRepository } from './integrity/integrity.repository';
+import { IntegrityService } from './integrity/integrity.service';
 
 /**
  * The composition root: builds every long-lived service once, in order,
@@ -96,6 +100,8 @@ export interface Runtime {
    * throws is logged and does not stop the others.
    */
   routeListeners: Set<() => void>;
+  /** The hash chains' sealer (docs/integrity.md); present with the background jobs (ROLE all or worker). */
+  sealer: ChainSealer | null;
 }
 
 /** Calls every route listener; a failing one is logged, the others still run. */
@@ -195,7 +201,14 @@ export async function createRuntime(config: AppConfig, logger: Logger): Promise<
         sweepIntervalMs: config.alertSweepMs,
       },
       interceptWriter,
-      new WebhookProcessor(alertRepo, webhookSender, settings, () => settings.webhookSecret(), logger),
+      new WebhookProcessor(
+        alertRepo,
+        webhookSender,
+        settings,
+        () => settings.webhookSecret(),
+        logger,
+        config.publicUrl,
+      ),
       queues.webhooks,
       queues.archive,
       archive,
@@ -205,6 +218,10 @@ export async function createRuntime(config: AppConfig, logger: Logger): Promise<
     );
     workers.start();
   }
+  // The hash chains' one writer at a time is whoever holds the chain's advisory lock (docs/integrity.md).
+  const sealer =
+    config.role === 'gateway' ? null : new ChainSealer(new IntegrityRepository(dataSource), logger);
+  sealer?.start();
 
   // Its own connection, with a short timeout: a slow Redis sends policy
   // checks to the in-process fallback instead of holding requests. No
@@ -283,6 +300,7 @@ export async function createRuntime(config: AppConfig, logger: Logger): Promise<
     limiter,
     routeRepo,
     routeListeners,
+    sealer,
   };
 }
 
@@ -296,6 +314,8 @@ export async function closeRuntime(rt: Runtime): Promise<void> {
   await rt.usage.stop();
   await rt.stats.stop();
   await rt.workers?.stop();
+  // After the last intercepts were written: seal them too.
+  await rt.sealer?.stop();
   await rt.changeFeed.stop();
   rt.settings.stop();
   await Promise.all(Object.values(rt.queues).map((q) => q.close().catch(() => undefined)));
@@ -336,6 +356,17 @@ export function createAdminServices(rt: Runtime): AdminServices {
   const users = new UsersRepository(dataSource);
   const hasher = new KeyHasher(config.hmacSecret.reveal());
   const interceptLog = new InterceptLogRepository(dataSource, config.databaseUrl, rt.logger);
+  const bindings = new BindingAdminService({
+    ds: dataSource,
+    repo: new BindingAdminRepository(dataSource),
+    audit,
+    hashKey: (canonical) => hasher.hashHex(canonical),
+    keyRules: () => keyRulesOf(rt.settings.current),
+    defaultPolicy: () => rt.settings.current.default_policy,
+    storedUsage: (id) => rt.bindingRepo.usageTotals(id),
+    liveCounts: (id) => rt.limiter.liveCounts(id),
+    announce: (hashHex) => rt.store.announceChange(hashHex),
+  });
   return {
     auth: new AuthService(
       users,
@@ -347,17 +378,7 @@ export function createAdminServices(rt: Runtime): AdminServices {
     callerIp: new CallerIpResolver({ trusted: config.trustedProxies, header: config.realIpHeader }),
     users: new UsersService(users, audit),
     audit,
-    bindings: new BindingAdminService({
-      ds: dataSource,
-      repo: new BindingAdminRepository(dataSource),
-      audit,
-      hashKey: (canonical) => hasher.hashHex(canonical),
-      keyRules: () => keyRulesOf(rt.settings.current),
-      defaultPolicy: () => rt.settings.current.default_policy,
-      storedUsage: (id) => rt.bindingRepo.usageTotals(id),
-      liveCounts: (id) => rt.limiter.liveCounts(id),
-      announce: (hashHex) => rt.store.announceChange(hashHex),
-    }),
+    bindings,
     settings: new SettingsAdminService({
       settings: rt.settings,
       secretBox: rt.secretBox,
@@ -365,6 +386,8 @@ export function createAdminServices(rt: Runtime): AdminServices {
       changeFeed: rt.changeFeed,
       publisher: rt.redis,
       allowPrivateWebhook: config.alertWebhookAllowPrivate,
+      webhookSender: rt.webhookSender,
+      publicUrl: config.publicUrl,
     }),
     routes: new RouteAdminService({
       repo: rt.routeRepo,
@@ -376,7 +399,14 @@ export function createAdminServices(rt: Runtime): AdminServices {
       logger: rt.logger,
     }),
     logs: new InterceptLogService(interceptLog, new InterceptExporter(interceptLog, rt.logger)),
+    integrity: new IntegrityService(new IntegrityRepository(dataSource), config.databaseUrl, rt.logger),
     dashboard: new DashboardService(new DashboardRepository(dataSource), interceptLog),
-    alerts: new AlertAdminRepository(dataSource),
+    // Alert actions change bindings through the same service (and announcement) as the bindings API.
+    alerts: new AlertAdminService({
+      ds: dataSource,
+      repo: new AlertAdminRepository(dataSource),
+      bindings,
+      audit,
+    }),
   };
 }

@@ -387,6 +387,7 @@ describe('admin API: sessions, roles, users, settings, audit, docs', () => {
       key_case: 'sensitive',
       default_policy: null,
       networks: { allow: [], deny: [], first_use_from: [] },
+      alert_webhook_format: 'standard',
       alert_webhook_secret_set: false,
     });
     for (const [body, field] of [

@@ -35,11 +35,18 @@ const HOSTILE_AGENTS = [
 /** A's sixth refused request, from 127.0.3.3. */
 const ODD_PATH = '/v1/a,b';
 
-/** What a spreadsheet-safe export must turn a text field into. */
-const neutral = (v: string) => (/^[=+\-@\t\r]/.test(v) ? `'${v}` : v);
+/** What a spreadsheet-safe export must turn a text field into (a leading ' too, so it stays removable). */
+const neutral = (v: string) => (/^[=+\-@\t\r']/.test(v) ? `'${v}` : v);
+
+/**
+ * A seal column of the export: the record may have been sealed between the
+ * export and the list read after it (docs/integrity.md), never the other way.
+ */
+const sealCell = (v: string | number | null | undefined): unknown =>
+  v === null || v === undefined ? '' : expect.stringMatching(new RegExp(`^(${String(v)})?$`));
 
 /** The CSV record expected for an intercept, as csv-parse reads it back. */
-function expectedRecord(i: Intercept): string[] {
+function expectedRecord(i: Intercept): unknown[] {
   return [
     i.intercepted_at,
     neutral(i.token_display),
@@ -53,6 +60,10 @@ function expectedRecord(i: Intercept): string[] {
     String(i.binding_id),
     i.id,
     String(i.count),
+    sealCell(i.seq),
+    sealCell(i.hash),
+    sealCell(i.prev_hash),
+    String(i.enforced),
   ];
 }
 
@@ -253,6 +264,11 @@ describe('admin API: intercept logs, CSV export, dashboard, alerts', () => {
       alerted: true,
       intercepted_at: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
       count: 1,
+      // The hash chain (docs/integrity.md): null until the sealer has taken the record.
+      seq: first.seq === null ? null : expect.any(Number),
+      hash: first.seq === null ? null : expect.stringMatching(/^[0-9a-f]{64}$/),
+      prev_hash: first.seq === null ? null : expect.stringMatching(/^[0-9a-f]{64}$/),
+      enforced: true,
     });
 
     const byDefault = await list();
@@ -546,6 +562,12 @@ describe('admin API: intercept logs, CSV export, dashboard, alerts', () => {
       last_error: 'HTTP 400',
       last_attempt_at: expect.any(String),
       delivered_at: null,
+      // docs/alerts.md: the networks of the attempts (BIND_IPV4_PREFIX 32 here) and the action state.
+      attempt_networks: ['127.0.4.2/32', '127.0.4.3/32', '127.0.4.4/32'],
+      status: 'open',
+      acted_by: null,
+      acted_at: null,
+      allowed_network: null,
     });
     expect(a).toMatchObject({
       binding_id: ids.A,

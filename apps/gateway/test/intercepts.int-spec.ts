@@ -147,6 +147,10 @@ describe('intercepts, alert windows and webhooks', () => {
       window_seconds: 60,
       first_at: expect.any(String),
       last_at: expect.any(String),
+      // docs/alerts.md: the attempts' networks (BIND_IPV4_PREFIX 32), the status, no PUBLIC_URL.
+      attempt_networks: ['127.0.2.11/32', '127.0.2.12/32', '127.0.2.13/32'],
+      status: 'open',
+      console_url: null,
     });
     expect(d.body).not.toContain(key.slice(3));
     const [alert] = await alerts(id);
@@ -478,7 +482,7 @@ describe('a record stands for the refused requests of one key from one IP within
     expect(deliveriesFor(id)[0]).toMatchObject({ id: alerts[0]!.id, count: alerts[0]!.count });
     expect(rows.every((r) => r.alerted)).toBe(true);
 
-    // The admin API: items carry count, the CSV has it as its last column.
+    // The admin API: items carry count, the CSV has it (and after it the hash chain).
     const page = (await admin.get(`/admin/api/logs?binding_id=${id}&page_size=200`)).json<Page<Intercept>>();
     expect(page.total).toBe(rows.length);
     const ascending = (counts: number[]) => counts.sort((x, y) => x - y);
@@ -487,9 +491,11 @@ describe('a record stands for the refused requests of one key from one IP within
     const csv = await admin.get(`/admin/api/logs/export?binding_id=${id}`);
     expect(csv.status).toBe(200);
     const [header, ...lines]: string[][] = parse(csv.body);
-    expect(header!.at(-1)).toBe('count');
+    // count, then the hash chain's columns (docs/contract.md 11).
+    const countAt = header!.indexOf('count');
+    expect(header!.slice(countAt, countAt + 3)).toEqual(['count', 'seq', 'hash']);
     expect(lines).toHaveLength(rows.length);
-    expect(lines.reduce((sum, l) => sum + Number(l.at(-1)), 0)).toBe(total);
+    expect(lines.reduce((sum, l) => sum + Number(l[countAt]), 0)).toBe(total);
   });
 
   it('one record standing for 5 requests reaches a threshold of 5: one alert counting 5', async () => {

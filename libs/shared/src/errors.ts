@@ -23,6 +23,8 @@ export const ERROR_CODES = {
   request_timeout: 408,
   already_bound: 409,
   would_unbind_all: 409,
+  alert_not_open: 409,
+  binding_banned: 409,
   conflict: 409,
   payload_too_large: 413,
   body_too_large: 413,

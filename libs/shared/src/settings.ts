@@ -10,10 +10,27 @@ export type EnforceMode = 'enforce' | 'monitor';
 export const FAILSAFE_MODES: readonly FailsafeMode[] = ['closed', 'open'];
 export const ENFORCE_MODES: readonly EnforceMode[] = ['enforce', 'monitor'];
 
+/**
+ * The body an alert webhook carries (docs/contract.md 11, docs/alert-formats.md):
+ * `standard` is the contract's JSON with Standard Webhooks headers; the others
+ * are what that service's incoming webhook accepts.
+ */
+export type AlertWebhookFormat = 'standard' | 'slack' | 'discord' | 'feishu' | 'dingtalk' | 'wecom';
+export const ALERT_WEBHOOK_FORMATS: readonly AlertWebhookFormat[] = [
+  'standard',
+  'slack',
+  'discord',
+  'feishu',
+  'dingtalk',
+  'wecom',
+];
+
 export interface Settings {
   failsafe_mode: FailsafeMode;
   enforce_mode: EnforceMode;
   alert_webhook_url: string | null;
+  /** How an alert is written for its webhook (docs/alert-formats.md). */
+  alert_webhook_format: AlertWebhookFormat;
   alert_threshold_count: number;
   alert_threshold_seconds: number;
   archive_days: number;
@@ -71,6 +88,7 @@ export const SETTING_LIMITS: { readonly [K in IntSetting]: SettingLimit } = {
 export const SETTING_ENUMS: { readonly [K in EnumSetting]: readonly Settings[K][] } = {
   failsafe_mode: FAILSAFE_MODES,
   enforce_mode: ENFORCE_MODES,
+  alert_webhook_format: ALERT_WEBHOOK_FORMATS,
   token_normalize: TOKEN_NORMALIZE_VALUES,
   relay: RELAYS,
   key_case: KEY_CASES,
@@ -84,6 +102,7 @@ export const SETTING_DEFAULTS: Readonly<Settings> = {
   failsafe_mode: 'closed',
   enforce_mode: 'enforce',
   alert_webhook_url: null,
+  alert_webhook_format: 'standard',
   alert_threshold_count: 5,
   alert_threshold_seconds: 300,
   archive_days: 90,
@@ -134,6 +153,7 @@ export const SETTINGS_KEYS: readonly (keyof Settings)[] = [
   'failsafe_mode',
   'enforce_mode',
   'alert_webhook_url',
+  'alert_webhook_format',
   'alert_threshold_count',
   'alert_threshold_seconds',
   'archive_days',

@@ -54,6 +54,8 @@ export interface ConsoleEnv {
   downstream: FakeDownstream;
   /** The console's address: http://127.0.0.1:<port>/admin/ui/ */
   consoleUrl: string;
+  /** The gateway's database (for changing rows behind its back). */
+  databaseUrl: string;
   /** The admin API, logged in as the bootstrap admin (for seeding and checking). */
   api: AdminClient;
   /** One proxied request with `key` from the client address `from` (127.0.0.N). */
@@ -90,6 +92,7 @@ export async function startConsoleEnv(
     gw,
     downstream,
     consoleUrl: `${gw.url}/admin/ui/`,
+    databaseUrl: stores.databaseUrl,
     api,
     proxy: (key, from, opts = {}) =>
       send(`${gw.url}${opts.path ?? '/v1/models'}`, {

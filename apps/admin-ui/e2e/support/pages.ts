@@ -158,6 +158,17 @@ export class DashboardPage extends Shell {
   refusal(code: string): Locator {
     return this.refusals.getByTestId('refusal-row').filter({ hasText: code });
   }
+  /** The hash chains' card: `data-state` is ok, broken or unknown. */
+  get integrity(): Locator {
+    return this.page.getByTestId('integrity-card');
+  }
+  /** One chain's line on it: 'Intercept log' or 'Audit trail'. */
+  chain(label: string): Locator {
+    return this.integrity.getByTestId(`chain-${label}`);
+  }
+  async verifyNow(): Promise<void> {
+    await this.integrity.getByRole('button', { name: 'Verify now' }).click();
+  }
 }
 
 export class BindingsPage extends Shell {
@@ -283,6 +294,10 @@ export class BindingDetailPage extends Shell {
   }
   get recentIntercepts(): Locator {
     return this.page.getByRole('table', { name: 'Recent intercepts of this key' });
+  }
+  /** The key's alerts, each row with its status and (for an admin, while open) its actions. */
+  get alerts(): Locator {
+    return this.page.getByRole('table', { name: 'Alerts of this key' });
   }
   get editDialog(): Locator {
     return this.page.getByRole('dialog', { name: /Edit rule and networks/ });
@@ -538,12 +553,62 @@ export class AuditPage extends Shell {
 }
 
 export class AlertsPage extends Shell {
-  async open(): Promise<this> {
-    await this.page.goto('alerts');
+  async open(query = ''): Promise<this> {
+    await this.page.goto(`alerts${query}`);
     await this.page.getByRole('heading', { level: 1, name: 'Alerts' }).waitFor();
     return this;
   }
   get rows(): Locator {
     return this.page.getByTestId('alert-row');
+  }
+  /** The alert rows of one key (by its masked form). */
+  row(maskedKey: string): Locator {
+    return this.rows.filter({ hasText: maskedKey });
+  }
+}
+
+/**
+ * An alert's actions where they are shown (a row of the Alerts page or of a
+ * binding's alerts, or the alert's own page): each is one click, then a
+ * confirmation.
+ */
+export class AlertActionsObject {
+  constructor(readonly root: Locator) {}
+
+  get status(): Locator {
+    return this.root.getByTestId('alert-status');
+  }
+  get buttons(): Locator {
+    return this.root.getByRole('button');
+  }
+  async allow(network: string): Promise<void> {
+    await this.confirm(`Allow ${network}`, 'Allow network');
+  }
+  async ban(): Promise<void> {
+    await this.confirm('Ban key', 'Ban key');
+  }
+  async dismiss(): Promise<void> {
+    await this.confirm('Dismiss', 'Dismiss');
+  }
+  private async confirm(action: string, confirmLabel: string): Promise<void> {
+    await this.root.getByRole('button', { name: action, exact: true }).click();
+    const dialog = this.root.page().getByRole('dialog');
+    await dialog.getByRole('button', { name: confirmLabel, exact: true }).click();
+    await dialog.waitFor({ state: 'detached' });
+  }
+}
+
+/** One alert's page (`/alerts/:id`, where the webhook's console_url leads). */
+export class AlertDetailPage extends Shell {
+  async open(id: string): Promise<this> {
+    await this.page.goto(`alerts/${id}`);
+    await this.detail.waitFor();
+    return this;
+  }
+  get detail(): Locator {
+    return this.page.getByTestId('alert-detail');
+  }
+  get actions(): AlertActionsObject {
+    return new AlertActionsObject(this.page.locator('main'));
   }
 }

@@ -1,6 +1,9 @@
 import {
   type AdminUser,
   type Alert,
+  type AlertAction,
+  type AlertActionResult,
+  type AlertListQuery,
   type AuditEntry,
   type Binding,
   type BindingListQuery,
@@ -13,6 +16,7 @@ import {
   type ErrorCode,
   type Intercept,
   type InterceptListQuery,
+  type IntegrityReport,
   type LoginRequest,
   type LoginResponse,
   type Me,
@@ -23,6 +27,7 @@ import {
   type SettingsResponse,
   type SetBindingPolicyRequest,
   type SettingsUpdate,
+  type TestAlertResult,
   type UpdateBindingIpRequest,
 } from '@keypin/shared';
 
@@ -227,6 +232,10 @@ export class ApiClient {
   dashboard(): Promise<Dashboard> {
     return this.request('GET', '/dashboard');
   }
+  /** Both hash chains recomputed (docs/integrity.md): reads every record, so it may take a while. */
+  integrity(): Promise<IntegrityReport> {
+    return this.request('GET', '/integrity');
+  }
 
   // --- bindings
   bindings(query: BindingListQuery): Promise<Page<Binding>> {
@@ -289,14 +298,26 @@ export class ApiClient {
   }
 
   // --- alerts, settings, users, audit
-  alerts(query: PageQuery): Promise<Page<Alert>> {
+  alerts(query: AlertListQuery): Promise<Page<Alert>> {
     return this.request('GET', '/alerts', { query });
+  }
+  alert(id: string): Promise<Alert> {
+    return this.request('GET', `/alerts/${encodeURIComponent(id)}`);
+  }
+  /** Allows one of the alert's networks, bans its key or dismisses it (docs/alerts.md). */
+  alertAction(id: string, action: AlertAction, network?: string): Promise<AlertActionResult> {
+    const body = action === 'allow-network' ? { network } : {};
+    return this.request('POST', `/alerts/${encodeURIComponent(id)}/${action}`, { body });
   }
   settings(): Promise<SettingsResponse> {
     return this.request('GET', '/settings');
   }
   updateSettings(body: SettingsUpdate): Promise<SettingsResponse> {
     return this.request('PUT', '/settings', { body });
+  }
+  /** One sample alert through the saved webhook format and URL, and what the receiver answered (docs/alert-formats.md). */
+  testAlert(): Promise<TestAlertResult> {
+    return this.request('POST', '/settings/test-alert', { body: {} });
   }
   users(query: PageQuery): Promise<Page<AdminUser>> {
     return this.request('GET', '/users', { query });

@@ -6,6 +6,8 @@ import {
   useQueryClient,
 } from '@tanstack/react-query';
 import type {
+  AlertAction,
+  AlertListQuery,
   BindingListQuery,
   ChangePasswordRequest,
   CreateBindingRequest,
@@ -23,6 +25,7 @@ import { useApi, useSession } from './context';
 export const keys = {
   me: ['me'] as const,
   dashboard: ['dashboard'] as const,
+  integrity: ['integrity'] as const,
   bindings: ['bindings'] as const,
   bindingList: (q: BindingListQuery) => ['bindings', 'list', q] as const,
   binding: (id: number) => ['bindings', 'one', id] as const,
@@ -31,7 +34,10 @@ export const keys = {
   bindingUsage: (id: number) => ['bindings', 'usage', id] as const,
   logs: ['logs'] as const,
   logList: (q: InterceptListQuery) => ['logs', 'list', q] as const,
-  alerts: (q: PageQuery) => ['alerts', q] as const,
+  alerts: (q: AlertListQuery) => ['alerts', q] as const,
+  /** Every alert list and alert (an action moves both). */
+  allAlerts: ['alerts'] as const,
+  alert: (id: string) => ['alerts', 'one', id] as const,
   settings: ['settings'] as const,
   routes: ['routes'] as const,
   routeList: (q: PageQuery) => ['routes', 'list', q] as const,
@@ -50,6 +56,22 @@ export function useMe() {
 export function useDashboard() {
   const api = useApi();
   return useQuery({ queryKey: keys.dashboard, queryFn: () => api.dashboard(), refetchInterval: 30_000 });
+}
+
+/**
+ * The hash chains' state. Verifying reads every record, so it runs when the
+ * dashboard opens and then every 10 minutes (or on demand), not with the
+ * dashboard's 30-second refresh.
+ */
+export function useIntegrity() {
+  const api = useApi();
+  return useQuery({
+    queryKey: keys.integrity,
+    queryFn: () => api.integrity(),
+    staleTime: 60_000,
+    refetchInterval: 600_000,
+    retry: false,
+  });
 }
 
 export function useBindings(q: BindingListQuery) {
@@ -87,13 +109,19 @@ export function useLogs(q: InterceptListQuery, opts: { enabled?: boolean } = {})
   });
 }
 
-export function useAlerts(q: PageQuery) {
+export function useAlerts(q: AlertListQuery, opts: { enabled?: boolean } = {}) {
   const api = useApi();
   return useQuery({
     queryKey: keys.alerts(q),
     queryFn: () => api.alerts(q),
     placeholderData: keepPreviousData,
+    enabled: opts.enabled ?? true,
   });
+}
+
+export function useAlert(id: string) {
+  const api = useApi();
+  return useQuery({ queryKey: keys.alert(id), queryFn: () => api.alert(id), enabled: id !== '' });
 }
 
 export function useSettings() {
@@ -198,6 +226,24 @@ export function useBindingAction() {
   });
 }
 
+/**
+ * An action on an open alert (allow one of its networks, ban the key,
+ * dismiss): the alerts, the binding it changed and the audit trail refetch.
+ */
+export function useAlertAction() {
+  const api = useApi();
+  const qc = useQueryClient();
+  return useMutation({
+    mutationFn: ({ id, action, network }: { id: string; action: AlertAction; network?: string }) =>
+      api.alertAction(id, action, network),
+    onSuccess: (r) => {
+      qc.setQueryData(keys.alert(r.alert.id), r.alert);
+      if (r.binding) qc.setQueryData(keys.binding(r.binding.id), r.binding);
+      return Promise.all([qc.invalidateQueries({ queryKey: keys.allAlerts }), afterBindingChange(qc)]);
+    },
+  });
+}
+
 export function useUpdateSettings() {
   const api = useApi();
   const qc = useQueryClient();
@@ -211,6 +257,17 @@ export function useUpdateSettings() {
         qc.invalidateQueries({ queryKey: keys.usages }),
       ]);
     },
+  });
+}
+
+/** Sends the test alert (audited: the audit trail refetches). */
+export function useTestAlert() {
+  const api = useApi();
+  const qc = useQueryClient();
+  return useMutation({
+    mutationFn: () => api.testAlert(),
+    // Audited whether it was sent or refused.
+    onSettled: () => qc.invalidateQueries({ queryKey: keys.audit }),
   });
 }
 

@@ -1,8 +1,9 @@
-import type { AlertAdminRepository } from '../alert/alert-admin.repository';
+import type { AlertAdminService } from '../alert/alert-admin.service';
 import type { AuditRepository } from '../audit/audit.repository';
 import type { BindingAdminService } from '../binding/binding-admin.service';
 import type { DashboardService } from '../dashboard/dashboard.service';
 import type { InterceptLogService } from '../intercept/intercept-log.service';
+import type { IntegrityService } from '../integrity/integrity.service';
 import type { RouteAdminService } from '../route/route-admin.service';
 import type { SettingsAdminService } from '../settings/settings-admin.service';
 import type { AuthService } from '../user/auth.service';
@@ -23,6 +24,7 @@ export interface AdminServices {
   settings: SettingsAdminService;
   routes: RouteAdminService;
   logs: InterceptLogService;
+  integrity: IntegrityService;
   dashboard: DashboardService;
-  alerts: AlertAdminRepository;
+  alerts: AlertAdminService;
 }

@@ -10,6 +10,7 @@ import { AlertsController } from '../alert/alerts.controller';
 import { BindingsController } from '../binding/bindings.controller';
 import { DashboardController } from '../dashboard/dashboard.controller';
 import { LogsController } from '../intercept/logs.controller';
+import { IntegrityController } from '../integrity/integrity.controller';
 import { RoutesController } from '../route/routes.controller';
 import { SettingsController } from '../settings/settings.controller';
 
@@ -19,6 +20,7 @@ export const ADMIN_CONTROLLERS: Type[] = [
   DashboardController,
   BindingsController,
   LogsController,
+  IntegrityController,
   AlertsController,
   SettingsController,
   RoutesController,

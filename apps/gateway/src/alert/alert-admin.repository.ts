@@ -1,24 +1,40 @@
 /**
- * The alerts list of the admin API. SQL: hand-written and parameterised,
- * run through TypeORM's DataSource, sharing `ALERT_COLUMNS` with the alert
- * repository so both read `alerts` the same way (`cidr[]` and `inet[]`
- * turned into text in PostgreSQL). One page and its total are two small
- * statements on the `occurred_at` index.
+ * The alerts of the admin API: the list (with its filters), one alert, and
+ * the alert side of an action (docs/alerts.md). SQL: hand-written and
+ * parameterised, run through TypeORM's DataSource, sharing `ALERT_COLUMNS`
+ * with the alert repository so both read `alerts` the same way (`cidr[]`
+ * and `inet[]` turned into text in PostgreSQL). One page and its total are
+ * two small statements on the `occurred_at` index (or the binding's).
+ * An action locks the alert's row (`FOR UPDATE`) and closes it with one
+ * conditional `UPDATE … WHERE status = 'open'`.
  */
-import type { Alert } from '@keypin/shared';
+import { type Alert, type AlertStatus, formatCidr, parseCidr } from '@keypin/shared';
 import type { DataSource } from 'typeorm';
 import type { Paging } from '../admin/common/paging';
+import { queryRows, type SqlRunner } from '../infra/database/rows';
 import { ALERT_COLUMNS, type AlertRecord } from './alert.repository';
 
 const iso = (d: Date | null): string | null => (d === null ? null : new Date(d).toISOString());
 
-function toAlert(r: AlertRecord): Alert {
+/** PostgreSQL's text for a network, in the project's canonical spelling (what `allow-network` compares). */
+const cidrText = (s: string): string => {
+  const c = parseCidr(s);
+  return c.ok ? formatCidr(c.cidr) : s;
+};
+
+/** An alert row as the admin API (and the webhook) shows it. */
+export function toAlert(r: AlertRecord): Alert {
   return {
     id: r.id,
     binding_id: Number(r.binding_id),
     token_display: r.token_display,
     allowed_ips: r.allowed_ips ?? [],
     attempt_ips: r.attempt_ips ?? [],
+    attempt_networks: (r.attempt_networks ?? []).map(cidrText),
+    status: r.status,
+    acted_by: r.acted_by,
+    acted_at: iso(r.acted_at),
+    allowed_network: r.allowed_network === null ? null : cidrText(r.allowed_network),
     count: r.count,
     window_seconds: r.window_seconds,
     first_at: new Date(r.first_at).toISOString(),
@@ -33,18 +49,76 @@ function toAlert(r: AlertRecord): Alert {
   };
 }
 
-/** Alerts for the admin API, newest first (the occurred_at index). */
+export interface AlertFilter {
+  bindingId: number | null;
+  status: AlertStatus | null;
+}
+
+/** The WHERE clause and parameters of a list filter (parameters numbered from 1). */
+export function alertFilterSql(f: AlertFilter): { where: string; params: unknown[] } {
+  const conds: string[] = [];
+  const params: unknown[] = [];
+  if (f.bindingId !== null) {
+    params.push(f.bindingId);
+    conds.push(`binding_id = $${params.length}`);
+  }
+  if (f.status !== null) {
+    params.push(f.status);
+    conds.push(`status = $${params.length}::alert_status`);
+  }
+  return { where: conds.length > 0 ? `WHERE ${conds.join(' AND ')}` : '', params };
+}
+
+/** Alerts for the admin API, newest first. */
 export class AlertAdminRepository {
   constructor(private readonly ds: DataSource) {}
 
-  async list(p: Paging): Promise<{ items: Alert[]; total: number }> {
+  async list(f: AlertFilter, p: Paging): Promise<{ items: Alert[]; total: number }> {
+    const { where, params } = alertFilterSql(f);
+    const n = params.length;
     const [rows, counted] = await Promise.all([
       this.ds.query<AlertRecord[]>(
-        `SELECT ${ALERT_COLUMNS} FROM alerts ORDER BY occurred_at DESC, id DESC LIMIT $1 OFFSET $2`,
-        [p.pageSize, p.offset],
+        `SELECT ${ALERT_COLUMNS} FROM alerts ${where}
+          ORDER BY occurred_at DESC, id DESC LIMIT $${n + 1} OFFSET $${n + 2}`,
+        [...params, p.pageSize, p.offset],
       ),
-      this.ds.query<{ n: string }[]>(`SELECT count(*) AS n FROM alerts`),
+      this.ds.query<{ n: string }[]>(`SELECT count(*) AS n FROM alerts ${where}`, params),
     ]);
     return { items: rows.map(toAlert), total: Number(counted[0]?.n ?? 0) };
+  }
+
+  async get(id: string): Promise<Alert | null> {
+    const rows = await this.ds.query<AlertRecord[]>(`SELECT ${ALERT_COLUMNS} FROM alerts WHERE id = $1`, [
+      id,
+    ]);
+    return rows[0] ? toAlert(rows[0]) : null;
+  }
+
+  /** Reads an alert and locks its row until the transaction ends. */
+  async lock(tx: SqlRunner, id: string): Promise<Alert | null> {
+    const rows = await queryRows<AlertRecord>(
+      tx,
+      `SELECT ${ALERT_COLUMNS} FROM alerts WHERE id = $1 FOR UPDATE`,
+      [id],
+    );
+    return rows[0] ? toAlert(rows[0]) : null;
+  }
+
+  /** Moves an open alert to `status`; null when it is not open (any more). */
+  async close(
+    tx: SqlRunner,
+    id: string,
+    status: Exclude<AlertStatus, 'open'>,
+    actor: string,
+    network: string | null,
+  ): Promise<Alert | null> {
+    const rows = await queryRows<AlertRecord>(
+      tx,
+      `UPDATE alerts SET status = $2::alert_status, acted_by = $3, acted_at = now(), allowed_network = $4::cidr
+        WHERE id = $1 AND status = 'open'
+        RETURNING ${ALERT_COLUMNS}`,
+      [id, status, actor, network],
+    );
+    return rows[0] ? toAlert(rows[0]) : null;
   }
 }

@@ -17,7 +17,7 @@ import type { OpenAlert, WindowItem } from './alert-window';
 /** An alert row as PostgreSQL returns it: timestamps as `Date`, the bigint id as text. */
 export interface AlertRecord extends Omit<
   Alert,
-  'binding_id' | 'first_at' | 'last_at' | 'occurred_at' | 'last_attempt_at' | 'delivered_at'
+  'binding_id' | 'first_at' | 'last_at' | 'occurred_at' | 'last_attempt_at' | 'delivered_at' | 'acted_at'
 > {
   binding_id: string | number;
   first_at: Date;
@@ -25,6 +25,7 @@ export interface AlertRecord extends Omit<
   occurred_at: Date;
   last_attempt_at: Date | null;
   delivered_at: Date | null;
+  acted_at: Date | null;
 }
 
 export interface NewAlert {
@@ -33,6 +34,8 @@ export interface NewAlert {
   tokenDisplay: string;
   allowedIps: readonly string[];
   attemptIps: string[];
+  /** The attempted IPs' networks under the binding prefixes (canonical CIDRs, first seen first). */
+  attemptNetworks: string[];
   /** Refused requests in the window (not records). */
   count: number;
   windowSeconds: number;
@@ -47,9 +50,10 @@ const ALERT_LOCK_NAMESPACE = 728_461_531;
 
 /** The columns of an {@link AlertRecord}, for every reader of `alerts`. */
 export const ALERT_COLUMNS = `id, binding_id, token_display, allowed_ips::text[] AS allowed_ips,
-  array(SELECT host(x) FROM unnest(attempt_ips) x) AS attempt_ips, count, window_seconds, first_at, last_at,
-  occurred_at, auto_banned, delivery_status::text AS delivery_status, attempts, last_error, last_attempt_at,
-  delivered_at`;
+  array(SELECT host(x) FROM unnest(attempt_ips) x) AS attempt_ips, attempt_networks::text[] AS attempt_networks,
+  status::text AS status, acted_by, acted_at, allowed_network::text AS allowed_network, count, window_seconds,
+  first_at, last_at, occurred_at, auto_banned, delivery_status::text AS delivery_status, attempts, last_error,
+  last_attempt_at, delivered_at`;
 
 /** Alerts and the alert side of intercept rows. */
 export class AlertRepository {
@@ -122,8 +126,10 @@ export class AlertRepository {
   async insert(tx: EntityManager, a: NewAlert): Promise<boolean> {
     const rows: unknown[] = await tx.query(
       `INSERT INTO alerts (id, binding_id, token_display, allowed_ips, attempt_ips, count, window_seconds,
-                           first_at, last_at, window_end, auto_banned)
-       VALUES ($1, $2, $3, $4::cidr[], $5::inet[], $6, $7, $8, $9, $10, $11)
+                           first_at, last_at, window_end, auto_banned, attempt_networks, status, acted_at)
+       VALUES ($1, $2, $3, $4::cidr[], $5::inet[], $6, $7, $8, $9, $10, $11, $12::cidr[],
+               CASE WHEN $11::boolean THEN 'banned' ELSE 'open' END::alert_status,
+               CASE WHEN $11::boolean THEN now() END)
        ON CONFLICT (binding_id, first_at) DO NOTHING
        RETURNING id`,
       [
@@ -138,6 +144,7 @@ export class AlertRepository {
         a.lastAt,
         a.windowEnd,
         a.autoBanned,
+        a.attemptNetworks,
       ],
     );
     return rows.length > 0;

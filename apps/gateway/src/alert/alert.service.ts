@@ -1,9 +1,23 @@
+import { formatCidr, networkOf, parseIp } from '@keypin/shared';
 import { uuidv7 } from '../infra/uuid';
 import type { Logger } from 'pino';
 import type { SettingsService } from '../settings/settings.service';
 import { planAlerts } from './alert-window';
 import type { OpenAlert } from './alert-window';
 import type { AlertRepository, NewAlert } from './alert.repository';
+
+/**
+ * The networks of attempted IPs under the binding prefixes (docs/alerts.md):
+ * canonical CIDRs in the order their IPs come, without duplicates.
+ */
+export function attemptNetworks(ips: readonly string[], v4Prefix: number, v6Prefix: number): string[] {
+  const out = new Set<string>();
+  for (const text of ips) {
+    const ip = parseIp(text);
+    if (ip !== null) out.add(formatCidr(networkOf(ip, ip.version === 4 ? v4Prefix : v6Prefix)));
+  }
+  return [...out];
+}
 
 export interface Evaluation {
   raised: NewAlert[];
@@ -32,6 +46,8 @@ export class AlertService {
       alert_threshold_count: threshold,
       alert_threshold_seconds: seconds,
       auto_ban,
+      bind_ipv4_prefix: v4Prefix,
+      bind_ipv6_prefix: v6Prefix,
     } = this.settings.current;
     const windowMs = seconds * 1000;
     return this.repo.withBindingLock(bindingId, async (tx) => {
@@ -48,12 +64,14 @@ export class AlertService {
       if (plan.windows.length > 0) {
         const { tokenDisplay, allowedIps } = await this.repo.snapshot(tx, items[items.length - 1]!.id);
         for (const w of plan.windows) {
+          const attemptIps = [...new Set(w.items.map((i) => i.ip))];
           const alert: NewAlert = {
             id: uuidv7(),
             bindingId,
             tokenDisplay,
             allowedIps,
-            attemptIps: [...new Set(w.items.map((i) => i.ip))],
+            attemptIps,
+            attemptNetworks: attemptNetworks(attemptIps, v4Prefix, v6Prefix),
             count: w.count,
             windowSeconds: seconds,
             firstAt: new Date(w.firstAt),

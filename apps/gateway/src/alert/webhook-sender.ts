@@ -1,25 +1,38 @@
-import { createHmac } from 'node:crypto';
-import type { Alert } from '@keypin/shared';
+import type { Alert, AlertWebhookFormat } from '@keypin/shared';
 import { Agent } from 'undici';
+import {
+  type AlertMessagePayload,
+  judgeAnswer,
+  type RenderedWebhook,
+  renderWebhook,
+  signWebhook,
+  WEBHOOK_USER_AGENT,
+  webhookKey,
+} from './alert-formats';
 import { checkWebhookUrl, guardedLookup, UnsafeUrlError } from './url-guard';
 
-export type SendResult =
-  { ok: true; status: number } | { ok: false; retry: boolean; error: string; status?: number };
-
-/** Standard Webhooks key: `whsec_<base64>` is decoded, anything else is used as UTF-8 bytes. */
-export function webhookKey(secret: string): Buffer {
-  return secret.startsWith('whsec_') ? Buffer.from(secret.slice(6), 'base64') : Buffer.from(secret, 'utf8');
-}
-
-/** `v1,<base64 HMAC-SHA256(secret, "<id>.<timestamp>.<body>")>` */
-export function signWebhook(key: Buffer, id: string, timestamp: number, body: string): string {
-  return `v1,${createHmac('sha256', key).update(`${id}.${timestamp}.${body}`).digest('base64')}`;
-}
+// Kept here for the callers that import them from the sender.
+export { signWebhook, webhookKey } from './alert-formats';
 
 /**
- * POSTs one webhook: Standard Webhooks headers, 10 s timeout, no
- * redirects, and no private destinations unless allowed (the address is
- * checked after DNS resolution, on the socket actually used).
+ * One attempt's outcome. `status` and `body` (the answer, at most
+ * `ANSWER_LIMIT` bytes read) are there when the receiver answered;
+ * `refused` when the SSRF guard stopped the request before anything was
+ * sent.
+ */
+export type SendResult =
+  | { ok: true; status: number; body?: string }
+  | { ok: false; retry: boolean; error: string; status?: number; body?: string; refused?: boolean };
+
+/** How much of an answer is read (and judged); the rest is discarded. */
+export const ANSWER_LIMIT = 64 * 1024;
+
+/**
+ * POSTs one webhook: 10 s timeout, no redirects, and no private
+ * destinations unless allowed (the address is checked after DNS
+ * resolution, on the socket actually used). The body, headers and URL come
+ * from the alert's format (alert-formats.ts); so does the judgement of the
+ * answer. One attempt per call: retries are the queue's.
  */
 export class WebhookSender {
   private readonly agent: Agent;
@@ -36,21 +49,61 @@ export class WebhookSender {
     });
   }
 
-  async send(url: string, id: string, body: string, secret: string | null): Promise<SendResult> {
-    let target: URL;
+  /** One alert in `format` (`standard`: the contract's JSON with Standard Webhooks headers). */
+  sendAlert(
+    url: string,
+    payload: AlertMessagePayload,
+    format: AlertWebhookFormat,
+    secret: string | null,
+    nowMs = Date.now(),
+  ): Promise<SendResult> {
+    let rendered: RenderedWebhook;
     try {
-      target = checkWebhookUrl(url, this.allowPrivate);
+      checkWebhookUrl(url, this.allowPrivate);
+      rendered = renderWebhook(payload, format, secret, nowMs, url);
     } catch (err) {
-      return { ok: false, retry: false, error: (err as Error).message };
+      return Promise.resolve(this.refusal(err));
+    }
+    return this.post(rendered.url, rendered.headers, rendered.body, format);
+  }
+
+  /**
+   * A `standard` delivery of a body already serialised: Standard Webhooks
+   * headers, signed with `secret` when set.
+   */
+  send(url: string, id: string, body: string, secret: string | null): Promise<SendResult> {
+    try {
+      checkWebhookUrl(url, this.allowPrivate);
+    } catch (err) {
+      return Promise.resolve(this.refusal(err));
     }
     const timestamp = Math.floor(Date.now() / 1000);
     const headers: Record<string, string> = {
       'content-type': 'application/json',
-      'user-agent': 'KeyPin-Webhook/1',
+      'user-agent': WEBHOOK_USER_AGENT,
       'webhook-id': id,
       'webhook-timestamp': String(timestamp),
     };
     if (secret) headers['webhook-signature'] = signWebhook(webhookKey(secret), id, timestamp, body);
+    return this.post(url, headers, body, 'standard');
+  }
+
+  private refusal(err: unknown): SendResult {
+    return { ok: false, retry: false, refused: true, error: (err as Error).message };
+  }
+
+  private async post(
+    url: string,
+    headers: Record<string, string>,
+    body: string,
+    format: AlertWebhookFormat,
+  ): Promise<SendResult> {
+    let target: URL;
+    try {
+      target = checkWebhookUrl(url, this.allowPrivate);
+    } catch (err) {
+      return this.refusal(err);
+    }
     try {
       const res = await this.agent.request({
         origin: target.origin,
@@ -60,19 +113,15 @@ export class WebhookSender {
         body,
         signal: AbortSignal.timeout(this.timeoutMs),
       });
-      await res.body.dump({ limit: 64 * 1024 }).catch(() => undefined);
       const status = res.statusCode;
-      if (status >= 200 && status < 300) return { ok: true, status };
-      if (status >= 300 && status < 400) {
-        return { ok: false, retry: false, status, error: `HTTP ${status}: redirects are not followed` };
-      }
-      const retry = status >= 500 || status === 408 || status === 429;
-      return { ok: false, retry, status, error: `HTTP ${status}` };
+      const answer = await readAnswer(res.body);
+      const verdict = judgeAnswer(format, status, answer);
+      return verdict.ok ? { ok: true, status, body: answer } : { ...verdict, status, body: answer };
     } catch (err) {
       const e = err as Error & { code?: string; cause?: { code?: string; message?: string } };
       const code = e.code ?? e.cause?.code;
       if (e instanceof UnsafeUrlError || code === 'EUNSAFEADDRESS' || e.cause instanceof UnsafeUrlError) {
-        return { ok: false, retry: false, error: e.cause?.message ?? e.message };
+        return { ok: false, retry: false, refused: true, error: e.cause?.message ?? e.message };
       }
       const reason =
         e.name === 'TimeoutError' || code === 'UND_ERR_HEADERS_TIMEOUT' ? 'timed out' : (code ?? e.message);
@@ -83,6 +132,23 @@ export class WebhookSender {
   async close(): Promise<void> {
     await this.agent.close();
   }
+}
+
+/** The first `ANSWER_LIMIT` bytes of an answer as text; the rest is read and dropped. */
+async function readAnswer(stream: AsyncIterable<Buffer | string>): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  try {
+    for await (const chunk of stream) {
+      const b = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+      if (size < ANSWER_LIMIT) chunks.push(b.subarray(0, ANSWER_LIMIT - size));
+      size += b.length;
+      if (size > 16 * ANSWER_LIMIT) break;
+    }
+  } catch {
+    // A broken answer body: judge what arrived.
+  }
+  return Buffer.concat(chunks).toString('utf8');
 }
 
 /**

@@ -1,3 +1,4 @@
+import type { Alert } from '@keypin/shared';
 import { type Job, UnrecoverableError } from 'bullmq';
 import type { Logger } from 'pino';
 import type { SettingsService } from '../settings/settings.service';
@@ -8,7 +9,22 @@ export interface WebhookJob {
   alertId: string;
 }
 
-export function payloadOf(a: AlertRecord): WebhookPayload {
+/**
+ * The webhook body of an alert (docs/contract.md 3 and 11, docs/alerts.md):
+ * the contract's fields, then the networks the attempts came from, the
+ * alert's status when the body was built, and `console_url`, the alert's
+ * page in the console (`PUBLIC_URL` + `/admin/ui/alerts/<id>`; null when
+ * PUBLIC_URL is not set). A plain object: every format is rendered from it.
+ */
+export type AlertWebhookPayload = WebhookPayload &
+  Pick<Alert, 'attempt_networks' | 'status'> & { console_url: string | null };
+
+/** The console page of an alert under PUBLIC_URL (kept without a trailing slash), or null without one. */
+export function consoleUrlOf(publicUrl: string | null, alertId: string): string | null {
+  return publicUrl === null ? null : `${publicUrl}/admin/ui/alerts/${encodeURIComponent(alertId)}`;
+}
+
+export function payloadOf(a: AlertRecord, publicUrl: string | null = null): AlertWebhookPayload {
   return {
     type: 'keypin.intercept_threshold',
     id: a.id,
@@ -21,6 +37,9 @@ export function payloadOf(a: AlertRecord): WebhookPayload {
     window_seconds: a.window_seconds,
     first_at: new Date(a.first_at).toISOString(),
     last_at: new Date(a.last_at).toISOString(),
+    attempt_networks: a.attempt_networks ?? [],
+    status: a.status,
+    console_url: consoleUrlOf(publicUrl, a.id),
   };
 }
 
@@ -31,8 +50,9 @@ export function backoffDelay(attemptsMade: number, baseMs: number, random = Math
 
 /**
  * Delivers one alert. The body is rebuilt from the stored alert, so every
- * attempt sends the same bytes with the same `webhook-id`. Each attempt's
- * outcome is recorded; 4xx other than 408/429 is final.
+ * attempt sends the same bytes with the same `webhook-id` (unless an admin
+ * acted on the alert in between: the retry then carries its new `status`).
+ * Each attempt's outcome is recorded; 4xx other than 408/429 is final.
  */
 export class WebhookProcessor {
   constructor(
@@ -41,6 +61,8 @@ export class WebhookProcessor {
     private readonly settings: SettingsService,
     private readonly secret: () => string | null,
     private readonly logger: Logger,
+    /** PUBLIC_URL, for the payload's `console_url`. */
+    private readonly publicUrl: string | null = null,
   ) {}
 
   async process(job: Job<WebhookJob>): Promise<void> {
@@ -51,8 +73,13 @@ export class WebhookProcessor {
       await this.alerts.markFailed(alert.id, 'no webhook URL is configured (ALERT_WEBHOOK_URL)');
       return;
     }
-    const body = JSON.stringify(payloadOf(alert));
-    const result = await this.sender.send(url, alert.id, body, this.secret());
+    // Rendered in the configured format (docs/alert-formats.md); `standard` is this payload as JSON.
+    const result = await this.sender.sendAlert(
+      url,
+      payloadOf(alert, this.publicUrl),
+      this.settings.current.alert_webhook_format,
+      this.secret(),
+    );
     const maxAttempts = job.opts.attempts ?? 1;
     const final = job.attemptsMade + 1 >= maxAttempts;
     if (result.ok) {

@@ -32,7 +32,8 @@ export class AuditRepository {
 
   async list(p: Paging): Promise<{ items: AuditEntry[]; total: number }> {
     const rows: (AuditEntry & { total: string })[] = await this.ds.query(
-      `SELECT id::int AS id, actor, action, target, before, after, host(ip) AS ip, at, count(*) OVER () AS total
+      `SELECT id::int AS id, actor, action, target, before, after, host(ip) AS ip, at, seq::int AS seq, hash,
+              count(*) OVER () AS total
          FROM audit_logs ORDER BY at DESC, id DESC LIMIT $1 OFFSET $2`,
       [p.pageSize, p.offset],
     );

@@ -219,3 +219,92 @@ describe('BindingAdminService', () => {
     expect(events).toEqual(['begin', 'audit binding.unbind', 'commit', 'announce aaaa']);
   });
 });
+
+describe('BindingAdminService.allowNetwork (an alert action, docs/alerts.md)', () => {
+  it('adds the network to the allowed ones, rule multiple, then announces', async () => {
+    const { sut, repo, events } = setup();
+    const out = await sut.allowNetwork(caller, 7, '192.0.2.9');
+    expect(repo.setNetworks).toHaveBeenCalledWith(expect.anything(), 7, 'multiple', [
+      '10.0.0.0/24',
+      '192.0.2.9/32',
+    ]);
+    expect(out).toMatchObject({ rule_type: 'multiple', allowed_ips: ['10.0.0.0/24', '192.0.2.9/32'] });
+    expect(events).toEqual(['begin', 'audit binding.allow_network', 'commit', 'announce aaaa']);
+  });
+
+  it.each([
+    ['inside an allowed network', binding({ allowed_ips: ['10.0.0.0/24'] }), '10.0.0.128/25'],
+    ['the same network', binding({ allowed_ips: ['10.0.0.0/24'] }), '10.0.0.0/24'],
+    ['under rule all', binding({ rule_type: 'all', allowed_ips: [] }), '192.0.2.9/32'],
+  ])('leaves the binding as it is for a network %s', async (_what, b, net) => {
+    const { sut, repo, events } = setup(b);
+    expect(await sut.allowNetwork(caller, 7, net)).toEqual(b);
+    expect(repo.setNetworks).not.toHaveBeenCalled();
+    expect(events).toEqual(['begin', 'commit']);
+  });
+
+  it('still adds a wider network than the allowed one', async () => {
+    const { sut, repo } = setup(binding({ allowed_ips: ['10.0.0.0/25'] }));
+    await sut.allowNetwork(caller, 7, '10.0.0.0/24');
+    expect(repo.setNetworks).toHaveBeenCalledWith(expect.anything(), 7, 'multiple', [
+      '10.0.0.0/25',
+      '10.0.0.0/24',
+    ]);
+  });
+
+  it('refuses a banned key with 409 binding_banned, writing nothing', async () => {
+    const { sut, repo, events, announce } = setup(binding({ status: 'banned' }));
+    await expect(sut.allowNetwork(caller, 7, '192.0.2.9/32')).rejects.toMatchObject({
+      code: 'binding_banned',
+      message: expect.stringMatching(/banned: lift the ban/),
+    });
+    expect(repo.setNetworks).not.toHaveBeenCalled();
+    expect(events).toEqual(['begin', 'rollback']);
+    expect(announce).not.toHaveBeenCalled();
+  });
+
+  it('refuses a 101st network with a 422', async () => {
+    const full = Array.from({ length: 100 }, (_, i) => `10.1.${i}.0/24`);
+    const { sut } = setup(binding({ rule_type: 'multiple', allowed_ips: full }));
+    await expect(sut.allowNetwork(caller, 7, '192.0.2.9/32')).rejects.toMatchObject({
+      code: 'validation_failed',
+    });
+  });
+
+  it('runs an origin around the change: its checks first, its audit row in place of the binding’s', async () => {
+    const { sut, events, audit } = setup();
+    const origin = {
+      begin: vi.fn(() => {
+        events.push('origin begin');
+        return Promise.resolve();
+      }),
+      finish: vi.fn((_tx: unknown, before: Binding, after: Binding) => {
+        events.push(`origin finish ${before.rule_type}→${after.rule_type}`);
+        return Promise.resolve();
+      }),
+    };
+    await sut.allowNetwork(caller, 7, '192.0.2.9/32', origin);
+    expect(events).toEqual([
+      'begin',
+      'origin begin',
+      'origin finish single→multiple',
+      'commit',
+      'announce aaaa',
+    ]);
+    expect(audit.record).not.toHaveBeenCalled();
+  });
+
+  it('lets an origin name a missing binding, and still finishes an unchanged one', async () => {
+    const gone = setup(null);
+    const missing = () => new KeypinError('not_found', 'The binding of this alert no longer exists');
+    const origin = { begin: () => Promise.resolve(), finish: vi.fn(() => Promise.resolve()), missing };
+    await expect(gone.sut.setStatus(caller, 7, 'banned', origin)).rejects.toMatchObject({
+      message: 'The binding of this alert no longer exists',
+    });
+    const banned = setup(binding({ status: 'banned' }));
+    await banned.sut.setStatus(caller, 7, 'banned', origin);
+    expect(origin.finish).toHaveBeenCalledTimes(1);
+    expect(banned.events).toEqual(['begin', 'commit']);
+    expect(banned.announce).not.toHaveBeenCalled();
+  });
+});

@@ -12,6 +12,11 @@ import {
   type RuleType,
   type KeyRules,
   validateNetworks,
+  cidrContains,
+  cidrErrorMessage,
+  formatCidr,
+  parseCidr,
+  type Cidr,
 } from '@keypin/shared';
 import type { DataSource, EntityManager } from 'typeorm';
 import { KeypinError } from '../infra/http/all-exceptions.filter';
@@ -45,6 +50,31 @@ export interface BindingAdminServiceDeps {
    * Must not throw: the PostgreSQL trigger is the fallback path.
    */
   announce: (hashHex: string) => Promise<void>;
+}
+
+/**
+ * A binding change made on behalf of another record (an alert action,
+ * docs/alerts.md): its checks and its own write share the change's
+ * transaction, and it writes the change's one audit row.
+ */
+export interface ChangeOrigin {
+  /** First in the transaction, before the binding is locked: lock and check the record (throw to refuse). */
+  begin(tx: EntityManager): Promise<void>;
+  /** The error when the binding does not exist (default: 404 "No binding N."). */
+  missing?(): KeypinError;
+  /**
+   * Last in the transaction: records the outcome and the audit row.
+   * `after` is `before` when the binding was already as asked.
+   */
+  finish(tx: EntityManager, before: Binding, after: Binding): Promise<void>;
+}
+
+/** True when one of `networks` (canonical CIDRs) holds all of `net`. */
+function covered(networks: readonly string[], net: Cidr): boolean {
+  return networks.some((text) => {
+    const r = parseCidr(text);
+    return r.ok && r.cidr.prefix <= net.prefix && cidrContains(r.cidr, net);
+  });
 }
 
 /** Networks for a rule, checked strictly; the canonical forms to store, or a 422 naming `allowed_ips`. */
@@ -132,6 +162,35 @@ export class BindingAdminService {
     );
   }
 
+  /**
+   * Adds one network to the key's allowed networks, rule `multiple`
+   * (docs/contract.md 11). A network the binding allows already (inside one
+   * of its networks, or rule `all`) leaves it as it is; a banned key is
+   * refused with 409 `binding_banned` (allowing a network does not lift a ban).
+   */
+  allowNetwork(caller: Caller, id: number, network: string, origin?: ChangeOrigin): Promise<Binding> {
+    const parsed = parseCidr(network);
+    if (!parsed.ok) throw invalid('network', cidrErrorMessage(network, parsed.error));
+    const net = parsed.cidr;
+    return this.change(
+      caller,
+      id,
+      'binding.allow_network',
+      (b) => {
+        if (b.status === 'banned') {
+          throw new KeypinError(
+            'binding_banned',
+            `The key ${b.token_display} is banned: lift the ban before allowing a network for it.`,
+          );
+        }
+        if (b.rule_type === 'all' || covered(b.allowed_ips, net)) return null;
+        const networks = checkNetworks('multiple', [...b.allowed_ips, formatCidr(net)]);
+        return (tx) => this.d.repo.setNetworks(tx, id, 'multiple', networks);
+      },
+      origin,
+    );
+  }
+
   /** Sets or clears (null: the default applies) the key's own policy (docs/contract.md 9). */
   setPolicy(caller: Caller, id: number, input: unknown): Promise<Binding> {
     if (input === undefined) throw invalid('policy', 'is required: a policy object, or null for the default');
@@ -173,9 +232,13 @@ export class BindingAdminService {
     };
   }
 
-  setStatus(caller: Caller, id: number, status: BindingStatus): Promise<Binding> {
-    return this.change(caller, id, status === 'banned' ? 'binding.ban' : 'binding.unban', (b) =>
-      b.status === status ? null : (tx) => this.d.repo.setStatus(tx, id, status),
+  setStatus(caller: Caller, id: number, status: BindingStatus, origin?: ChangeOrigin): Promise<Binding> {
+    return this.change(
+      caller,
+      id,
+      status === 'banned' ? 'binding.ban' : 'binding.unban',
+      (b) => (b.status === status ? null : (tx) => this.d.repo.setStatus(tx, id, status)),
+      origin,
     );
   }
 
@@ -194,23 +257,30 @@ export class BindingAdminService {
   /**
    * Locks the row, asks `plan` what to write (null: nothing differs, so
    * nothing is written or audited), writes it with its audit row, commits,
-   * then announces the change.
+   * then announces the change. With an `origin`, the origin's checks open
+   * the transaction and its `finish` (which writes the audit row) closes it,
+   * whether the binding changed or not.
    */
   private async change(
     caller: Caller,
     id: number,
     action: string,
     plan: (b: Binding) => ((tx: EntityManager) => Promise<BindingRecord | null>) | null,
+    origin?: ChangeOrigin,
   ): Promise<Binding> {
     const out = await this.d.ds.transaction(async (tx) => {
+      await origin?.begin(tx);
+      const missing = () => origin?.missing?.() ?? notFound(id);
       const before = await this.d.repo.lock(tx, id);
-      if (!before) throw notFound(id);
+      if (!before) throw missing();
       const write = plan(before.binding);
-      if (write === null) return { rec: before, changed: false };
-      const after = await write(tx);
-      if (!after) throw notFound(id);
-      await this.d.audit.record(caller, action, target(id), before.binding, after.binding, tx);
-      return { rec: after, changed: true };
+      const after = write === null ? before : await write(tx);
+      if (!after) throw missing();
+      if (origin) await origin.finish(tx, before.binding, after.binding);
+      else if (write !== null) {
+        await this.d.audit.record(caller, action, target(id), before.binding, after.binding, tx);
+      }
+      return { rec: after, changed: write !== null };
     });
     if (out.changed) await this.d.announce(out.rec.hashHex);
     return out.rec.binding;

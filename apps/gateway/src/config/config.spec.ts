@@ -38,6 +38,7 @@ describe('loadConfig', () => {
       failsafe_mode: 'closed',
       enforce_mode: 'enforce',
       alert_webhook_url: null,
+      alert_webhook_format: 'standard',
       alert_threshold_count: 5,
       alert_threshold_seconds: 300,
       archive_days: 90,
@@ -84,6 +85,7 @@ describe('loadConfig', () => {
     [{ DATABASE_URL: 'postgres://x' }, 'DATABASE_URL'],
     [{ REDIS_URL: 'http://x' }, 'REDIS_URL'],
     [{ ALERT_WEBHOOK_URL: 'file:///etc/passwd' }, 'ALERT_WEBHOOK_URL'],
+    [{ ALERT_WEBHOOK_FORMAT: 'teams' }, 'ALERT_WEBHOOK_FORMAT'],
     [{ DEFAULT_POLICY: '{rate_per_second: 5}' }, 'DEFAULT_POLICY'],
     [{ DEFAULT_POLICY: '{"rate_per_second": 0}' }, 'DEFAULT_POLICY'],
     [{ DEFAULT_POLICY: '{"models": "gpt-4o"}' }, 'DEFAULT_POLICY'],
@@ -214,6 +216,11 @@ describe('loadConfig', () => {
 
   it('takes enum values in any case', () => {
     expect(loadConfig({ FAILSAFE_MODE: 'OPEN', ROLE: 'Worker' })).toMatchObject({ role: 'worker' });
+  });
+
+  it('reads ALERT_WEBHOOK_FORMAT as the initial alert_webhook_format', () => {
+    expect(loadConfig({ ALERT_WEBHOOK_FORMAT: 'Feishu' }).settings.alert_webhook_format).toBe('feishu');
+    expect(loadConfig({}).settings.alert_webhook_format).toBe('standard');
   });
 
   it('has the proxy limits, 0 switching each off', () => {

@@ -84,6 +84,12 @@ export interface AppConfig {
    */
   routes: RouteSpec[];
   alertWebhookSecret: Secret | null;
+  /**
+   * PUBLIC_URL: where people reach KeyPin (scheme, host, optional path; no
+   * trailing slash), for links that leave it: the webhook's `console_url`
+   * (docs/alerts.md). Null when unset.
+   */
+  publicUrl: string | null;
   /** Lets webhooks go to loopback/private/link-local addresses (tests, internal receivers). */
   alertWebhookAllowPrivate: boolean;
   downstreamConnectTimeoutMs: number;
@@ -253,6 +259,19 @@ function url(env: Env, name: string, protocols: string[]): URL | undefined {
   return u;
 }
 
+/** PUBLIC_URL: an http(s) base without query or fragment, kept without its trailing slashes. */
+function publicUrl(env: Env): string | null {
+  const u = url(env, 'PUBLIC_URL', ['http:', 'https:']);
+  if (!u) return null;
+  if (u.search !== '' || u.hash !== '' || u.username !== '' || u.password !== '') {
+    throw new ConfigError(
+      'PUBLIC_URL',
+      'must be a plain base URL like https://keypin.example.com (no query, fragment or credentials)',
+    );
+  }
+  return `${u.origin}${u.pathname.replace(/\/+$/, '')}`;
+}
+
 function secret(env: Env, name: string, production: boolean, minBytes: number): Secret | undefined {
   const raw = env[name];
   if (raw === undefined || raw === '') {
@@ -302,6 +321,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     failsafe_mode: enumSetting(env, 'FAILSAFE_MODE', 'failsafe_mode'),
     enforce_mode: enumSetting(env, 'ENFORCE_MODE', 'enforce_mode'),
     alert_webhook_url: webhookUrl ? webhookUrl.toString() : SETTING_DEFAULTS.alert_webhook_url,
+    alert_webhook_format: enumSetting(env, 'ALERT_WEBHOOK_FORMAT', 'alert_webhook_format'),
     alert_threshold_count: intSetting(env, 'ALERT_THRESHOLD_COUNT', 'alert_threshold_count'),
     alert_threshold_seconds: intSetting(env, 'ALERT_THRESHOLD_SECONDS', 'alert_threshold_seconds'),
     archive_days: intSetting(env, 'ARCHIVE_DAYS', 'archive_days'),
@@ -337,6 +357,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     settings,
     routes: routes(env),
     alertWebhookSecret: secret(env, 'ALERT_WEBHOOK_SECRET', false, 0) ?? null,
+    publicUrl: publicUrl(env),
     alertWebhookAllowPrivate: bool(env, 'ALERT_WEBHOOK_ALLOW_PRIVATE', false),
     downstreamConnectTimeoutMs: int(env, 'DOWNSTREAM_CONNECT_TIMEOUT_MS', 10_000, 100, 600_000),
     downstreamHeadersTimeoutMs: int(env, 'DOWNSTREAM_HEADERS_TIMEOUT_MS', 300_000, 100, 3_600_000),

@@ -33,7 +33,9 @@ describe('csvField', () => {
     ['formula CR (also quoted)', '\rx', `"'\rx"`],
     ['formula with comma', '=1,2', `"'=1,2"`],
     ['LF at the start (quoted, not prefixed)', '\nx', '"\nx"'],
-    ['already prefixed', "'=x", "'=x"],
+    ['starting with an apostrophe: prefixed too, so the prefix is always removable', "'=x", "''=x"],
+    ['an apostrophe alone', "'", "''"],
+    ['an apostrophe later on', "a'b", "a'b"],
   ])('%s', (_name, input, expected) => {
     expect(csvField(input)).toBe(expected);
   });
@@ -63,18 +65,24 @@ describe('intercept records', () => {
     alerted: false,
     intercepted_at: '2025-01-02T03:04:05.678Z',
     count: 1,
+    seq: 12,
+    hash: 'b'.repeat(64),
+    prev_hash: 'a'.repeat(64),
+    enforced: true,
   };
 
   it('has the contract header row', () => {
     expect(INTERCEPT_CSV_HEADER).toBe(
-      'intercepted_at,token_display,attempt_ip,allowed_ips,reason,method,path,user_agent,alerted,binding_id,id,count\r\n',
+      'intercepted_at,token_display,attempt_ip,allowed_ips,reason,method,path,user_agent,alerted,binding_id,id,count,' +
+        'seq,hash,prev_hash,enforced\r\n',
     );
   });
 
   it('writes the fields in header order', () => {
     expect(interceptCsvRecord(base)).toBe(
       '2025-01-02T03:04:05.678Z,abcd\u2026wxyz,198.51.100.9,203.0.113.7/32 2001:db8::/64,ip_not_allowed,' +
-        'POST,/v1/chat/completions,curl/8.5.0,false,7,0b0e9f6e-6f3a-4c1e-9d9e-0a1b2c3d4e5f,1\r\n',
+        'POST,/v1/chat/completions,curl/8.5.0,false,7,0b0e9f6e-6f3a-4c1e-9d9e-0a1b2c3d4e5f,1,' +
+        `12,${'b'.repeat(64)},${'a'.repeat(64)},true\r\n`,
     );
   });
 
@@ -86,6 +94,8 @@ describe('intercept records', () => {
     ['hostile user agent', { user_agent: '=HYPERLINK("http://x","y"),\r\n@z' }],
     ['hostile masked key and path', { token_display: '=cmd\u20269999', path: '/a,"b"\nc' }],
     ['tab and CR starts', { user_agent: '\tx', path: '\r/p' }],
+    ['apostrophe starts', { user_agent: "'quoted'", token_display: "'=x" }],
+    ['not sealed yet, monitor mode', { seq: null, hash: null, prev_hash: null, enforced: false }],
   ])('round-trips through a CSV parser: %s', (_name, change) => {
     const sut = { ...base, ...change };
     const records = parse<Record<string, string>>(INTERCEPT_CSV_HEADER + interceptCsvRecord(sut), {
@@ -93,7 +103,7 @@ describe('intercept records', () => {
       record_delimiter: '\r\n',
     });
     expect(records).toHaveLength(1);
-    const neutral = (v: string) => (/^[=+\-@\t\r]/.test(v) ? `'${v}` : v);
+    const neutral = (v: string) => (/^[=+\-@\t\r']/.test(v) ? `'${v}` : v);
     expect(records[0]).toEqual({
       intercepted_at: sut.intercepted_at,
       token_display: neutral(sut.token_display),
@@ -107,6 +117,15 @@ describe('intercept records', () => {
       binding_id: String(sut.binding_id),
       id: sut.id,
       count: String(sut.count),
+      seq: sut.seq === null ? '' : String(sut.seq),
+      hash: sut.hash ?? '',
+      prev_hash: sut.prev_hash ?? '',
+      enforced: String(sut.enforced),
     });
+    // Taking one leading apostrophe off any cell gives the stored value back.
+    const unprefix = (v: string) => (v.startsWith("'") ? v.slice(1) : v);
+    expect(unprefix(records[0]!['token_display']!)).toBe(sut.token_display);
+    expect(unprefix(records[0]!['path']!)).toBe(sut.path);
+    expect(unprefix(records[0]!['user_agent']!)).toBe(sut.user_agent ?? '');
   });
 });

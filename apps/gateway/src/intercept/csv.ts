@@ -6,15 +6,19 @@ export const CRLF = '\r\n';
 /**
  * First characters that make a spreadsheet read a cell as a formula (or, for
  * tab and CR, hide a formula behind them): such a field gets a leading `'`.
+ * So does a field that starts with `'` itself, so that the prefix can always
+ * be taken off again: a cell that starts with `'` holds the stored value
+ * after that one character (what an auditor verifying the hash chain of an
+ * export relies on, docs/integrity.md).
  */
-const FORMULA_START = new Set(['=', '+', '-', '@', '\t', '\r']);
+const FORMULA_START = new Set(['=', '+', '-', '@', '\t', '\r', "'"]);
 
 /** Characters that force a field into quotes (RFC 4180 2.6). */
 const NEEDS_QUOTES = /[",\r\n]/;
 
 /**
- * One CSV field: text that could start a formula is neutralised with a
- * leading `'`, then the field is quoted when it holds a comma, a quote, CR or
+ * One CSV field: text that could start a formula (or starts with `'`) is
+ * neutralised with a leading `'`, then the field is quoted when it holds a comma, a quote, CR or
  * LF (quotes doubled). Null is an empty field; numbers and booleans are
  * written as they are (they come from KeyPin, not from a caller).
  */
@@ -42,8 +46,10 @@ export const INTERCEPT_CSV_HEADER = csvRecord(CSV_HEADER);
 
 /**
  * One intercept as a CSV record, in CSV_HEADER's order: allowed IPs joined
- * with a space, times in ISO-8601 UTC, `alerted` as true/false, and last
- * the number of requests the record stands for.
+ * with a space, times in ISO-8601 UTC, `alerted` as true/false, the number
+ * of requests the record stands for, then the hash chain (`seq`, `hash`,
+ * `prev_hash`; empty until sealed) and `enforced` (true/false), which the
+ * hash covers.
  */
 export function interceptCsvRecord(i: Intercept): string {
   return csvRecord([
@@ -59,5 +65,9 @@ export function interceptCsvRecord(i: Intercept): string {
     i.binding_id,
     i.id,
     i.count,
+    i.seq,
+    i.hash,
+    i.prev_hash,
+    i.enforced,
   ]);
 }

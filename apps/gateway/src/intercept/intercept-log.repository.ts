@@ -33,10 +33,16 @@ export interface InterceptRow {
   alerted: boolean;
   intercepted_at: Date | string;
   count: number;
+  enforced: boolean;
+  /** The hash chain (docs/integrity.md): bigint as text, NULL until sealed. */
+  seq: string | number | null;
+  prev_hash: string | null;
+  hash: string | null;
 }
 
-const COLUMNS = `id, binding_id, token_display, host(attempt_ip) AS attempt_ip, allowed_ips::text[] AS allowed_ips,
-  reason, method, path, user_agent, alerted, intercepted_at, count`;
+/** Every field of an Intercept (the hash chain's `integrity/` reads the same ones). */
+export const INTERCEPT_COLUMNS = `id, binding_id, token_display, host(attempt_ip) AS attempt_ip, allowed_ips::text[] AS allowed_ips,
+  reason, method, path, user_agent, alerted, intercepted_at, count, enforced, seq, prev_hash, hash`;
 
 /** Newest first; matches the (intercepted_at DESC, id DESC) index. */
 const ORDER = `ORDER BY intercepted_at DESC, id DESC`;
@@ -55,6 +61,10 @@ export function toIntercept(r: InterceptRow): Intercept {
     alerted: r.alerted,
     intercepted_at: new Date(r.intercepted_at).toISOString(),
     count: Number(r.count),
+    seq: r.seq === null ? null : Number(r.seq),
+    hash: r.hash,
+    prev_hash: r.prev_hash,
+    enforced: r.enforced,
   };
 }
 
@@ -84,7 +94,7 @@ export function whereOf(f: InterceptFilter, params: unknown[]): string {
 function exportQuery(f: InterceptFilter): { text: string; values: unknown[] } {
   const values: unknown[] = [];
   const where = whereOf(f, values);
-  return { text: `SELECT ${COLUMNS} FROM intercept_logs ${where} ${ORDER}`, values };
+  return { text: `SELECT ${INTERCEPT_COLUMNS} FROM intercept_logs ${where} ${ORDER}`, values };
 }
 
 /** An open export cursor: matching rows, newest first, fetched as they are read. */
@@ -135,7 +145,7 @@ export class InterceptLogRepository {
     const where = whereOf(f, params);
     const [rows, counted] = await Promise.all([
       this.ds.query<InterceptRow[]>(
-        `SELECT ${COLUMNS} FROM intercept_logs ${where} ${ORDER} LIMIT $${params.length + 1} OFFSET $${params.length + 2}`,
+        `SELECT ${INTERCEPT_COLUMNS} FROM intercept_logs ${where} ${ORDER} LIMIT $${params.length + 1} OFFSET $${params.length + 2}`,
         [...params, limit, offset],
       ),
       this.ds.query<{ n: string }[]>(`SELECT count(*) AS n FROM intercept_logs ${where}`, params),
@@ -146,7 +156,7 @@ export class InterceptLogRepository {
   /** The latest `n` intercepts. */
   async recent(n: number): Promise<Intercept[]> {
     const rows: InterceptRow[] = await this.ds.query(
-      `SELECT ${COLUMNS} FROM intercept_logs ${ORDER} LIMIT $1`,
+      `SELECT ${INTERCEPT_COLUMNS} FROM intercept_logs ${ORDER} LIMIT $1`,
       [n],
     );
     return rows.map(toIntercept);

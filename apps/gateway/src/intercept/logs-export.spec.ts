@@ -26,6 +26,10 @@ const row = (n: number): InterceptRow => ({
   alerted: n % 3 === 0,
   intercepted_at: new Date(Date.UTC(2025, 0, 1) - n * 1000),
   count: n % 4 === 0 ? 250 : 1,
+  enforced: n % 5 !== 0,
+  seq: n % 7 === 0 ? null : String(n),
+  prev_hash: n % 7 === 0 ? null : 'a'.repeat(64),
+  hash: n % 7 === 0 ? null : 'b'.repeat(64),
 });
 
 describe('InterceptCsvStream', () => {
@@ -45,15 +49,16 @@ describe('InterceptCsvStream', () => {
     expect(sut.rows).toBe(count);
   });
 
-  it('writes bigint ids as numbers, times in ISO-8601 UTC and the count last', async () => {
+  it('writes bigint ids as numbers, times in ISO-8601 UTC, the count, then the hash chain and the mode', async () => {
     const sut = new InterceptCsvStream();
-    const out = text(Readable.from([row(1), row(4)]).pipe(sut));
-    const [, first, second] = (await out).split('\r\n');
+    const out = text(Readable.from([row(1), row(4), row(7)]).pipe(sut));
+    const [, first, second, unsealed] = (await out).split('\r\n');
     expect(first).toBe(
       "2024-12-31T23:59:59.000Z,'=abc\u2026wxyz,198.51.100.9,203.0.113.0/24 2001:db8::/64,ip_not_allowed,GET," +
-        '/v1/models/1,,false,7,00000000-0000-4000-8000-000000000001,1',
+        `/v1/models/1,,false,7,00000000-0000-4000-8000-000000000001,1,1,${'b'.repeat(64)},${'a'.repeat(64)},true`,
     );
-    expect(second).toMatch(/,00000000-0000-4000-8000-000000000004,250$/);
+    expect(second).toMatch(/,00000000-0000-4000-8000-000000000004,250,4,b{64},a{64},true$/);
+    expect(unsealed).toMatch(/,00000000-0000-4000-8000-000000000007,1,,,,true$/);
   });
 
   it('joins the records of one batch into large chunks', async () => {

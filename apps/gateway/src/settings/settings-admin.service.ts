@@ -1,5 +1,9 @@
-import type { SettingsResponse } from '@keypin/shared';
+import { randomUUID } from 'node:crypto';
+import { type SettingsResponse, TEST_ALERT_BODY_LIMIT, type TestAlertResult } from '@keypin/shared';
 import type { Redis } from 'ioredis';
+import { invalid } from '../admin/common/validation';
+import { sampleAlert } from '../alert/alert-formats';
+import type { WebhookSender } from '../alert/webhook-sender';
 import type { AuditRepository } from '../audit/audit.repository';
 import type { Caller } from '../admin/common/roles';
 import type { ChangeFeed } from '../infra/change-feed/change-feed.service';
@@ -15,6 +19,10 @@ export interface SettingsAdminDeps {
   publisher: Redis;
   /** ALERT_WEBHOOK_ALLOW_PRIVATE: whether a webhook URL may point inside. */
   allowPrivateWebhook: boolean;
+  /** Sends the test alert: the alerts' own sender (same SSRF guard and timeout). */
+  webhookSender: Pick<WebhookSender, 'sendAlert'>;
+  /** PUBLIC_URL, for the test alert's link to the console. */
+  publicUrl: string | null;
 }
 
 /**
@@ -55,5 +63,42 @@ export class SettingsAdminService {
     await this.d.changeFeed.publishSettings(this.d.publisher).catch(() => undefined);
     await this.d.settings.reload();
     return this.view();
+  }
+
+  /**
+   * `POST /settings/test-alert` (docs/alert-formats.md): a sample alert sent
+   * once, without retries, through the saved format, URL and secret, and
+   * the receiver's answer judged as a real delivery would be. Audited as
+   * `settings.test_alert` with the outcome. No URL saved, or one the SSRF
+   * guard refuses (nothing is sent then) → 422 naming `alert_webhook_url`.
+   */
+  async testAlert(caller: Caller): Promise<TestAlertResult> {
+    const { alert_webhook_url: url, alert_webhook_format: format } = this.d.settings.current;
+    if (url === null) throw invalid('alert_webhook_url', 'is not set: save a webhook URL first');
+    const started = Date.now();
+    const payload = sampleAlert(randomUUID(), started, this.d.publicUrl);
+    const r = await this.d.webhookSender.sendAlert(url, payload, format, this.d.settings.webhookSecret());
+    const answer = r.body ?? '';
+    const result: TestAlertResult = {
+      format,
+      delivered: r.ok,
+      status: r.status ?? null,
+      body: answer.slice(0, TEST_ALERT_BODY_LIMIT),
+      body_truncated: answer.length > TEST_ALERT_BODY_LIMIT,
+      error: r.ok ? null : r.error,
+      would_retry: !r.ok && r.retry,
+      duration_ms: Date.now() - started,
+    };
+    const refused = !r.ok && r.refused === true;
+    await this.d.audit.record(caller, 'settings.test_alert', 'settings', null, {
+      format,
+      alert_id: payload.id,
+      delivered: result.delivered,
+      status: result.status,
+      error: result.error,
+      refused,
+    });
+    if (refused) throw invalid('alert_webhook_url', result.error ?? 'is refused');
+    return result;
   }
 }

@@ -7,6 +7,7 @@ import {
   SETTING_LIMITS,
   type Settings,
   SETTINGS_KEYS,
+  TEST_ALERT_BODY_LIMIT,
   validateSettingsPatch,
 } from '@keypin/shared';
 import { checkWebhookUrl } from '../alert/url-guard';
@@ -108,6 +109,14 @@ const SETTING_SCHEMAS: Record<keyof Settings, object> = {
   failsafe_mode: { type: 'string', enum: SETTING_ENUMS.failsafe_mode },
   enforce_mode: { type: 'string', enum: SETTING_ENUMS.enforce_mode },
   alert_webhook_url: { type: 'string', format: 'uri', nullable: true },
+  alert_webhook_format: {
+    type: 'string',
+    enum: SETTING_ENUMS.alert_webhook_format,
+    description:
+      'The body alerts are POSTed with (docs/alert-formats.md): standard (the contract JSON, Standard Webhooks ' +
+      'headers) or what the Slack, Discord, Feishu, DingTalk or WeCom incoming webhook accepts. Feishu and ' +
+      'DingTalk are signed with the webhook secret when one is set.',
+  },
   alert_threshold_count: intSchema('alert_threshold_count'),
   alert_threshold_seconds: intSchema('alert_threshold_seconds'),
   archive_days: intSchema('archive_days'),
@@ -181,3 +190,47 @@ export const SETTINGS_UPDATE_SCHEMA = {
     },
   },
 };
+
+/** OpenAPI: the `POST /settings/test-alert` answer (docs/alert-formats.md). */
+export const TEST_ALERT_RESULT_SCHEMA = {
+  type: 'object',
+  required: [
+    'format',
+    'delivered',
+    'status',
+    'body',
+    'body_truncated',
+    'error',
+    'would_retry',
+    'duration_ms',
+  ],
+  properties: {
+    format: { type: 'string', enum: [...SETTING_ENUMS.alert_webhook_format] },
+    delivered: {
+      type: 'boolean',
+      description:
+        'Judged as a real delivery: a 2xx, and no error code inside it (Feishu, DingTalk, WeCom, Slack).',
+    },
+    status: {
+      type: 'integer',
+      nullable: true,
+      description: "The receiver's HTTP status; null without an answer.",
+    },
+    body: {
+      type: 'string',
+      description: `The start of the receiver's answer (at most ${TEST_ALERT_BODY_LIMIT} characters).`,
+    },
+    body_truncated: { type: 'boolean' },
+    error: { type: 'string', nullable: true, description: 'Why it does not count as delivered.' },
+    would_retry: { type: 'boolean', description: "Whether a real alert's delivery would try again." },
+    duration_ms: { type: 'integer' },
+  },
+};
+
+/** `POST /settings/test-alert` takes no input: an empty object or no body. */
+export function checkTestAlertBody(body: unknown): void {
+  if (body === undefined || body === null || body === '') return;
+  if (typeof body !== 'object' || Array.isArray(body)) throw invalid('body', 'must be a JSON object');
+  const [field] = Object.keys(body);
+  if (field !== undefined) throw invalid(field, 'is not accepted: the test alert uses the saved settings');
+}

@@ -1,4 +1,4 @@
-import { Body, Controller, Get, Inject, Put } from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, Inject, Post, Put } from '@nestjs/common';
 import {
   ApiBearerAuth,
   ApiBody,
@@ -8,11 +8,16 @@ import {
   ApiTags,
   ApiUnprocessableEntityResponse,
 } from '@nestjs/swagger';
-import type { SettingsResponse } from '@keypin/shared';
+import type { SettingsResponse, TestAlertResult } from '@keypin/shared';
 import { CurrentCaller } from '../admin/common/caller.decorator';
 import { type Caller } from '../admin/common/roles';
 import { SettingsAdminService } from './settings-admin.service';
-import { SETTINGS_RESPONSE_SCHEMA, SETTINGS_UPDATE_SCHEMA } from './settings-request';
+import {
+  checkTestAlertBody,
+  SETTINGS_RESPONSE_SCHEMA,
+  SETTINGS_UPDATE_SCHEMA,
+  TEST_ALERT_RESULT_SCHEMA,
+} from './settings-request';
 
 @ApiTags('settings')
 @ApiBearerAuth()
@@ -43,5 +48,25 @@ export class SettingsController {
   @ApiUnprocessableEntityResponse({ description: 'validation_failed, naming the field' })
   update(@Body() body: unknown, @CurrentCaller() caller: Caller): Promise<SettingsResponse> {
     return this.settings.update(caller, body);
+  }
+
+  @Post('settings/test-alert')
+  @HttpCode(200)
+  @ApiOperation({
+    summary:
+      'Send one sample alert through the saved webhook format and URL, and answer what the receiver said',
+    description:
+      'Sent once, without retries, with the saved alert_webhook_format, alert_webhook_url and webhook secret, ' +
+      'through the same SSRF guard and timeout as real alerts; the answer is judged as a real delivery would be ' +
+      '(docs/alert-formats.md). Admin only; audited as settings.test_alert. No body (or {}).',
+  })
+  @ApiOkResponse({ schema: TEST_ALERT_RESULT_SCHEMA })
+  @ApiUnprocessableEntityResponse({
+    description:
+      'validation_failed naming alert_webhook_url: no webhook URL is saved, or the SSRF guard refuses it (nothing is sent)',
+  })
+  testAlert(@Body() body: unknown, @CurrentCaller() caller: Caller): Promise<TestAlertResult> {
+    checkTestAlertBody(body);
+    return this.settings.testAlert(caller);
   }
 }

@@ -1,96 +1,70 @@
-import { Box, TableCell, TableRow, Tooltip, Typography } from '@mui/material';
+import { Link, MenuItem, Stack, TextField } from '@mui/material';
+import { ALERT_STATUSES, type AlertListQuery, type AlertStatus } from '@keypin/shared';
+import { Link as RouterLink } from 'react-router-dom';
+import { useCanChange } from '../../api/context';
 import { useAlerts } from '../../api/hooks';
-import type { Column } from '../../components/DataTable';
-import { DateTime, DeliveryChip, KeyLink, NetworkList } from '../../components/format';
 import { PageHeader } from '../../components/PageHeader';
 import { PagedTable } from '../../components/PagedList';
-import { useUrlPaging } from '../../components/url-state';
+import { useUrlPaging, useUrlState } from '../../components/url-state';
+import { alertColumns, AlertRow, type AlertTableView } from './AlertTable';
+import { ALERT_STATUS_LABELS } from './AlertStatusChip';
 
-function duration(seconds: number): string {
-  if (seconds % 3600 === 0) return `${seconds / 3600} h`;
-  if (seconds % 60 === 0) return `${seconds / 60} min`;
-  return `${seconds} s`;
-}
-
-const COLUMNS: Column[] = [
-  { label: 'Raised' },
-  { label: 'Key' },
-  { label: 'Intercepts', align: 'right' },
-  { label: 'Attempted from' },
-  { label: 'Allowed' },
-  { label: 'Delivery' },
-  { label: 'Last attempt' },
-];
+const VIEW: AlertTableView = { showKey: true, showDelivery: true };
 
 export function AlertsPage() {
   const { query, paging } = useUrlPaging();
-  const list = useAlerts(query);
+  const { get, set } = useUrlState();
+  const canChange = useCanChange();
+  const rawStatus = get('status');
+  const status = (ALERT_STATUSES as readonly string[]).includes(rawStatus) ? (rawStatus as AlertStatus) : '';
+  const rawBinding = get('binding_id');
+  const bindingId = /^[1-9]\d{0,14}$/.test(rawBinding) ? Number(rawBinding) : null;
+  const q: AlertListQuery = {
+    ...query,
+    ...(status ? { status } : {}),
+    ...(bindingId !== null ? { binding_id: bindingId } : {}),
+  };
+  const list = useAlerts(q);
   return (
     <>
       <PageHeader
         title="Alerts"
-        subtitle="Raised when one key collects too many intercepts in a window, and sent to the webhook."
+        subtitle={
+          canChange
+            ? 'Raised when one key collects too many intercepts in a window, and sent to the webhook. ' +
+              'Allow one of the networks the attempts came from, ban the key, or dismiss the alert.'
+            : 'Raised when one key collects too many intercepts in a window, and sent to the webhook.'
+        }
       />
+      <Stack direction="row" spacing={1.5} useFlexGap sx={{ mb: 2, flexWrap: 'wrap', alignItems: 'center' }}>
+        <TextField
+          select
+          label="Status"
+          value={status}
+          onChange={(e) => set({ status: e.target.value, page: null })}
+          sx={{ width: 200 }}
+        >
+          <MenuItem value="">All</MenuItem>
+          {ALERT_STATUSES.map((s) => (
+            <MenuItem key={s} value={s}>
+              {ALERT_STATUS_LABELS[s]}
+            </MenuItem>
+          ))}
+        </TextField>
+        {bindingId !== null && (
+          <Link component={RouterLink} to="/alerts" data-testid="alerts-of-binding">
+            Only binding #{bindingId}: show every key
+          </Link>
+        )}
+      </Stack>
       <PagedTable
         query={list}
         errorTitle="Could not load the alerts"
         paging={paging}
         label="Alerts"
-        columns={COLUMNS}
-        emptyText="No alerts yet."
-        renderRow={(a) => (
-          <TableRow key={a.id} hover data-testid="alert-row">
-            <TableCell>
-              <DateTime value={a.occurred_at} />
-            </TableCell>
-            <TableCell>
-              <KeyLink bindingId={a.binding_id} token={a.token_display} />
-              {a.auto_banned && (
-                <Typography variant="caption" color="error" component="div">
-                  auto-banned
-                </Typography>
-              )}
-            </TableCell>
-            <TableCell align="right">
-              <Tooltip title={`From ${a.first_at} to ${a.last_at}`}>
-                <span>
-                  {a.count} in {duration(a.window_seconds)}
-                </span>
-              </Tooltip>
-            </TableCell>
-            <TableCell>
-              <NetworkList networks={a.attempt_ips} max={2} empty="—" />
-            </TableCell>
-            <TableCell>
-              <NetworkList networks={a.allowed_ips} max={2} />
-            </TableCell>
-            <TableCell>
-              <DeliveryChip status={a.delivery_status} />
-              <Box sx={{ mt: 0.5, fontSize: 12, color: 'text.secondary', whiteSpace: 'nowrap' }}>
-                {a.attempts} {a.attempts === 1 ? 'attempt' : 'attempts'}
-              </Box>
-            </TableCell>
-            <TableCell sx={{ maxWidth: 260, minWidth: 160 }}>
-              <DateTime value={a.last_attempt_at} />
-              {a.last_error && (
-                <Tooltip title={a.last_error}>
-                  <Typography
-                    variant="body2"
-                    color="error"
-                    sx={{
-                      display: '-webkit-box',
-                      WebkitLineClamp: 2,
-                      WebkitBoxOrient: 'vertical',
-                      overflow: 'hidden',
-                    }}
-                  >
-                    {a.last_error}
-                  </Typography>
-                </Tooltip>
-              )}
-            </TableCell>
-          </TableRow>
-        )}
+        columns={alertColumns(VIEW, canChange)}
+        emptyText={status || bindingId !== null ? 'No alerts match.' : 'No alerts yet.'}
+        renderRow={(a) => <AlertRow key={a.id} alert={a} view={VIEW} />}
       />
     </>
   );

@@ -9,7 +9,7 @@ import { type ReactNode, useState } from 'react';
 import { Link as RouterLink, useNavigate, useParams } from 'react-router-dom';
 import { ApiError } from '../../api/client';
 import { useCanChange } from '../../api/context';
-import { useBinding, useBindingAction, useLogs } from '../../api/hooks';
+import { useAlerts, useBinding, useBindingAction, useLogs } from '../../api/hooks';
 import { ConfirmDialog } from '../../components/ConfirmDialog';
 import { ErrorAlert } from '../../components/ErrorAlert';
 import { DateTime, formatNumber, Mono, NetworkList, RuleChip, StatusChip } from '../../components/format';
@@ -17,6 +17,7 @@ import { InterceptTable } from '../../components/InterceptTable';
 import { useNotify } from '../../components/Notifier';
 import { PageHeader } from '../../components/PageHeader';
 import { Loading, RefreshBar } from '../../components/TableStates';
+import { AlertTable } from '../alerts/AlertTable';
 import { EditNetworksDialog } from './EditNetworksDialog';
 import { PolicyCard } from './PolicyCard';
 
@@ -71,6 +72,7 @@ export function BindingDetailPage() {
   const canChange = useCanChange();
   const binding = useBinding(id);
   const recent = useLogs({ binding_id: id, page_size: 10 }, { enabled: id > 0 });
+  const alerts = useAlerts({ binding_id: id, page_size: 10 }, { enabled: id > 0 });
   const action = useBindingAction();
   const notify = useNotify();
   const navigate = useNavigate();
@@ -176,6 +178,34 @@ export function BindingDetailPage() {
       </Paper>
 
       <PolicyCard binding={b} />
+
+      <Paper sx={{ mb: 3 }} data-testid="binding-alerts">
+        <Stack
+          direction="row"
+          sx={{ px: 2, pt: 2, pb: 1, alignItems: 'baseline', justifyContent: 'space-between' }}
+        >
+          <Typography variant="h2" component="h2">
+            Alerts
+          </Typography>
+          <Link component={RouterLink} to={`/alerts?binding_id=${b.id}`}>
+            All alerts of this key{alerts.data ? ` (${formatNumber(alerts.data.total)})` : ''}
+          </Link>
+        </Stack>
+        <RefreshBar active={alerts.isFetching && !alerts.isLoading} />
+        <ErrorAlert
+          error={alerts.error}
+          title="Could not load the alerts"
+          onRetry={() => void alerts.refetch()}
+        />
+        <AlertTable
+          items={alerts.data?.items ?? []}
+          loading={alerts.isLoading}
+          failed={alerts.isError}
+          view={{ showKey: false, showDelivery: false }}
+          label="Alerts of this key"
+          emptyText="No alerts for this key."
+        />
+      </Paper>
 
       <Paper>
         <Stack

@@ -7,6 +7,7 @@ import { formatNumber, KeyLink } from '../../components/format';
 import { InterceptTable } from '../../components/InterceptTable';
 import { PageHeader } from '../../components/PageHeader';
 import { Loading } from '../../components/TableStates';
+import { IntegrityCard } from './IntegrityCard';
 import { RefusalsCard } from './RefusalsCard';
 
 // The chart library is the bulk of the bundle: loaded with the dashboard's chart only.
@@ -91,6 +92,7 @@ export function DashboardPage() {
             />
             <Figure label="Banned keys" value={d.bindings.banned} to="/bindings?status=banned" />
           </Grid>
+          <IntegrityCard />
           <Grid container spacing={2}>
             <Grid size={{ xs: 12, md: 8 }}>
               <Section title="Last 7 days">

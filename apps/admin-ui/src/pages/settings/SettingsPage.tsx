@@ -19,7 +19,7 @@ import {
   TextField,
   Typography,
 } from '@mui/material';
-import { RELAYS, type SettingsResponse, type SettingsUpdate } from '@keypin/shared';
+import { ALERT_WEBHOOK_FORMATS, RELAYS, type SettingsResponse, type SettingsUpdate } from '@keypin/shared';
 import { type ReactNode, useEffect, useState } from 'react';
 import { errorMessage } from '../../api/client';
 import { useCanChange } from '../../api/context';
@@ -52,6 +52,7 @@ import {
   type SecretDraft,
   type SettingsDraft,
 } from './settings-form';
+import { ALERT_FORMAT_LABELS, TestAlertPanel } from './TestAlertPanel';
 
 interface FieldInfo {
   label: string;
@@ -131,7 +132,14 @@ const FIELDS: Record<ScalarSetting, FieldInfo> = {
   },
   alert_webhook_url: {
     label: 'Alert webhook URL',
-    help: 'Alerts are POSTed here as JSON (Standard Webhooks). Empty: no webhook.',
+    help: 'Alerts are POSTed here, in the format beside it. Empty: no webhook.',
+  },
+  alert_webhook_format: {
+    label: 'Alert format',
+    help:
+      'Standard: the JSON of the API docs, signed Standard Webhooks style. Or what a Slack, Discord, Feishu, ' +
+      'DingTalk or WeCom incoming webhook accepts; Feishu and DingTalk are signed with the secret below.',
+    choices: ALERT_WEBHOOK_FORMATS.map((f) => ({ value: f, label: ALERT_FORMAT_LABELS[f] })),
   },
 };
 
@@ -141,7 +149,13 @@ const GROUPS: { title: string; keys: ScalarSetting[] }[] = [
   { title: 'Binding', keys: ['bind_ipv4_prefix', 'bind_ipv6_prefix', 'archive_days'] },
   {
     title: 'Alerts',
-    keys: ['alert_threshold_count', 'alert_threshold_seconds', 'auto_ban', 'alert_webhook_url'],
+    keys: [
+      'alert_threshold_count',
+      'alert_threshold_seconds',
+      'auto_ban',
+      'alert_webhook_url',
+      'alert_webhook_format',
+    ],
   },
 ];
 
@@ -351,6 +365,16 @@ function SettingsForm({ s }: { s: SettingsResponse }) {
                 </Grid>
               ))}
             </Grid>
+            {g.title === 'Alerts' && (
+              <TestAlertPanel
+                urlSaved={s.alert_webhook_url !== null}
+                unsaved={
+                  'alert_webhook_url' in patch ||
+                  'alert_webhook_format' in patch ||
+                  'alert_webhook_secret' in patch
+                }
+              />
+            )}
             {g.title === 'Key identity' && (
               <Alert
                 severity={rekeys.length > 0 ? 'warning' : 'info'}

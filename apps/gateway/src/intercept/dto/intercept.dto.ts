@@ -34,6 +34,33 @@ export class InterceptView implements Intercept {
       'one second may share a record (its method, path and user agent are the first request’s); 1 otherwise',
   })
   count!: number;
+  @ApiProperty({
+    type: Number,
+    nullable: true,
+    minimum: 1,
+    description:
+      "The record's place in the intercept hash chain, gapless from 1 (docs/integrity.md); " +
+      'null until the record is sealed, a few seconds after it was written',
+  })
+  seq!: number | null;
+  @ApiProperty({
+    type: String,
+    nullable: true,
+    pattern: '^[0-9a-f]{64}$',
+    description: 'hex(SHA-256(prev_hash + "\\n" + canonical JSON of the record)); null until sealed',
+  })
+  hash!: string | null;
+  @ApiProperty({
+    type: String,
+    nullable: true,
+    pattern: '^[0-9a-f]{64}$',
+    description: "The previous record's hash (64 zeros before seq 1); null until sealed",
+  })
+  prev_hash!: string | null;
+  @ApiProperty({
+    description: 'False in monitor mode (ENFORCE_MODE=monitor): recorded, but the request was forwarded',
+  })
+  enforced!: boolean;
 }
 
 export class InterceptPageView implements Page<Intercept> {
