@@ -3,7 +3,8 @@
 // nginx proxy_pass with an IP allowlist, and through the KeyPin gateway, in one
 // run on one machine. See bench/README.md for what is measured and how.
 //
-//   node bench/run.mjs [--quick] [--targets direct,nginx,keypin] [--no-memory] [--no-policy] [--no-routes]
+//   node bench/run.mjs [--quick] [--targets direct,nginx,keypin] [--no-memory] [--no-policy] [--no-routes] [--rounds N]
+//   (--rounds: back-to-back pairs in the policy and routes phases, 3 by default)
 //
 // Exits non-zero when any run saw a status it should not have (a non-2xx on
 // allowed traffic, anything but 403 on KeyPin's blocked traffic), or when a
@@ -49,7 +50,7 @@ const option = (name, def) => {
 };
 if (flag('help')) {
   console.log(
-    'usage: node bench/run.mjs [--quick] [--targets direct,nginx,keypin] [--no-memory] [--no-policy] [--no-routes]',
+    'usage: node bench/run.mjs [--quick] [--targets direct,nginx,keypin] [--no-memory] [--no-policy] [--no-routes] [--rounds N]',
   );
   process.exit(0);
 }
@@ -364,7 +365,7 @@ async function setUpLimitedKey(keypin) {
  * pairs' ratios, not the ratio of the two medians.
  */
 async function alternated(label, a, b) {
-  const rounds = QUICK ? 1 : 3;
+  const rounds = Number(option('rounds', QUICK ? '1' : '3'));
   const runs = { [a.name]: [], [b.name]: [] };
   for (let round = 0; round < rounds; round++) {
     for (const v of [a, b]) {
