@@ -355,9 +355,20 @@ const tally = (m: Map<number, number>) =>
 
 // ----------------------------------------------------------------- tests
 
-describe.each(PARITY_PROFILES)('relay parity: $name', (profile) => {
+/**
+ * Each profile twice: with its relay as `RELAY`, and as the `relay` of a
+ * catch-all route while `RELAY` names another relay (docs/routes.md): the
+ * route's relay must decide key parsing exactly as `RELAY` does.
+ */
+const OTHER_RELAY = { newapi: 'litellm', litellm: 'openai', openai: 'newapi' } as const;
+const PARITY_CASES = PARITY_PROFILES.flatMap((p) => [
+  { ...p, viaRoute: false },
+  { ...p, name: `${p.name}, as a route's relay`, viaRoute: true },
+]);
+
+describe.each(PARITY_CASES)('relay parity: $name', (profile) => {
   const keys = profile.keys;
-  const stores = freshStores(`parity_${profile.relay}`);
+  const stores = freshStores(`parity_${profile.relay}${profile.viaRoute ? '_route' : ''}`);
   const model = modelOf(profile);
   let gw: GatewayProcess | undefined;
   let nginx: RunningNginx | undefined;
@@ -365,14 +376,19 @@ describe.each(PARITY_PROFILES)('relay parity: $name', (profile) => {
 
   beforeAll(async () => {
     await model.start();
+    const where: Record<string, string> = profile.viaRoute
+      ? {
+          RELAY: OTHER_RELAY[profile.relay],
+          ROUTES: JSON.stringify([{ prefix: '/', upstream: model.url, relay: profile.relay }]),
+        }
+      : { RELAY: profile.relay, DOWNSTREAM_URL: model.url };
     gw = await startGateway({
       DATABASE_URL: stores.databaseUrl,
       REDIS_PREFIX: stores.redisPrefix,
-      DOWNSTREAM_URL: model.url,
       FIRST_USE_LIMIT: '0',
-      RELAY: profile.relay,
       TOKEN_NORMALIZE: profile.tokenNormalize,
       KEY_CASE: profile.keyCase,
+      ...where,
     });
     nginx = await startNginx([gw.port]);
   });
