@@ -198,28 +198,16 @@ function ReadOnlySettings({ s }: { s: SettingsResponse }) {
           </TableBody>
         </Table>
       </Paper>
-      <Paper sx={{ p: 3 }} component="section" aria-labelledby="default-policy-title">
-        <Typography variant="h2" component="h2" id="default-policy-title" sx={{ mb: 1 }}>
-          {DEFAULT_POLICY_TITLE}
-        </Typography>
-        <Typography variant="body2" color="text.secondary" sx={{ mb: 2 }}>
-          {DEFAULT_POLICY_INTRO}
-        </Typography>
+      <SettingsSection id="default-policy" title={DEFAULT_POLICY_TITLE} intro={DEFAULT_POLICY_INTRO}>
         <PolicySummary
           policy={s.default_policy}
           emptyText={s.default_policy === null ? NO_DEFAULT_TEXT : 'A default policy that limits nothing.'}
           testId="setting-default_policy"
         />
-      </Paper>
-      <Paper sx={{ p: 3 }} component="section" aria-labelledby="network-policy-title">
-        <Typography variant="h2" component="h2" id="network-policy-title" sx={{ mb: 1 }}>
-          {NETWORK_POLICY_TITLE}
-        </Typography>
-        <Typography variant="body2" color="text.secondary" sx={{ mb: 2 }}>
-          {NETWORK_POLICY_INTRO}
-        </Typography>
+      </SettingsSection>
+      <SettingsSection id="network-policy" title={NETWORK_POLICY_TITLE} intro={NETWORK_POLICY_INTRO}>
         <NetworkPolicySummary policy={s.networks} />
-      </Paper>
+      </SettingsSection>
     </Stack>
   );
 }
@@ -439,13 +427,7 @@ function SettingsForm({ s }: { s: SettingsResponse }) {
             )}
           </Grid>
         </Box>
-        <Box component="section" aria-labelledby="default-policy-title">
-          <Typography variant="h2" component="h2" id="default-policy-title" sx={{ mb: 1 }}>
-            {DEFAULT_POLICY_TITLE}
-          </Typography>
-          <Typography variant="body2" color="text.secondary" sx={{ mb: 2 }}>
-            {DEFAULT_POLICY_INTRO}
-          </Typography>
+        <SettingsSection id="default-policy" title={DEFAULT_POLICY_TITLE} intro={DEFAULT_POLICY_INTRO} plain>
           <Box sx={{ maxWidth: 900 }}>
             <PolicyChoiceForm
               value={draft.default_policy}
@@ -460,21 +442,15 @@ function SettingsForm({ s }: { s: SettingsResponse }) {
               allEmptyNote="Every field is empty: a default policy that limits nothing (the same as none)."
             />
           </Box>
-        </Box>
-        <Box component="section" aria-labelledby="network-policy-title">
-          <Typography variant="h2" component="h2" id="network-policy-title" sx={{ mb: 1 }}>
-            {NETWORK_POLICY_TITLE}
-          </Typography>
-          <Typography variant="body2" color="text.secondary" sx={{ mb: 2 }}>
-            {NETWORK_POLICY_INTRO}
-          </Typography>
+        </SettingsSection>
+        <SettingsSection id="network-policy" title={NETWORK_POLICY_TITLE} intro={NETWORK_POLICY_INTRO} plain>
           <NetworkPolicyForm
             value={draft.networks}
             onChange={setNetworks}
             errors={networkErrors}
             disabled={update.isPending}
           />
-        </Box>
+        </SettingsSection>
       </Stack>
       {update.isError && !isUnbindRefusal(update.error) && !fieldRefusal && (
         <Alert severity="error" role="alert" sx={{ mt: 3 }}>
@@ -550,5 +526,42 @@ export function SettingsPage() {
       {q.isLoading && <Loading />}
       {q.data && (canChange ? <SettingsForm s={q.data} /> : <ReadOnlySettings s={q.data} />)}
     </>
+  );
+}
+
+/** One titled section of the Settings page: on its own paper, or `plain` inside the form's. */
+function SettingsSection({
+  id,
+  title,
+  intro,
+  plain = false,
+  children,
+}: {
+  id: string;
+  title: ReactNode;
+  intro: ReactNode;
+  plain?: boolean;
+  children: ReactNode;
+}) {
+  const heading = (
+    <>
+      <Typography variant="h2" component="h2" id={`${id}-title`} sx={{ mb: 1 }}>
+        {title}
+      </Typography>
+      <Typography variant="body2" color="text.secondary" sx={{ mb: 2 }}>
+        {intro}
+      </Typography>
+    </>
+  );
+  return plain ? (
+    <Box component="section" aria-labelledby={`${id}-title`}>
+      {heading}
+      {children}
+    </Box>
+  ) : (
+    <Paper sx={{ p: 3 }} component="section" aria-labelledby={`${id}-title`}>
+      {heading}
+      {children}
+    </Paper>
   );
 }
