@@ -47,16 +47,18 @@ function stored(id: number, prefix: string, over: Partial<StoredRoute> = {}): St
 
 async function table(routes: StoredRoute[], env: Record<string, string> = {}, withFallback = true) {
   const made: string[] = [];
+  const warnings: string[] = [];
   let rows = routes;
+  const logger = pino({ level: 'warn' }, { write: (line: string) => void warnings.push(line) });
   const t = new RouteTable(
     { listAll: () => Promise.resolve(rows) },
     withFallback ? RouteTable.fallbackFor(upstream(new URL('http://127.0.0.1:8999'), [])) : null,
     (url) => upstream(url, made),
     { open: (s) => (s.data === 'undecryptable' ? null : s.data), env, refreshMs: 60_000 },
-    pino({ level: 'silent' }),
+    logger,
   );
   await t.reload();
-  return { t, made, set: (r: StoredRoute[]) => (rows = r) };
+  return { t, made, warnings, set: (r: StoredRoute[]) => (rows = r) };
 }
 
 describe('RouteTable', () => {
@@ -180,6 +182,25 @@ describe('proxy token and route headers', () => {
     const h2 = ['Authorization', 'Bearer client', 'X-Team', 'red'];
     applyRouteHeaders(t.match('/h/')!, h2);
     expect(h2).toEqual(['Authorization', 'Bearer client', 'x-team', 'blue']);
+  });
+
+  it('warns once per route version when a provider-key route has no proxy token', async () => {
+    const provider = stored(1, '/p/', { upstream_headers: { authorization: seal('Bearer x') } });
+    const guarded = stored(2, '/g/', {
+      upstream_headers: { authorization: seal('Bearer x') },
+      require_header: { name: 'x-proxy-token', value: seal('t') },
+    });
+    const plain = stored(3, '/h/', { upstream_headers: { 'x-team': seal('blue') } });
+    const { t, warnings, set } = await table([provider, guarded, plain]);
+    const provWarnings = () => warnings.filter((w) => w.includes('provider key'));
+    expect(provWarnings()).toHaveLength(1);
+    expect(provWarnings()[0]).toContain('"prefix":"/p/"');
+    expect(provWarnings()[0]).not.toContain('Bearer');
+    await t.reload();
+    expect(provWarnings()).toHaveLength(1);
+    set([{ ...provider, updated_at: new Date(provider.updated_at.getTime() + 1000) }, guarded, plain]);
+    await t.reload();
+    expect(provWarnings()).toHaveLength(2);
   });
 
   it('drops key= query parameters however they are spelled', () => {

@@ -77,6 +77,8 @@ export class RouteTable {
   private again = false;
   private timer: NodeJS.Timeout | null = null;
   private stopped = false;
+  /** Routes (id and version) already warned about: a rebuild does not repeat the warning. */
+  private readonly warned = new Set<string>();
 
   constructor(
     private readonly source: RouteSource,
@@ -225,6 +227,15 @@ export class RouteTable {
       this.logger.error(
         { route: s.id, prefix: s.prefix, problem: broken },
         'route cannot serve: answering 502',
+      );
+    }
+    const version = `${s.id} ${s.updated_at.getTime()}`;
+    if (replacesKey && token === null && !this.warned.has(version)) {
+      this.warned.add(version);
+      this.logger.warn(
+        { route: s.id, prefix: s.prefix },
+        'route sends a server-side provider key and needs no proxy token: any key binds on its first use there; ' +
+          'set require_header or restrict first use with the network policy (docs/routes.md)',
       );
     }
     return {
