@@ -89,9 +89,12 @@ export class ChainSealer {
     const scheduled = !this.stopped;
     // A batch of each chain in turn: a long intercept backlog does not keep audit entries waiting.
     const pending = new Set<ChainName>(CHAIN_NAMES);
+    // The first batch always runs: a pass with no time left still makes progress.
+    let first = true;
     while (pending.size > 0) {
       for (const chain of [...pending]) {
-        if (Date.now() > until || (scheduled && this.stopped)) return this.done(counts);
+        if (!first && (Date.now() > until || (scheduled && this.stopped))) return this.done(counts);
+        first = false;
         const n = await this.sealBatch(chain, mode, marginMs);
         if (n !== null) counts[chain] += n;
         if (n === null || n < this.batch) pending.delete(chain);
