@@ -58,6 +58,7 @@ FROM ${NODE_IMAGE} AS runtime
 ENV NODE_ENV=production \
     HOST=0.0.0.0 \
     PORT=8080 \
+    WORKERS=auto \
     ADMIN_UI_DIR=/app/apps/admin-ui/dist \
     SPOOL_DIR=/app/spool
 WORKDIR /app

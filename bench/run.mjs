@@ -1,9 +1,12 @@
 #!/usr/bin/env node
-// `npm run bench`: the same workload sent directly to a fast upstream, through
-// nginx proxy_pass with an IP allowlist, and through the KeyPin gateway, in one
-// run on one machine. See bench/README.md for what is measured and how.
+// `npm run bench`: the same workload sent directly to a fast upstream (nginx
+// with canned answers), through nginx proxy_pass with an IP allowlist, and
+// through the KeyPin gateway, in one run on one machine; both proxies behind
+// the same front nginx that sets X-Real-IP (the production shape) unless
+// --no-front. See bench/README.md for what is measured and how.
 //
-//   node bench/run.mjs [--quick] [--targets direct,nginx,keypin] [--no-memory] [--no-policy] [--no-routes] [--rounds N]
+//   node bench/run.mjs [--quick] [--targets direct,front,nginx,keypin] [--workers N] [--no-front]
+//                      [--no-steps] [--no-memory] [--no-policy] [--no-routes] [--rounds N] [--generators N]
 //   (--rounds: back-to-back pairs in the policy and routes phases, 3 by default)
 //
 // Exits non-zero when any run saw a status it should not have (a non-2xx on
@@ -11,25 +14,36 @@
 // target could not be started.
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { closedLoop, makeClient, openLoop, runWrk, sseFirstEvent } from './lib/load.mjs';
+import { startOpenLoop } from './lib/openloop.mjs';
 import {
+  cpuMeter,
+  treePids,
+  treeRssBytes,
   freePort,
   killAll,
   logTail,
-  rssBytes,
   sampleRss,
   startChild,
   stopChild,
   versionOf,
   waitFor,
   pidsNamed,
-  processTicks,
   waitQuiet,
 } from './lib/procs.mjs';
 import { int, mib, ms, prettyJson, ratio, signedMs, table } from './lib/report.mjs';
@@ -50,22 +64,40 @@ const option = (name, def) => {
 };
 if (flag('help')) {
   console.log(
-    'usage: node bench/run.mjs [--quick] [--targets direct,nginx,keypin] [--no-memory] [--no-policy] [--no-routes] [--rounds N]',
+    'usage: node bench/run.mjs [--quick] [--targets direct,front,nginx,keypin] [--workers N] [--no-front]\n' +
+      '                          [--no-steps] [--no-memory] [--no-policy] [--no-routes] [--rounds N] [--generators N]',
   );
   process.exit(0);
 }
 const QUICK = flag('quick');
+const ALL_TARGETS = ['direct', 'front', 'nginx', 'keypin'];
 const TARGETS = option('targets', 'direct,nginx,keypin')
   .split(',')
   .map((s) => s.trim())
-  .filter(Boolean);
+  .filter(Boolean)
+  .sort((a, b) => ALL_TARGETS.indexOf(a) - ALL_TARGETS.indexOf(b));
 for (const t of TARGETS) {
-  if (!['direct', 'nginx', 'keypin'].includes(t)) {
-    console.error(`unknown target "${t}" (direct, nginx, keypin)`);
+  if (!ALL_TARGETS.includes(t)) {
+    console.error(`unknown target "${t}" (${ALL_TARGETS.join(', ')})`);
     process.exit(2);
   }
 }
+/** Clients reach nginx and KeyPin through a front nginx that sets X-Real-IP (the production shape). */
+const FRONT = !flag('no-front');
+if (!FRONT && TARGETS.includes('front')) {
+  console.error('the "front" target needs the front nginx: drop --no-front');
+  process.exit(2);
+}
+/** nginx worker_processes for every nginx of the run, and the gateway's WORKERS. */
+const WORKERS = Number(option('workers', '1'));
+if (!Number.isInteger(WORKERS) || WORKERS < 1 || WORKERS > 64) {
+  console.error('--workers takes a count from 1 to 64');
+  process.exit(2);
+}
 const MEMORY_PHASE = !flag('no-memory') && TARGETS.includes('keypin');
+const STEPS_PHASE = !flag('no-steps');
+/** Keep stepping `direct` after every target broke its bounds, up to the generator's ceiling (on unless --quick). */
+const STEPS_TO_CEILING = !QUICK;
 
 const P = {
   wrkConnections: 32,
@@ -84,6 +116,15 @@ const P = {
   memKeys: QUICK ? 10_000 : 100_000,
   memConcurrency: 64,
   memCapS: 120,
+  // Open-loop stepped rates (tail-bound throughput): start, factor, time per step.
+  stepStartRate: QUICK ? 1000 : 500,
+  stepFactor: QUICK ? 1.5 : 1.25,
+  stepWarmupS: QUICK ? 0.5 : 1,
+  stepS: QUICK ? 1.5 : 3,
+  stepMaxRate: 400_000,
+  stepBoundsMs: [1, 5],
+  generators: Number(option('generators', '2')),
+  generatorConnections: 32,
 };
 
 // Keys are fresh per run (the bench database is kept between runs), and have
@@ -109,7 +150,12 @@ const SPEC = {
 };
 const SSE_SPEC = {
   path: '/v1/chat/completions',
-  headers: { authorization: `Bearer ${ALLOWED_KEY}`, 'content-type': 'application/json' },
+  // Accept: the nginx upstream passes streaming requests to the paced Node upstream.
+  headers: {
+    authorization: `Bearer ${ALLOWED_KEY}`,
+    'content-type': 'application/json',
+    accept: 'text/event-stream',
+  },
   body: JSON.stringify({
     model: 'bench-model-a',
     stream: true,
@@ -178,9 +224,25 @@ function sumMetric(text, re) {
 
 // ------------------------------------------------------------------ targets
 
-async function startDirect() {
-  const { child, port, url } = await startUpstream();
-  return { name: 'direct', url, port, child };
+/**
+ * The upstream: nginx with canned answers (bench/nginx.upstream.conf.template),
+ * which passes streaming requests to the paced Node upstream (bench/upstream.mjs).
+ * It is the `direct` target.
+ */
+async function startDirect(tmp) {
+  const sse = await startUpstream();
+  const port = await freePort();
+  const n = await startNginxFrom('upstream', tmp, 'nginx.upstream.conf.template', {
+    LISTEN_PORT: port,
+    SSE_PORT: sse.port,
+  });
+  const url = `http://127.0.0.1:${port}`;
+  await waitFor(
+    'the nginx upstream to answer',
+    async () => (await fetch(`${url}/v1/models`, { headers: SPEC.allowed.headers })).status === 200,
+    { child: n.child, timeoutMs: 10_000, everyMs: 100 },
+  );
+  return { name: 'direct', url, port, child: n.child, pid: n.child.pid, sse, confPath: n.confPath };
 }
 
 /** Installs a Debian package the bench needs when its program is missing (and says so). */
@@ -204,26 +266,62 @@ function ensureWrk() {
   ensureDebianTool(() => spawnSync('wrk', ['-v']).error === undefined, 'wrk', 'wrk');
 }
 
-async function startNginx(tmp, upstreamPort) {
+/** Renders an nginx template into `<tmp>/<name>/nginx.conf` (worker_processes = --workers) and starts it. */
+async function startNginxFrom(name, tmp, template, vars) {
   ensureNginx();
-  const prefix = join(tmp, 'nginx');
+  const prefix = join(tmp, name);
   mkdirSync(prefix, { recursive: true });
-  const port = await freePort();
-  const conf = readFileSync(join(BENCH_DIR, 'nginx.bench.conf.template'), 'utf8')
+  let conf = readFileSync(join(BENCH_DIR, template), 'utf8')
     .replaceAll('{{PREFIX}}', prefix)
-    .replaceAll('{{LISTEN_PORT}}', String(port))
-    .replaceAll('{{UPSTREAM_PORT}}', String(upstreamPort));
+    .replaceAll('{{WORKERS}}', String(WORKERS));
+  for (const [k, v] of Object.entries(vars)) conf = conf.replaceAll(`{{${k}}}`, String(v));
+  const left = /\{\{\w+\}\}/.exec(conf);
+  if (left) throw new Error(`${template}: ${left[0]} was not filled in`);
   const confPath = join(prefix, 'nginx.conf');
   writeFileSync(confPath, conf);
   const args = ['-p', prefix, '-e', join(prefix, 'error.log'), '-c', confPath, '-g', 'daemon off;'];
-  const child = startChild('nginx', NGINX, args, { logFile: join(tmp, 'nginx.out.log') });
+  const child = startChild(`nginx ${name}`, NGINX, args, { logFile: join(tmp, `${name}.out.log`) });
+  return { child, confPath };
+}
+
+/** The `nginx` target: proxy_pass with the allowlist; behind the front it believes the front's X-Real-IP. */
+async function startNginx(tmp, upstreamPort, port) {
+  const n = await startNginxFrom('nginx', tmp, 'nginx.bench.conf.template', {
+    LISTEN_PORT: port,
+    UPSTREAM_PORT: upstreamPort,
+    REAL_IP: FRONT ? 'set_real_ip_from 127.0.0.1/32; real_ip_header X-Real-IP;' : '',
+  });
   const url = `http://127.0.0.1:${port}`;
   await waitFor(
     'nginx to answer',
     async () => (await fetch(`${url}/v1/models`, { headers: SPEC.allowed.headers })).status === 200,
-    { child, timeoutMs: 10_000, everyMs: 100 },
+    { child: n.child, timeoutMs: 10_000, everyMs: 100 },
   );
-  return { name: 'nginx', url, port, child, confPath };
+  return { name: 'nginx', url, port, child: n.child, pid: n.child.pid, confPath: n.confPath };
+}
+
+/** The front nginx: one server per backend, each setting X-Real-IP (bench/nginx.front.conf.template). */
+async function startFront(tmp, ports) {
+  const n = await startNginxFrom('front', tmp, 'nginx.front.conf.template', ports);
+  const url = (p) => `http://127.0.0.1:${p}`;
+  await waitFor(
+    'the front nginx to answer',
+    async () =>
+      (await fetch(`${url(ports.FRONT_ALONE_PORT)}/v1/models`, { headers: SPEC.allowed.headers })).status ===
+      200,
+    { child: n.child, timeoutMs: 10_000, everyMs: 100 },
+  );
+  return {
+    child: n.child,
+    pid: n.child.pid,
+    confPath: n.confPath,
+    urls: {
+      nginx: url(ports.FRONT_NGINX_PORT),
+      keypin: url(ports.FRONT_KEYPIN_PORT),
+      routes: url(ports.FRONT_ROUTES_PORT),
+      front: url(ports.FRONT_ALONE_PORT),
+    },
+  };
 }
 
 function ensureGatewayBuild() {
@@ -233,12 +331,20 @@ function ensureGatewayBuild() {
   if (r.status !== 0 || !existsSync(GATEWAY_MAIN)) throw new Error('the build did not produce the gateway');
 }
 
-async function startKeypin(tmp, upstreamPort, extraEnv = {}) {
+async function startKeypin(tmp, upstreamPort, port, extraEnv = {}) {
   ensureGatewayBuild();
   const g = await startGateway({
     upstreamPort,
     tmp,
+    port,
     env: {
+      // Behind the front nginx, 127.0.0.1 is the trusted proxy and X-Real-IP
+      // the client's address; without it, the clients are the peers.
+      TRUSTED_PROXIES: FRONT ? '127.0.0.1/32,::1/128' : '::1/128',
+      REAL_IP_HEADER: 'x-real-ip',
+      WORKERS: String(WORKERS),
+      // How the gateway's supervisor spreads connections (docs/workers.md), when the caller sets it.
+      ...(process.env.CLUSTER_SCHEDULE ? { CLUSTER_SCHEDULE: process.env.CLUSTER_SCHEDULE } : {}),
       DATABASE_URL: process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/keypin_bench',
       REDIS_URL: process.env.BENCH_REDIS_URL ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379/0',
       REDIS_PREFIX: `keypin-bench-${RUN_TAG}:`,
@@ -264,12 +370,16 @@ async function startKeypin(tmp, upstreamPort, extraEnv = {}) {
       'NODE_ENV',
       'ROLE',
       'TRUSTED_PROXIES',
+      'REAL_IP_HEADER',
+      'WORKERS',
+      'CLUSTER_SCHEDULE',
       'CACHE_TTL_SECONDS',
     ].map((k) => [k, g.env[k]]),
   );
   return {
     name: 'keypin',
     url: g.url,
+    origin: g.url,
     port: g.port,
     child: g.child,
     pid: g.pid,
@@ -360,7 +470,7 @@ async function setUpLimitedKey(keypin) {
 /**
  * Two variants measured alternately, back to back (this machine's speed
  * drifts): each round runs `a` then `b` for the same time, with the serving
- * process's CPU time per request from /proc. The ratio of each pair is what
+ * process tree's CPU time per request from /proc (not the front nginx's). The ratio of each pair is what
  * `b` costs under the same machine load; the result is the median of the
  * pairs' ratios, not the ratio of the two medians.
  */
@@ -372,17 +482,16 @@ async function alternated(label, a, b) {
       const what = `wrk ${v.name} (${label}, round ${round + 1}/${rounds})`;
       await settle(what);
       step(`${what} (-t1 -c${P.wrkConnections} -d${P.wrkDurationS}s)`);
-      const ticks0 = processTicks(v.pid);
+      const meter = cpuMeter({ target: [v.pid] });
       const r = await runWrk(`${v.url}${v.spec.path}`, v.spec, {
         connections: P.wrkConnections,
         durationS: P.wrkDurationS,
         tmpDir: v.tmp,
         name: `${label.replace(/\W+/g, '-')}-${v.name}-${round}`,
       });
-      const ticks = processTicks(v.pid) - ticks0;
+      const cpuUsPerRequest = meter.stop(r.requests).target.usPerRequest;
       checkStatuses(what, r.statuses, 'allowed', 'keypin');
       if (r.non2xx3xx !== 0) fail(`${what}: wrk reports ${r.non2xx3xx} non-2xx/3xx responses`);
-      const cpuUsPerRequest = r.requests > 0 ? (ticks * 10_000) / r.requests : null;
       console.log(`        ${int(r.rps)} req/s, ${cpuUsPerRequest?.toFixed(0) ?? '—'} µs CPU per request`);
       runs[v.name].push({ rps: r.rps, requests: r.requests, cpuUsPerRequest });
     }
@@ -433,7 +542,7 @@ async function policyPhase(keypin, tmp) {
  * database, whose ROUTES send three prefixes to the upstream (the workload's
  * `/v1/` among them: the longest-prefix lookup does its real work).
  */
-async function routesPhase(keypin, upstreamPort, tmp) {
+async function routesPhase(keypin, upstreamPort, tmp, port, url) {
   const routes = [
     { prefix: '/anthropic/', upstream: `http://127.0.0.1:${upstreamPort}`, strip_prefix: true },
     { prefix: '/elevenlabs/', upstream: `http://127.0.0.1:${upstreamPort}`, strip_prefix: true },
@@ -444,11 +553,12 @@ async function routesPhase(keypin, upstreamPort, tmp) {
   chmodSync(dir, 0o755);
   // A fresh database: ROUTES seeds an empty routes table, and the upstream's port changes every run.
   await resetDatabase(ROUTES_DATABASE_URL);
-  const routed = await startKeypin(dir, upstreamPort, {
+  const routed = await startKeypin(dir, upstreamPort, port, {
     DATABASE_URL: ROUTES_DATABASE_URL,
     REDIS_PREFIX: `keypin-bench-routes-${RUN_TAG}:`,
     ROUTES: JSON.stringify(routes),
   });
+  if (url) routed.url = url; // through the front
   try {
     const c = makeClient(routed.url);
     try {
@@ -546,7 +656,9 @@ async function throughput(targets, workload, tmp, rss) {
     step(`${what} (-t1 -c${P.wrkConnections} -d${P.wrkDurationS}s)`);
     const keypinBlocked = t.name === 'keypin' && workload === 'blocked';
     const before = t.name === 'keypin' ? await metricsText(t.url) : null;
-    const sampler = t.name === 'keypin' && workload === 'allowed' ? sampleRss(t.pid) : null;
+    const sampler =
+      t.name === 'keypin' && workload === 'allowed' ? sampleRss(t.pid, 250, treeRssBytes) : null;
+    const meter = cpuMeter(cpuGroups(t));
     const r = await runWrk(
       `${t.url}${SPEC[workload].path}`,
       { ...SPEC[workload], marker: keypinBlocked ? 'ip_not_allowed' : undefined },
@@ -557,6 +669,7 @@ async function throughput(targets, workload, tmp, rss) {
         name: `${t.name}-${workload}`,
       },
     );
+    r.cpu = meter.stop(r.requests);
     if (sampler) rss.duringAllowedLoad = sampler.stop();
     const sockErrors = Object.values(r.socketErrors).reduce((a, b) => a + b, 0);
     const counted = Object.values(r.statuses).reduce((a, b) => a + b, 0);
@@ -580,8 +693,197 @@ async function throughput(targets, workload, tmp, rss) {
     } else if (r.non2xx3xx !== 0) {
       fail(`${what}: wrk reports ${r.non2xx3xx} non-2xx/3xx responses`);
     }
-    console.log(`        ${int(r.rps)} req/s, statuses ${JSON.stringify(r.statuses)}`);
+    console.log(`        ${int(r.rps)} req/s, statuses ${JSON.stringify(r.statuses)}; ${cpuLine(r.cpu)}`);
     out[t.name] = r;
+  }
+  return out;
+}
+
+// ------------------------------------------------------------------ CPU per request
+
+/** The upstream (nginx and the paced Node SSE source) and the front nginx, once started. */
+const TOPO = { upstream: null, front: null };
+
+/**
+ * The process trees whose CPU a run of target `t` is charged to, kept
+ * apart: the target itself (nginx master and workers; the gateway and every
+ * process it forks), the front nginx, the upstream, and PostgreSQL + Redis
+ * (every such process on the machine: others' use of them shows too).
+ */
+function cpuGroups(t) {
+  const g = { target: [t.pid] };
+  if (t.via === 'front') g.front = [TOPO.front.pid];
+  if (t.name !== 'direct') g.upstream = [TOPO.upstream.pid, TOPO.upstream.sse.child.pid];
+  g.stores = storePids();
+  return g;
+}
+
+/**
+ * Redis (every redis-server: it is one process) and the PostgreSQL backends
+ * serving the bench's own databases (their command line names the database),
+ * not the backends of other work on the machine nor PostgreSQL's shared
+ * background processes.
+ */
+function storePids() {
+  const names = new Set(
+    [
+      process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/keypin_bench',
+      ROUTES_DATABASE_URL,
+    ].map((u) => new URL(u).pathname.slice(1)),
+  );
+  return [
+    ...pidsNamed(['redis-server']),
+    ...pidsNamed(['postgres']).filter((pid) => {
+      try {
+        const words = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split(/[\s\0]+/);
+        return words.some((w) => names.has(w));
+      } catch {
+        return false;
+      }
+    }),
+  ];
+}
+const usCpu = (v) => (v === null || v === undefined ? '—' : `${v.toFixed(0)} µs`);
+function cpuLine(cpu) {
+  return `CPU/request ${Object.entries(cpu)
+    .map(([k, v]) => `${k} ${usCpu(v.usPerRequest)}`)
+    .join(', ')}`;
+}
+
+// ------------------------------------------------------------------ open loop, stepped rates
+
+/**
+ * Tail-bound throughput: the allowed workload from the open-loop generator
+ * (P.generators processes) at rates rising by P.stepFactor, each step sent
+ * to the direct upstream first and then to every other target still in the
+ * race, so that each target's p99 is compared with the upstream's p99 at the
+ * same rate and minutes apart at most. A step holds a bound when the target
+ * sustained the rate (sent ≥ 95% of the schedule, every response 2xx, none
+ * lost) and its p99 minus the direct p99 at that rate is within the bound. A
+ * step that breaks a bound is run once more; the bound breaks when the
+ * repeat breaks it too. A target leaves the race when its largest bound
+ * breaks; `direct` runs on until it fails to sustain two rates in a row
+ * with p99 ≤ 5 ms (each tried twice): the last rate it held is the
+ * generator's (and upstream's) ceiling, reported beside the figures. A rate
+ * `direct` failed gives no floor, so the targets skip it.
+ */
+async function stepsPhase(targets) {
+  const gen = await startOpenLoop({
+    processes: P.generators,
+    connectionsPerProcess: P.generatorConnections,
+  });
+  const bounds = P.stepBoundsMs;
+  const maxBound = Math.max(...bounds);
+  const direct = TOPO.upstream;
+  const racers = targets.filter((t) => t.name !== 'direct');
+  const out = {
+    workload: 'allowed',
+    generator: { processes: gen.processes, connections: gen.connections },
+    startRate: P.stepStartRate,
+    factor: P.stepFactor,
+    warmupS: P.stepWarmupS,
+    stepS: P.stepS,
+    boundsMs: bounds,
+    steps: [],
+    held: Object.fromEntries(racers.map((t) => [t.name, Object.fromEntries(bounds.map((b) => [b, null]))])),
+    broken: Object.fromEntries(
+      racers.map((t) => [t.name, Object.fromEntries(bounds.map((b) => [b, false]))]),
+    ),
+    generatorCeiling: null,
+    directStoppedAt: null,
+  };
+  const sustained = (r) =>
+    r.errors === 0 &&
+    r.timeouts === 0 &&
+    r.completed === r.measured &&
+    r.achievedRatePerS >= 0.95 * r.ratePerS &&
+    Object.keys(r.statuses).every((s) => Number(s) >= 200 && Number(s) < 300);
+  const one = async (t, rate) => {
+    const q = await waitQuiet(benchPids, { timeoutMs: 2000 });
+    const meter = cpuMeter(cpuGroups(t));
+    const r = await gen.run(t.url, SPEC.allowed, {
+      ratePerS: rate,
+      warmupS: P.stepWarmupS,
+      durationS: P.stepS,
+    });
+    r.cpu = meter.stop(Math.round(rate * (P.stepWarmupS + P.stepS)));
+    r.sustained = sustained(r);
+    r.machineBusyPct = Math.round(q.machineBusy * 100);
+    return r;
+  };
+  const short = (r) =>
+    `p99 ${ms(r.p99Ms)}${r.sustained ? '' : ` NOT SUSTAINED (sent ${int(r.achievedRatePerS)}/s, ${r.errors + r.timeouts} lost, ${JSON.stringify(r.statuses)})`}`;
+  let directAlive = true;
+  let directFailures = 0;
+  try {
+    for (let rate = P.stepStartRate; rate <= P.stepMaxRate; rate = Math.round(rate * P.stepFactor)) {
+      const alive = racers.filter((t) => !out.broken[t.name][maxBound]);
+      const row = { rate };
+      out.steps.push(row);
+      let d = await one(direct, rate);
+      if (!d.sustained || d.p99Ms > maxBound) d = { ...(await one(direct, rate)), repeated: true };
+      d.generatorUsPerRequest = (d.generatorCpuS * 1e6) / Math.round(rate * (P.stepWarmupS + P.stepS));
+      row.direct = d;
+      const parts = [
+        `direct ${short(d)} (generator ${usCpu(d.generatorUsPerRequest)}/request, ` +
+          `${d.generatorCoresMax.toFixed(2)} cores per process)${d.repeated ? ' (repeated)' : ''}`,
+      ];
+      // A rate the direct upstream could not hold (twice) gives no floor: the
+      // targets skip it. Two such rates in a row: the generator's ceiling.
+      const floorOk = d.sustained && d.p99Ms <= maxBound;
+      if (floorOk) {
+        directFailures = 0;
+        out.generatorCeiling = rate;
+      } else if (++directFailures >= 2) {
+        directAlive = false;
+        out.directStoppedAt = rate;
+      }
+      for (const t of floorOk ? alive : []) {
+        const judge = (r) => {
+          r.addedP99Ms = r.p99Ms - d.p99Ms;
+          return Object.fromEntries(bounds.map((b) => [b, r.sustained && r.addedP99Ms <= b]));
+        };
+        let r = await one(t, rate);
+        let ok = judge(r);
+        if (bounds.some((b) => !out.broken[t.name][b] && !ok[b])) {
+          r = { ...(await one(t, rate)), repeated: true };
+          ok = judge(r);
+        }
+        r.held = ok;
+        row[t.name] = r;
+        for (const b of bounds) {
+          if (out.broken[t.name][b]) continue;
+          if (ok[b]) out.held[t.name][b] = rate;
+          else out.broken[t.name][b] = true;
+        }
+        parts.push(
+          `${t.name} ${short(r)} (${signedMs(r.addedP99Ms)})${bounds.map((b) => (ok[b] ? '' : ` ✗${b}ms`)).join('')}${r.repeated ? ' (repeated)' : ''}`,
+        );
+      }
+      step(`steps ${int(rate)}/s: ${parts.join(' | ')}`);
+      if (!directAlive) break; // beyond the generator's ceiling: no floor to compare with
+      if (alive.length === 0 && racers.length > 0 && out.generatorCeiling !== null && !STEPS_TO_CEILING)
+        break;
+    }
+  } finally {
+    await gen.close();
+  }
+  if (directAlive) out.generatorCeiling = null; // never reached within stepMaxRate
+  for (const t of racers) {
+    for (const b of bounds) {
+      const h = out.held[t.name][b];
+      if (h !== null && out.generatorCeiling !== null && h >= 0.5 * out.generatorCeiling) {
+        note(
+          `steps: ${t.name} held ${b} ms up to ${int(h)}/s, half or more of the generator's ceiling ` +
+            `(${int(out.generatorCeiling)}/s against the direct upstream): the generator may be part of the limit`,
+        );
+      }
+      if (!out.broken[t.name][b] && directAlive === false) {
+        note(
+          `steps: ${t.name} still held ${b} ms when the direct upstream stopped keeping up (the generator's ceiling)`,
+        );
+      }
+    }
   }
   return out;
 }
@@ -692,7 +994,7 @@ async function gatewayGauges(keypin) {
 
 async function memoryPhase(keypin) {
   const gaugesBefore = await gatewayGauges(keypin);
-  const before = rssBytes(keypin.pid);
+  const before = treeRssBytes(keypin.pid);
   step(`memory: binding ${int(P.memKeys)} new keys (${P.memConcurrency} concurrent keep-alive requests)`);
   const c = makeClient(keypin.url, { concurrency: P.memConcurrency });
   const statuses = {};
@@ -703,7 +1005,7 @@ async function memoryPhase(keypin) {
   const t0 = performance.now();
   const deadline = t0 + P.memCapS * 1000;
   const progress = setInterval(() => {
-    console.log(`        ${int(done)} keys bound, RSS ${mib(rssBytes(keypin.pid))}`);
+    console.log(`        ${int(done)} keys bound, RSS ${mib(treeRssBytes(keypin.pid))}`);
   }, 10_000);
   const worker = async () => {
     while (next < P.memKeys && performance.now() < deadline) {
@@ -729,9 +1031,9 @@ async function memoryPhase(keypin) {
     c.close();
   }
   const seconds = (performance.now() - t0) / 1000;
-  const after = rssBytes(keypin.pid);
+  const after = treeRssBytes(keypin.pid);
   await sleep(3000);
-  const settled = rssBytes(keypin.pid);
+  const settled = treeRssBytes(keypin.pid);
   const bound = statuses[200] ?? 0;
   checkStatuses('memory phase (first use of new keys)', statuses, 'allowed', 'keypin', errors);
   if (done < P.memKeys) {
@@ -777,11 +1079,24 @@ function computeRatios(r) {
     const d = r.sse?.direct?.firstEvent?.[f];
     return x == null || d == null ? null : x - d;
   };
+  const cpu = (workload, t) => w?.[workload]?.[t]?.cpu?.target?.usPerRequest ?? null;
+  const held = (t, b) => r.steps?.held?.[t]?.[b] ?? null;
   return {
     keypinOverNginxRps: {
       allowed: div(get('allowed', 'keypin'), get('allowed', 'nginx')),
       blocked: div(get('blocked', 'keypin'), get('blocked', 'nginx')),
     },
+    keypinOverFrontRps: { allowed: div(get('allowed', 'keypin'), get('allowed', 'front')) },
+    cpuUsPerRequest: Object.fromEntries(
+      WORKLOADS.map((wl) => [wl, Object.fromEntries((r.targets ?? []).map((t) => [t, cpu(wl, t)]))]),
+    ),
+    keypinOverNginxCpu: {
+      allowed: div(cpu('allowed', 'keypin'), cpu('allowed', 'nginx')),
+      blocked: div(cpu('blocked', 'keypin'), cpu('blocked', 'nginx')),
+    },
+    keypinOverNginxTailBound: Object.fromEntries(
+      (r.steps?.boundsMs ?? []).map((b) => [b, div(held('keypin', b), held('nginx', b))]),
+    ),
     keypinOverDirectRps: { allowed: div(get('allowed', 'keypin'), get('allowed', 'direct')) },
     nginxOverDirectRps: { allowed: div(get('allowed', 'nginx'), get('allowed', 'direct')) },
     keypinBlockedOverAllowedRps: div(get('blocked', 'keypin'), get('allowed', 'keypin')),
@@ -818,6 +1133,9 @@ function printReport(r) {
   parts.push(
     `\nKeyPin bench — ${r.date}\n${r.machine.cpuModel} × ${r.machine.cores} cores, ${r.machine.memoryGiB} GiB, ` +
       `node ${r.machine.node}, ${r.machine.nginx ?? 'nginx ?'}, ${r.machine.wrk ?? 'wrk ?'}` +
+      `\n--workers ${WORKERS}; ${Object.entries(r.topology?.targets ?? {})
+        .map(([t, path]) => `${t}: ${path}`)
+        .join('; ')}` +
       (QUICK ? '\n(--quick: shorter runs, figures are rough)' : ''),
   );
   if (w) {
@@ -829,6 +1147,25 @@ function printReport(r) {
           ['allowed key', ...names.map((t) => int(w.allowed?.[t]?.rps))],
           ['blocked key (KeyPin: all 403)', ...names.map((t) => int(w.blocked?.[t]?.rps))],
         ],
+      ),
+    );
+    const cpuRows = [];
+    for (const wl of WORKLOADS) {
+      for (const [g, label] of [
+        ['target', 'the target itself'],
+        ['front', 'front nginx'],
+        ['upstream', 'upstream'],
+        ['stores', 'PostgreSQL (bench DBs) + Redis'],
+      ]) {
+        if (!names.some((t) => w[wl]?.[t]?.cpu?.[g])) continue;
+        cpuRows.push([`${wl}: ${label}`, ...names.map((t) => usCpu(w[wl]?.[t]?.cpu?.[g]?.usPerRequest))]);
+      }
+    }
+    parts.push(
+      table(
+        'CPU per request, µs (utime + stime from /proc of every process in each tree, over the wrk run)',
+        head(''),
+        cpuRows,
       ),
     );
   }
@@ -859,6 +1196,42 @@ function printReport(r) {
         ],
       ),
     );
+  }
+  const S = r.steps;
+  if (S) {
+    const racers = Object.keys(S.held);
+    const rows = S.boundsMs.map((b) => [
+      `added p99 ≤ ${b} ms`,
+      ...racers.map((t) => {
+        const h = S.held[t][b];
+        return h === null ? `< ${int(S.startRate)}` : `${int(h)}${S.broken[t][b] ? '' : '+'}`;
+      }),
+    ]);
+    rows.push([
+      'generator ceiling (direct sustained, p99 ≤ 5 ms)',
+      ...racers.map(() =>
+        S.generatorCeiling === null ? `> ${int(S.steps.at(-1)?.rate)}` : int(S.generatorCeiling),
+      ),
+    ]);
+    parts.push(
+      table(
+        `Tail-bound throughput, req/s (open loop, ${S.generator.processes} generator processes × ` +
+          `${S.generator.connections / S.generator.processes} connections, steps ×${S.factor} from ${int(S.startRate)}/s, ` +
+          `${S.stepS}s each; added p99 = target p99 − direct p99 at the same rate; "+": never broke)`,
+        ['', ...racers],
+        rows,
+      ),
+    );
+    const top = S.steps.filter((x) => x.direct?.sustained).at(-1)?.direct;
+    if (top) {
+      parts.push(
+        `(generator at ${int(top.ratePerS)}/s: ${usCpu(top.generatorUsPerRequest)} of its own CPU per request, ` +
+          `${top.generatorCoresMax.toFixed(2)} cores per process; ` +
+          (S.generatorCeiling === null
+            ? `the direct upstream held every rate up to ${int(S.steps.at(-1)?.rate)}/s)`
+            : `the direct upstream stopped keeping up at ${int(S.directStoppedAt)}/s)`),
+      );
+    }
   }
   const R = r.ratios;
   const addRows = [];
@@ -895,6 +1268,15 @@ function printReport(r) {
       [
         ['KeyPin / nginx req/s, allowed', ratio(R.keypinOverNginxRps.allowed)],
         ['KeyPin / nginx req/s, blocked', ratio(R.keypinOverNginxRps.blocked)],
+        ['KeyPin / nginx CPU per request, allowed', ratio(R.keypinOverNginxCpu.allowed)],
+        ['KeyPin / nginx CPU per request, blocked', ratio(R.keypinOverNginxCpu.blocked)],
+        ...Object.entries(R.keypinOverNginxTailBound).map(([b, v]) => [
+          `KeyPin / nginx req/s held at added p99 ≤ ${b} ms`,
+          ratio(v),
+        ]),
+        ...(R.keypinOverFrontRps.allowed !== null
+          ? [['KeyPin (behind the front) / front alone req/s, allowed', ratio(R.keypinOverFrontRps.allowed)]]
+          : []),
         ['KeyPin / direct req/s, allowed', ratio(R.keypinOverDirectRps.allowed)],
         ['nginx / direct req/s, allowed', ratio(R.nginxOverDirectRps.allowed)],
         ['KeyPin blocked / allowed req/s', ratio(R.keypinBlockedOverAllowedRps)],
@@ -991,16 +1373,44 @@ function printReport(r) {
         ]);
       }
     }
-    parts.push(table('KeyPin gateway memory (RSS from /proc/<pid>/status)', ['', ''], rows));
+    parts.push(
+      table('KeyPin gateway memory (RSS of the process tree, VmRSS from /proc/<pid>/status)', ['', ''], rows),
+    );
   }
+  if (r.loadAverage)
+    parts.push(
+      `\nLoad average (1, 5, 15 min) at the start ${r.loadAverage.start.join(', ')}, at the end ${r.loadAverage.end.join(', ')} ` +
+        `(${r.machine.cores} cores; the bench itself keeps about 2 busy)`,
+    );
   if (r.notes.length) parts.push(`\nNotes\n${r.notes.map((n) => `  - ${n}`).join('\n')}`);
   console.log(parts.join('\n'));
 }
 
 // ------------------------------------------------------------------ main
 
+/** The commit the checkout is at, whether it has local changes, and when the measured build was made. */
+function codeVersion() {
+  const git = (args) => {
+    const r = spawnSync('git', args, { cwd: ROOT, encoding: 'utf8' });
+    return r.status === 0 ? r.stdout.trim() : null;
+  };
+  let builtAt = null;
+  try {
+    builtAt = statSync(GATEWAY_MAIN).mtime.toISOString();
+  } catch {
+    // not built yet
+  }
+  const dirty = git(['status', '--porcelain', '--', 'apps', 'libs']);
+  return {
+    commit: git(['rev-parse', '--short', 'HEAD']),
+    appsOrLibsChanged: dirty === null ? null : dirty !== '',
+    builtAt,
+  };
+}
+
 async function main() {
   ensureWrk(); // before anything starts: the results record its version
+  const loadAtStart = os.loadavg().map((x) => Math.round(x * 100) / 100);
   const tmp = mkdtempSync(join(os.tmpdir(), 'keypin-bench-'));
   chmodSync(tmp, 0o755); // nginx workers drop to an unprivileged user
   const results = {
@@ -1014,8 +1424,10 @@ async function main() {
       nginx: versionOf(existsSync(NGINX) ? NGINX : 'nginx', ['-v']),
       wrk: versionOf('wrk', ['-v'])?.replace(/\s+Copyright.*$/, '') ?? null,
     },
+    code: codeVersion(),
     quick: QUICK,
     parameters: P,
+    options: { front: FRONT, workers: WORKERS, targets: TARGETS, steps: STEPS_PHASE, memory: MEMORY_PHASE },
     targets: [],
     keys: { allowed: ALLOWED_KEY, blocked: `${BLOCKED_KEY} (pinned to ${OTHER_IP})` },
   };
@@ -1023,30 +1435,79 @@ async function main() {
   const started = [];
   let keypin = null;
   try {
-    step(`starting targets: ${TARGETS.join(', ')} (scratch dir ${tmp})`);
-    const upstream = await startDirect();
-    started.push(upstream);
+    step(
+      `starting targets: ${TARGETS.join(', ')}; ${FRONT ? 'nginx and KeyPin behind the front nginx' : 'no front nginx'}, ` +
+        `--workers ${WORKERS} (scratch dir ${tmp})`,
+    );
+    const upstream = await startDirect(tmp);
+    TOPO.upstream = upstream;
+    started.push(upstream, { child: upstream.sse.child });
+    const ports = {
+      UPSTREAM_PORT: upstream.port,
+      NGINX_PORT: await freePort(),
+      KEYPIN_PORT: await freePort(),
+      ROUTES_PORT: await freePort(),
+    };
+    let front = null;
+    if (FRONT && TARGETS.some((t) => t !== 'direct')) {
+      for (const k of ['FRONT_NGINX_PORT', 'FRONT_KEYPIN_PORT', 'FRONT_ROUTES_PORT', 'FRONT_ALONE_PORT'])
+        ports[k] = await freePort();
+      front = await startFront(tmp, ports);
+      TOPO.front = front;
+      started.push({ name: 'front', child: front.child });
+    }
+    /** Behind the front, clients talk to the front's server for that backend. */
+    const viaFront = (t, url) => (front ? Object.assign(t, { url, via: 'front' }) : t);
     if (TARGETS.includes('direct')) targets.push(upstream);
+    if (TARGETS.includes('front')) {
+      targets.push({
+        name: 'front',
+        url: front.urls.front,
+        port: ports.FRONT_ALONE_PORT,
+        child: front.child,
+        pid: front.pid,
+      });
+    }
     if (TARGETS.includes('nginx')) {
-      const nginx = await startNginx(tmp, upstream.port);
+      const nginx = await startNginx(tmp, upstream.port, ports.NGINX_PORT);
       started.push(nginx);
-      targets.push(nginx);
+      targets.push(viaFront(nginx, front?.urls.nginx));
     }
     if (TARGETS.includes('keypin')) {
       try {
-        keypin = await startKeypin(tmp, upstream.port);
+        keypin = viaFront(await startKeypin(tmp, upstream.port, ports.KEYPIN_PORT), front?.urls.keypin);
         started.push(keypin);
         targets.push(keypin);
         step(`KeyPin ready in ${keypin.readyS.toFixed(1)}s (pid ${keypin.pid}, log ${keypin.log})`);
-        results.keypin = { env: keypin.env, readyS: keypin.readyS, rssIdleBytes: rssBytes(keypin.pid) };
+        results.keypin = {
+          env: keypin.env,
+          readyS: keypin.readyS,
+          processes: treePids([keypin.pid]).length,
+          rssIdleBytes: treeRssBytes(keypin.pid),
+        };
       } catch (err) {
         fail(`KeyPin could not be started: ${err.message}`);
       }
     }
     if (targets.length === 0) throw new Error('no target to measure');
-    const own = started.map((t) => t.child.pid);
-    benchPids = () => [...own, ...pidsNamed(['nginx', 'postgres', 'redis-server'])];
+    benchPids = () => [...treePids(started.map((t) => t.child.pid)), ...storePids()];
     results.targets = targets.map((t) => t.name);
+    results.topology = {
+      front: FRONT,
+      workers: WORKERS,
+      upstream:
+        'nginx, canned answers (bench/nginx.upstream.conf.template); SSE from bench/upstream.mjs behind it',
+      targets: Object.fromEntries(
+        targets.map((t) => [
+          t.name,
+          t.name === 'direct'
+            ? 'client → upstream'
+            : t.name === 'front'
+              ? 'client → front nginx (allowlist) → upstream'
+              : `client → ${t.via === 'front' ? 'front nginx (X-Real-IP) → ' : ''}${t.name} → upstream`,
+        ]),
+      ),
+    };
 
     step('pinning keys and checking every target answers');
     await prepare(targets);
@@ -1075,6 +1536,13 @@ async function main() {
       results.latency.c32[workload] = await latencyC32(targets, workload, rate);
       if (workload === 'allowed') results.sse = await sse(targets);
     }
+    if (STEPS_PHASE) {
+      console.log(
+        `\n== open loop, stepped rates (${P.generators} generator processes × ${P.generatorConnections} connections, ` +
+          `from ${int(P.stepStartRate)}/s ×${P.stepFactor}, ${P.stepWarmupS}+${P.stepS}s per step)`,
+      );
+      results.steps = await stepsPhase(targets);
+    }
     if (keypin && !flag('no-policy')) {
       console.log('\n== key policy cost');
       results.policy = await policyPhase(keypin, tmp);
@@ -1082,7 +1550,7 @@ async function main() {
     if (keypin && !flag('no-routes')) {
       console.log('\n== routes cost');
       try {
-        results.routes = await routesPhase(keypin, upstream.port, tmp);
+        results.routes = await routesPhase(keypin, upstream.port, tmp, ports.ROUTES_PORT, front?.urls.routes);
       } catch (err) {
         fail(`routes phase: ${err.stack ?? err}`);
       }
@@ -1098,14 +1566,10 @@ async function main() {
         // the heap grew during the load phases: measure on a fresh process.
         await stopChild(keypin.child, 8000);
         started.splice(started.indexOf(keypin), 1);
-        keypin = await startKeypin(tmp, upstream.port);
+        keypin = viaFront(await startKeypin(tmp, upstream.port, ports.KEYPIN_PORT), front?.urls.keypin);
         started.push(keypin);
-        benchPids = () => [
-          ...started.map((t) => t.child.pid),
-          ...pidsNamed(['nginx', 'postgres', 'redis-server']),
-        ];
         results.memory.freshProcess = true;
-        results.memory.rssFreshIdleBytes = rssBytes(keypin.pid);
+        results.memory.rssFreshIdleBytes = treeRssBytes(keypin.pid);
         await settle('the memory phase');
         results.memory.bindings = await memoryPhase(keypin);
       }
@@ -1114,6 +1578,7 @@ async function main() {
     fail(err.stack ?? String(err));
   } finally {
     results.settleWaits = settles;
+    results.loadAverage = { start: loadAtStart, end: os.loadavg().map((x) => Math.round(x * 100) / 100) };
     results.ratios = computeRatios(results);
     results.failures = failures;
     results.notes = notes;

@@ -1,5 +1,8 @@
-// The bench's fast upstream: a deliberately tiny node:http server in its own
-// process, so that what the bench measures is the proxy in front of it.
+// A deliberately tiny node:http upstream in its own process: the soak's
+// upstream (scripts/soak.mjs), and the source of paced SSE streams behind the
+// bench's nginx upstream (bench/nginx.upstream.conf.template passes it the
+// streaming requests; nginx answers everything else itself, faster than
+// Node could).
 //
 //   node bench/upstream.mjs [--host 127.0.0.1] [--port 0]
 //

@@ -38,16 +38,16 @@ function hookExit() {
 
 /**
  * Spawns a child that the runner owns. Its output goes to `logFile` (when
- * given) so a failure can show the tail.
+ * given) so a failure can show the tail; with `ipc`, it shares the runner's
+ * stdout and stderr and gets an IPC channel (child.send / 'message').
  */
-export function startChild(name, command, args, { env, cwd, logFile, stdin = 'ignore' } = {}) {
+export function startChild(name, command, args, { env, cwd, logFile, stdin = 'ignore', ipc = false } = {}) {
   hookExit();
   const logFd = logFile ? openSync(logFile, 'a') : 'ignore';
-  const child = spawn(command, args, {
-    cwd,
-    env: env ?? process.env,
-    stdio: [stdin, logFd === 'ignore' ? 'pipe' : logFd, logFd === 'ignore' ? 'pipe' : logFd],
-  });
+  const stdio = ipc
+    ? [stdin, 'inherit', 'inherit', 'ipc']
+    : [stdin, logFd === 'ignore' ? 'pipe' : logFd, logFd === 'ignore' ? 'pipe' : logFd];
+  const child = spawn(command, args, { cwd, env: env ?? process.env, stdio });
   if (typeof logFd === 'number') closeSync(logFd);
   child.benchName = name;
   child.logFile = logFile;
@@ -128,11 +128,11 @@ export function rssBytes(pid) {
   }
 }
 
-/** Samples a process's RSS every `everyMs` until stopped; returns {max, mean, last, samples}. */
-export function sampleRss(pid, everyMs = 250) {
+/** Samples a process's RSS (or `read(pid)`) every `everyMs` until stopped; returns {max, mean, last, samples}. */
+export function sampleRss(pid, everyMs = 250, read = rssBytes) {
   const values = [];
   const take = () => {
-    const v = rssBytes(pid);
+    const v = read(pid);
     if (v !== null) values.push(v);
   };
   take();
@@ -230,4 +230,90 @@ export async function waitQuiet(pids, { maxCores = 0.1, windowMs = 300, timeoutM
     if (quietWindows >= 2) return { waitedS, settled: true, cores, machineBusy };
     if (Date.now() - t0 >= timeoutMs) return { waitedS, settled: false, cores, machineBusy };
   }
+}
+
+// ---------------------------------------------------------------- process trees
+
+/** [pid, ppid, utime+stime+cutime+cstime] of every process, from /proc/<pid>/stat. */
+function allStats() {
+  const out = [];
+  for (const entry of readdirSync('/proc')) {
+    if (entry.charCodeAt(0) < 48 || entry.charCodeAt(0) > 57) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      // fields 4 (ppid), 14–17 (utime, stime, cutime, cstime) of proc(5)
+      out.push([Number(entry), Number(f[1]), Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])]);
+    } catch {
+      // gone
+    }
+  }
+  return out;
+}
+
+/**
+ * The pids of `roots` and of all their descendants (nginx's master and its
+ * workers; the gateway, its cluster workers and any background process it
+ * forks), found through the ppid field of /proc/<pid>/stat.
+ */
+export function treePids(roots, stats = allStats()) {
+  const kids = new Map();
+  for (const [pid, ppid] of stats) {
+    if (!kids.has(ppid)) kids.set(ppid, []);
+    kids.get(ppid).push(pid);
+  }
+  const seen = new Set();
+  const todo = roots.filter((p) => p);
+  while (todo.length) {
+    const p = todo.pop();
+    if (seen.has(p)) continue;
+    seen.add(p);
+    for (const k of kids.get(p) ?? []) todo.push(k);
+  }
+  return [...seen];
+}
+
+/**
+ * CPU ticks (1/100 s) used so far by each group of process trees, in one
+ * pass over /proc: `{ name: [rootPid, …] }` → `{ name: ticks }`. Counts the
+ * children's time that a process in the tree has already reaped (cutime,
+ * cstime), so a worker that exits between two readings is not lost.
+ */
+export function groupTicks(groups) {
+  const stats = allStats();
+  const ticks = new Map(stats.map(([pid, , t]) => [pid, t]));
+  const out = {};
+  for (const [name, roots] of Object.entries(groups)) {
+    out[name] = treePids(roots, stats).reduce((a, pid) => a + (ticks.get(pid) ?? 0), 0);
+  }
+  return out;
+}
+
+/**
+ * Starts a CPU meter over process-tree groups; `stop(requests)` returns,
+ * per group, the CPU seconds used since the start and µs of CPU per request.
+ */
+export function cpuMeter(groups) {
+  const t0 = groupTicks(groups);
+  return {
+    stop(requests) {
+      const t1 = groupTicks(groups);
+      const out = {};
+      for (const name of Object.keys(groups)) {
+        const s = Math.max(0, t1[name] - t0[name]) / CLOCK_TICKS_PER_S;
+        out[name] = { cpuS: s, usPerRequest: requests > 0 ? (s * 1e6) / requests : null };
+      }
+      return out;
+    },
+  };
+}
+
+/** Resident set size of a process and all its descendants, in bytes (null when none readable). */
+export function treeRssBytes(pid) {
+  let sum = null;
+  for (const p of treePids([pid])) {
+    const v = rssBytes(p);
+    if (v !== null) sum = (sum ?? 0) + v;
+  }
+  return sum;
 }

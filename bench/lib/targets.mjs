@@ -1,5 +1,6 @@
-// The processes the bench and the soak run against: the fast upstream
-// (bench/upstream.mjs) and the built KeyPin gateway, both on loopback.
+// The processes the bench and the soak run against: the Node upstream
+// (bench/upstream.mjs: the soak's upstream, and the bench's paced SSE source
+// behind its nginx upstream) and the built KeyPin gateway, both on loopback.
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -36,13 +37,15 @@ export async function startUpstream() {
  * keys, no auto-ban, no FIRST_USE_LIMIT) in front of the upstream and waits for `/ready`. The
  * clients talk to it directly from 127.0.0.N, not through a proxy, so only
  * ::1 is a trusted proxy (the default would make it insist on X-Real-IP from
- * 127.0.0.1). `env` adds to or overrides these.
+ * 127.0.0.1). `env` adds to or overrides these (the bench, behind its front
+ * nginx, trusts 127.0.0.1). `port`: listen there instead of a free port
+ * (the front nginx is configured with it before the gateway starts).
  */
-export async function startGateway({ upstreamPort, tmp, env: extra }) {
+export async function startGateway({ upstreamPort, tmp, env: extra, port: fixedPort }) {
   if (!existsSync(GATEWAY_MAIN)) {
     throw new Error(`${GATEWAY_MAIN} is missing: run "npx nx run-many -t build" first`);
   }
-  const port = await freePort();
+  const port = fixedPort ?? (await freePort());
   const env = {
     ...process.env,
     PORT: String(port),

@@ -1,4 +1,5 @@
 import 'reflect-metadata';
+import cluster from 'node:cluster';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { Logger } from 'pino';
@@ -10,7 +11,7 @@ import { handleClientError } from './proxy/client-error';
 import { Forwarder } from './proxy/forwarder';
 import { KeyHasher } from './proxy/key-hasher';
 import { rewriteRequestTarget } from './proxy/request-target';
-import { registerProxy } from './proxy/proxy.plugin';
+import { proxyServerFactory, registerProxy } from './proxy/proxy.plugin';
 import { PolicyGate } from './policy/policy-gate';
 import { AccessLog } from './proxy/access-log';
 import { ProxyService } from './proxy/proxy.service';
@@ -19,6 +20,8 @@ import { RouteTable, type UpstreamFactory } from './route/route-table';
 import { closeRuntime, createAdminServices, createRuntime, migrateOnly } from './runtime';
 import { setupApiDocs } from './admin/api-docs';
 import { registerConsole } from './admin/console';
+import { clusterMetrics, inCluster } from './cluster/cluster-messages';
+import { runSupervisor } from './cluster/supervisor';
 
 async function main(): Promise<void> {
   // scripts/start.mjs talks to us over IPC only to notice it is gone; the
@@ -42,8 +45,13 @@ async function main(): Promise<void> {
     await migrateOnly(config, logger);
     return;
   }
+  if (cluster.isPrimary && config.workers > 1 && config.role !== 'worker') {
+    await runSupervisor(config, logger);
+    return;
+  }
 
   const rt = await createRuntime(config, logger);
+  if (inCluster()) rt.metrics.renderThrough(clusterMetrics(rt.metrics.registry));
 
   if (config.role === 'worker') {
     logger.info({ role: config.role }, 'worker started');
@@ -128,6 +136,8 @@ async function main(): Promise<void> {
     bodyLimit: 1024 * 1024,
     keepAliveTimeout: 75_000,
     requestTimeout: 0,
+    // Proxied traffic skips Fastify: it reaches ProxyService from the server's own listener.
+    serverFactory: proxyServerFactory(proxy, { keepAliveTimeoutMs: 75_000 }),
     forceCloseConnections: 'idle',
     clientErrorHandler: handleClientError,
     // Before routing: absolute-form targets in origin form, and a path that

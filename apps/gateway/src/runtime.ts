@@ -1,5 +1,4 @@
 import { keyRulesOf } from '@keypin/shared';
-import type { Redis } from 'ioredis';
 import type { AdminServices } from './admin/admin-services';
 import { CallerIpResolver } from './admin/common/caller-ip';
 import { AuditRepository } from './audit/audit.repository';
@@ -31,8 +30,9 @@ import { ChangeFeed } from './infra/change-feed/change-feed.service';
 import { createDataSource, runMigrations } from './infra/database/data-source';
 import { ensureDatabase } from './infra/database/ensure-database';
 import { MetricsService } from './infra/metrics/metrics.service';
-import { createCommandClient, createSubscriberClient } from './infra/redis/redis.factory';
+import { createCommandClient, createSubscriberClient, type RedisClient } from './infra/redis/redis.factory';
 import { RedisKeys } from './infra/redis/redis-keys';
+import { describeTopology } from './infra/redis/redis-topology';
 import { InterceptRecorder } from './intercept/intercept-recorder.service';
 import { InterceptRepository } from './intercept/intercept.repository';
 import { ReadinessProbe } from './health/readiness';
@@ -57,6 +57,8 @@ import { RoutesRepository } from './route/routes.repository';
 import { ChainSealer } from './integrity/chain-sealer.service';
 import { IntegrityRepository } from './integrity/integrity.repository';
 import { IntegrityService } from './integrity/integrity.service';
+import { RetentionRepository } from './retention/retention.repository';
+import { RetentionService } from './retention/retention.service';
 
 /**
  * The composition root: builds every long-lived service once, in order,
@@ -67,8 +69,8 @@ export interface Runtime {
   config: AppConfig;
   logger: Logger;
   dataSource: DataSource;
-  redis: Redis;
-  subscriber: Redis;
+  redis: RedisClient;
+  subscriber: RedisClient;
   keys: RedisKeys;
   metrics: MetricsService;
   settings: SettingsService;
@@ -88,7 +90,7 @@ export interface Runtime {
   changeFeed: ChangeFeed;
   readiness: ReadinessProbe;
   /** A Redis connection of its own for the policy counters (short timeout). */
-  policyRedis: Redis;
+  policyRedis: RedisClient;
   limiter: PolicyLimiter;
   /** The `routes` table (docs/contract.md 10); a RouteSource for routing tables. */
   routeRepo: RoutesRepository;
@@ -102,6 +104,8 @@ export interface Runtime {
   routeListeners: Set<() => void>;
   /** The hash chains' sealer (docs/integrity.md); present with the background jobs (ROLE all or worker). */
   sealer: ChainSealer | null;
+  /** The intercept log's monthly partitions and retention (docs/data.md); present with the background jobs. */
+  retention: RetentionService | null;
 }
 
 /** Calls every route listener; a failing one is logged, the others still run. */
@@ -122,9 +126,10 @@ export async function createRuntime(config: AppConfig, logger: Logger): Promise<
   const applied = await runMigrations(dataSource);
   if (applied.length > 0) logger.info({ migrations: applied }, 'migrations applied');
 
-  const keys = new RedisKeys(config.redisPrefix);
-  const redis = createCommandClient(config.redisUrl, logger, 'commands');
-  const subscriber = createSubscriberClient(config.redisUrl, logger, 'subscriber');
+  const keys = new RedisKeys(config.redisPrefix, { cluster: config.redis.kind === 'cluster' });
+  logger.info({ redis: describeTopology(config.redis) }, 'redis topology');
+  const redis = createCommandClient(config.redis, logger, 'commands');
+  const subscriber = createSubscriberClient(config.redis, logger, 'subscriber');
   const metrics = new MetricsService();
 
   const secretBox = new SecretBox(config.hmacSecret.reveal());
@@ -147,7 +152,7 @@ export async function createRuntime(config: AppConfig, logger: Logger): Promise<
   stats.start();
 
   const queues = {
-    intercepts: createQueue(QUEUE.intercepts, config.redisUrl, keys, {
+    intercepts: createQueue(QUEUE.intercepts, config.redis, keys, {
       defaultJobOptions: {
         attempts: 10,
         backoff: { type: 'exponential', delay: 1000 },
@@ -155,8 +160,8 @@ export async function createRuntime(config: AppConfig, logger: Logger): Promise<
         removeOnFail: { age: 7 * 86_400 },
       },
     }),
-    webhooks: createQueue(QUEUE.webhooks, config.redisUrl, keys),
-    archive: createQueue(QUEUE.archive, config.redisUrl, keys),
+    webhooks: createQueue(QUEUE.webhooks, config.redis, keys),
+    archive: createQueue(QUEUE.archive, config.redis, keys),
   };
   const alertRepo = new AlertRepository(dataSource);
   const alerts = new AlertService(alertRepo, settings, logger);
@@ -194,6 +199,7 @@ export async function createRuntime(config: AppConfig, logger: Logger): Promise<
     workers = new BackgroundWorkers(
       {
         redisUrl: config.redisUrl,
+        redis: config.redis,
         keys,
         archiveIntervalMs: config.archiveIntervalMs,
         webhookRetryBaseMs: config.webhookRetryBaseMs,
@@ -222,12 +228,23 @@ export async function createRuntime(config: AppConfig, logger: Logger): Promise<
   const sealer =
     config.role === 'gateway' ? null : new ChainSealer(new IntegrityRepository(dataSource), logger);
   sealer?.start();
+  // Upcoming months' partitions and INTERCEPT_RETENTION_DAYS; one instance at a time (an advisory lock).
+  const retention =
+    config.role === 'gateway'
+      ? null
+      : new RetentionService(
+          new RetentionRepository(dataSource),
+          new IntegrityService(new IntegrityRepository(dataSource), config.databaseUrl, logger),
+          logger,
+          { days: config.interceptRetentionDays },
+        );
+  retention?.start();
 
   // Its own connection, with a short timeout: a slow Redis sends policy
   // checks to the in-process fallback instead of holding requests. No
   // auto-pipelining: the limiter batches a key's requests itself, and
   // ioredis's pipelining costs more CPU per command than it saves here.
-  const policyRedis = createCommandClient(config.redisUrl, logger, 'policy', { commandTimeout: 250 });
+  const policyRedis = createCommandClient(config.redis, logger, 'policy', { commandTimeout: 250 });
   const limiter = new PolicyLimiter(policyRedis, keys, logger, {
     // A quota counts the calendar day and month: a counter Redis does not
     // have yet starts from what PostgreSQL has recorded for the key.
@@ -293,14 +310,18 @@ export async function createRuntime(config: AppConfig, logger: Logger): Promise<
     workers,
     webhookSender,
     changeFeed,
-    readiness: new ReadinessProbe(dataSource, redis, () =>
-      limiter.degraded ? ['policy counters are enforced per instance: Redis cannot answer'] : [],
+    readiness: new ReadinessProbe(
+      dataSource,
+      redis,
+      () => (limiter.degraded ? ['policy counters are enforced per instance: Redis cannot answer'] : []),
+      config.redis,
     ),
     policyRedis,
     limiter,
     routeRepo,
     routeListeners,
     sealer,
+    retention,
   };
 }
 
@@ -314,6 +335,7 @@ export async function closeRuntime(rt: Runtime): Promise<void> {
   await rt.usage.stop();
   await rt.stats.stop();
   await rt.workers?.stop();
+  await rt.retention?.stop();
   // After the last intercepts were written: seal them too.
   await rt.sealer?.stop();
   await rt.changeFeed.stop();

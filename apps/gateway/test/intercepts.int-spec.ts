@@ -230,13 +230,15 @@ describe('intercepts, alert windows and webhooks', () => {
     const fresh = await bindKey(g, '127.0.2.81');
     const banned = await bindKey(g, '127.0.2.82');
     await new Promise((r) => setTimeout(r, 2500)); // let usage flushes land first
+    // Banned first: the archive runs every few hundred ms, and must never
+    // see the second key old but not yet banned.
+    await sql(stores.databaseUrl, `UPDATE bindings SET status = 'banned' WHERE id = $1`, [banned.id]);
     await sql(
       stores.databaseUrl,
       `UPDATE bindings SET last_used_at = now() - interval '100 days', created_at = now() - interval '100 days'
         WHERE id = ANY($1::bigint[])`,
       [[id, banned.id]],
     );
-    await sql(stores.databaseUrl, `UPDATE bindings SET status = 'banned' WHERE id = $1`, [banned.id]);
     await waitFor(
       async () => (await sql(stores.databaseUrl, 'SELECT 1 FROM bindings WHERE id = $1', [id])).length === 0,
       10_000,

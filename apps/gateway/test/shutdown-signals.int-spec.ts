@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN_ENV } from './support/admin-client';
-import { FakeDownstream } from './support/downstream';
+import { FakeDownstream, slowStreamRoute } from './support/downstream';
 import { collectJsonLines, startGateway, waitFor } from './support/gateway';
 import { bearer, send } from './support/http-client';
 import { GATEWAY_MAIN, REPO_ROOT } from './support/paths';
@@ -47,26 +47,7 @@ describe('shutdown: one drain, however many signals arrive', () => {
   beforeAll(async () => {
     await downstream.start();
     // `/v1/slow` streams CHUNKS chunks, one every CHUNK_MS; anything else answers at once.
-    downstream.route = (req, res) => {
-      req.resume();
-      req.on('end', () => {
-        if (!req.url?.startsWith('/v1/slow')) {
-          res.writeHead(200, { 'content-type': 'application/json' });
-          res.end('{"ok":true}');
-          return;
-        }
-        res.writeHead(200, { 'content-type': 'text/plain' });
-        let i = 0;
-        const timer = setInterval(() => {
-          res.write(CHUNK);
-          if (++i === CHUNKS) {
-            clearInterval(timer);
-            res.end();
-          }
-        }, CHUNK_MS);
-        res.on('close', () => clearInterval(timer));
-      });
-    };
+    downstream.route = slowStreamRoute(CHUNK, CHUNKS, CHUNK_MS);
   });
 
   afterAll(async () => {

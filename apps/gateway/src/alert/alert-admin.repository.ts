@@ -4,7 +4,8 @@
  * parameterised, run through TypeORM's DataSource, sharing `ALERT_COLUMNS`
  * with the alert repository so both read `alerts` the same way (`cidr[]`
  * and `inet[]` turned into text in PostgreSQL). One page and its total are
- * two small statements on the `occurred_at` index (or the binding's).
+ * two small statements: the page on the `occurred_at` index (the status's or the
+ * binding's), the total from `alert_status_counts` (or the binding's index).
  * An action locks the alert's row (`FOR UPDATE`) and closes it with one
  * conditional `UPDATE … WHERE status = 'open'`.
  */
@@ -73,18 +74,29 @@ export function alertFilterSql(f: AlertFilter): { where: string; params: unknown
 export class AlertAdminRepository {
   constructor(private readonly ds: DataSource) {}
 
+  /**
+   * A page, newest first, and its exact total: from `alert_status_counts` (kept by triggers)
+   * without a binding, counted through the binding's index with one (a key's alerts are few).
+   */
   async list(f: AlertFilter, p: Paging): Promise<{ items: Alert[]; total: number }> {
     const { where, params } = alertFilterSql(f);
     const n = params.length;
-    const [rows, counted] = await Promise.all([
+    const counted =
+      f.bindingId === null
+        ? this.ds.query<{ n: string }[]>(
+            `SELECT coalesce(sum(n), 0) AS n FROM alert_status_counts ${where}`,
+            params,
+          )
+        : this.ds.query<{ n: string }[]>(`SELECT count(*) AS n FROM alerts ${where}`, params);
+    const [rows, total] = await Promise.all([
       this.ds.query<AlertRecord[]>(
         `SELECT ${ALERT_COLUMNS} FROM alerts ${where}
           ORDER BY occurred_at DESC, id DESC LIMIT $${n + 1} OFFSET $${n + 2}`,
         [...params, p.pageSize, p.offset],
       ),
-      this.ds.query<{ n: string }[]>(`SELECT count(*) AS n FROM alerts ${where}`, params),
+      counted,
     ]);
-    return { items: rows.map(toAlert), total: Number(counted[0]?.n ?? 0) };
+    return { items: rows.map(toAlert), total: Number(total[0]?.n ?? 0) };
   }
 
   async get(id: string): Promise<Alert | null> {

@@ -30,22 +30,26 @@ export class AuditRepository {
     );
   }
 
+  /**
+   * A page, newest first (the `at` index), and the exact total from `audit_log_count` (kept by
+   * triggers): one statement, so one snapshot, also for a page past the end.
+   */
   async list(p: Paging): Promise<{ items: AuditEntry[]; total: number }> {
-    const rows: (AuditEntry & { total: string })[] = await this.ds.query(
-      `SELECT id::int AS id, actor, action, target, before, after, host(ip) AS ip, at, seq::int AS seq, hash,
-              count(*) OVER () AS total
-         FROM audit_logs ORDER BY at DESC, id DESC LIMIT $1 OFFSET $2`,
+    const rows: (Omit<AuditEntry, 'id'> & { id: number | null; total: string })[] = await this.ds.query(
+      `WITH page AS (
+         SELECT id::int AS id, actor, action, target, before, after, host(ip) AS ip, at, seq::int AS seq, hash
+           FROM audit_logs ORDER BY at DESC, id DESC LIMIT $1 OFFSET $2)
+       SELECT t.n AS total, page.*
+         FROM (SELECT coalesce(sum(n), 0) AS n FROM audit_log_count) AS t
+         LEFT JOIN page ON true
+        ORDER BY page.at DESC, page.id DESC`,
       [p.pageSize, p.offset],
     );
-    const total = rows[0] ? Number(rows[0].total) : await this.count();
     return {
-      items: rows.map(({ total: _t, ...r }) => ({ ...r, at: new Date(r.at).toISOString() })),
-      total,
+      items: rows
+        .filter((r) => r.id !== null)
+        .map(({ total: _t, ...r }) => ({ ...r, id: r.id!, at: new Date(r.at).toISOString() })),
+      total: Number(rows[0]?.total ?? 0),
     };
-  }
-
-  private async count(): Promise<number> {
-    const rows: { n: string }[] = await this.ds.query('SELECT count(*) AS n FROM audit_logs');
-    return Number(rows[0]?.n ?? 0);
   }
 }

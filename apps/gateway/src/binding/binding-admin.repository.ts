@@ -1,10 +1,12 @@
 import {
+  BINDING_STATUSES,
   type Binding,
   type BindingStatus,
   canonicalIp,
   formatCidr,
   type KeyPolicy,
   parseCidr,
+  RULE_TYPES,
   type RuleType,
 } from '@keypin/shared';
 import type { DataSource } from 'typeorm';
@@ -94,17 +96,22 @@ export function filterSql(f: BindingFilter): { where: string; params: unknown[] 
   if (f.status !== null) conds.push(`status = ${p(f.status)}::binding_status`);
   if (f.ruleType !== null) conds.push(`rule_type = ${p(f.ruleType)}::binding_rule`);
   const s = f.search;
+  // An address or a network: the ids found through `binding_networks` (one row per entry of
+  // `allowed_ips`, GiST `inet_ops`), `last_ip` (GiST) and `first_ip` (btree) — no index serves
+  // containment inside the `cidr[]` itself (migration 1769000600000).
   if (s?.kind === 'ip') {
     const ip = p(s.ip);
     conds.push(
-      `(EXISTS (SELECT 1 FROM unnest(allowed_ips) AS n WHERE n >>= ${ip}::inet)` +
-        ` OR last_ip = ${ip}::inet OR first_ip = ${ip}::inet)`,
+      `id IN (SELECT binding_id FROM binding_networks WHERE network >>= ${ip}::inet` +
+        ` UNION SELECT id FROM bindings WHERE last_ip = ${ip}::inet` +
+        ` UNION SELECT id FROM bindings WHERE first_ip = ${ip}::inet)`,
     );
   } else if (s?.kind === 'network') {
     const net = p(s.cidr);
     conds.push(
-      `(EXISTS (SELECT 1 FROM unnest(allowed_ips) AS n WHERE n && ${net}::cidr)` +
-        ` OR last_ip <<= ${net}::cidr OR first_ip <<= ${net}::cidr)`,
+      `id IN (SELECT binding_id FROM binding_networks WHERE network && ${net}::cidr` +
+        ` UNION SELECT id FROM bindings WHERE last_ip <<= ${net}::cidr` +
+        ` UNION SELECT id FROM bindings WHERE first_ip <<= ${net}::cidr)`,
     );
   } else if (s?.kind === 'key') {
     const either: string[] = [];
@@ -123,7 +130,15 @@ export function filterSql(f: BindingFilter): { where: string; params: unknown[] 
 export class BindingAdminRepository {
   constructor(private readonly ds: DataSource) {}
 
+  /**
+   * A page, newest first, and the exact total (docs/data.md). Without a search the total is
+   * summed from `binding_counts` (kept by triggers) and a page of `status` and/or `rule_type`
+   * merges the newest ids of each matching (status, rule) pair from `bindings_status_rule_idx`;
+   * page and total are one statement, so one snapshot. A search counts its matches, found
+   * through its indexes (the trigram index on the masked key, the key hash, the IP indexes).
+   */
   async list(f: BindingFilter, limit: number, offset: number): Promise<{ items: Binding[]; total: number }> {
+    if (f.search === null) return this.listUnsearched(f, limit, offset);
     const { where, params } = filterSql(f);
     const n = params.length;
     const rows = await queryRows<Row & { total: string }>(
@@ -143,6 +158,42 @@ export class BindingAdminRepository {
       total = Number(c[0]?.n ?? 0);
     }
     return { items: rows.map((r) => toRecord(r).binding), total };
+  }
+
+  private async listUnsearched(
+    f: BindingFilter,
+    limit: number,
+    offset: number,
+  ): Promise<{ items: Binding[]; total: number }> {
+    // Taken from the constants, never from the request: the branches below spell them as literals.
+    const statuses = BINDING_STATUSES.filter((st) => f.status === null || st === f.status);
+    const rules = RULE_TYPES.filter((r) => f.ruleType === null || r === f.ruleType);
+    // $1 limit, $2 offset, $3 statuses, $4 rules.
+    let ids: string;
+    if (f.status === null && f.ruleType === null) {
+      ids = `SELECT id FROM bindings ORDER BY id DESC LIMIT $1 OFFSET $2`;
+    } else {
+      const pairs = statuses.flatMap((st) => rules.map((r) => [st, r] as const));
+      const branches = pairs.map(
+        ([st, r]) =>
+          `(SELECT id FROM bindings WHERE status = '${st}' AND rule_type = '${r}' ORDER BY id DESC LIMIT $1::bigint + $2::bigint)`,
+      );
+      ids = `SELECT id FROM (${branches.join(' UNION ALL ')}) AS u ORDER BY id DESC LIMIT $1 OFFSET $2`;
+    }
+    const rows = await queryRows<Row & { total: string }>(
+      this.ds,
+      `WITH page AS (SELECT ${COLUMNS} FROM bindings WHERE id IN (${ids}))
+       SELECT t.total, page.*
+         FROM (SELECT coalesce(sum(n), 0) AS total FROM binding_counts
+                WHERE status = ANY ($3::binding_status[]) AND rule_type = ANY ($4::binding_rule[])) AS t
+         LEFT JOIN page ON true
+        ORDER BY page.id DESC`,
+      [limit, offset, statuses, rules],
+    );
+    return {
+      items: rows.filter((r) => r.id !== null).map((r) => toRecord(r).binding),
+      total: Number(rows[0]?.total ?? 0),
+    };
   }
 
   async findById(id: number): Promise<Binding | null> {

@@ -80,15 +80,18 @@ describe('filterSql', () => {
     expect(sut.where).toContain(`key_hash = decode($4, 'hex')`);
   });
 
-  it('matches addresses inside networks and first/last IPs', () => {
+  it('matches addresses inside networks (through binding_networks) and first/last IPs', () => {
     const ip = filterSql({ status: null, ruleType: null, search: { kind: 'ip', ip: '10.0.0.7' } });
     expect(ip.params).toEqual(['10.0.0.7']);
-    expect(ip.where).toContain('n >>= $1::inet');
+    expect(ip.where).toMatch(
+      /^WHERE id IN \(SELECT binding_id FROM binding_networks WHERE network >>= \$1::inet /,
+    );
     expect(ip.where).toContain('last_ip = $1::inet');
     expect(ip.where).toContain('first_ip = $1::inet');
     const net = filterSql({ status: null, ruleType: null, search: { kind: 'network', cidr: '10.0.0.0/8' } });
-    expect(net.where).toContain('n && $1::cidr');
+    expect(net.where).toContain('network && $1::cidr');
     expect(net.where).toContain('last_ip <<= $1::cidr');
+    expect(net.where).toContain('first_ip <<= $1::cidr');
   });
 
   it('has no WHERE without filters and no hash clause without a hash', () => {

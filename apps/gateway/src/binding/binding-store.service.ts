@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../infra/redis/redis.factory';
 import type { Logger } from 'pino';
 import type { MetricsService } from '../infra/metrics/metrics.service';
 import { RateLimitedLog } from '../infra/rate-limited-log';
@@ -188,7 +188,7 @@ export class BindingStoreService {
 
   constructor(
     private readonly repo: BindingRepository,
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: RedisKeys,
     private readonly metrics: MetricsService,
     private readonly logger: Logger,

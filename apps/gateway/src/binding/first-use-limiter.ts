@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { formatCidr, networkOf, parseIp } from '@keypin/shared';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../infra/redis/redis.factory';
 import type { RedisKeys } from '../infra/redis/redis-keys';
 
 /** First uses are counted over a sliding minute. */
@@ -94,7 +94,7 @@ export class FirstUseLimiter {
   private seq = 0;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: RedisKeys,
     private readonly limit: number,
     private readonly now: () => number = Date.now,

@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from './config';
 
@@ -73,6 +74,11 @@ describe('loadConfig', () => {
     [{ TRUSTED_PROXIES: '127.0.0.1/32,010.0.0.0/8' }, 'TRUSTED_PROXIES'],
     [{ REAL_IP_HEADER: 'forwarded' }, 'REAL_IP_HEADER'],
     [{ ROLE: 'admin' }, 'ROLE'],
+    [{ WORKERS: '0' }, 'WORKERS'],
+    [{ WORKERS: '2.5' }, 'WORKERS'],
+    [{ WORKERS: 'all' }, 'WORKERS'],
+    [{ WORKERS: '65' }, 'WORKERS'],
+    [{ CLUSTER_SCHEDULE: 'random' }, 'CLUSTER_SCHEDULE'],
     [{ FAILSAFE_MODE: 'maybe' }, 'FAILSAFE_MODE'],
     [{ ENFORCE_MODE: 'off' }, 'ENFORCE_MODE'],
     [{ TOKEN_NORMALIZE: 'openai' }, 'TOKEN_NORMALIZE'],
@@ -214,6 +220,14 @@ describe('loadConfig', () => {
     expect(String(sut.hmacSecret)).toBe('[secret]');
   });
 
+  it('reads WORKERS as a count, or `auto` as the cores this process may use', () => {
+    expect(loadConfig({}).workers).toBe(1);
+    expect(loadConfig({ WORKERS: '3' }).workers).toBe(3);
+    expect(loadConfig({ WORKERS: 'AUTO' }).workers).toBe(Math.min(64, availableParallelism()));
+    expect(loadConfig({}).clusterSchedule).toBe('rr');
+    expect(loadConfig({ CLUSTER_SCHEDULE: 'None' }).clusterSchedule).toBe('none');
+  });
+
   it('takes enum values in any case', () => {
     expect(loadConfig({ FAILSAFE_MODE: 'OPEN', ROLE: 'Worker' })).toMatchObject({ role: 'worker' });
   });
@@ -244,5 +258,62 @@ describe('loadConfig', () => {
       'DOWNSTREAM_MAX_CONNECTIONS',
     ];
     for (const name of names) expect(failure({ [name]: '-1' }).variable).toBe(name);
+  });
+});
+
+describe('loadConfig: Redis topology (docs/redis.md)', () => {
+  it('is a standalone server at REDIS_URL by default', () => {
+    expect(loadConfig({}).redis).toEqual({ kind: 'standalone', url: 'redis://127.0.0.1:6379/0' });
+  });
+
+  it('reads a Sentinel group: REDIS_SENTINELS, REDIS_SENTINEL_NAME, REDIS_SENTINEL_PASSWORD', () => {
+    const sut = loadConfig({
+      REDIS_SENTINELS: ' s1:26379, 10.0.0.2:26380 ,[::1]:26381',
+      REDIS_SENTINEL_NAME: 'mymaster',
+      REDIS_SENTINEL_PASSWORD: 'sentinel-pw',
+      REDIS_URL: 'redis://:data-pw@ignored:6379/2',
+    });
+    expect(sut.redis).toMatchObject({
+      kind: 'sentinel',
+      url: 'redis://:data-pw@ignored:6379/2',
+      name: 'mymaster',
+      sentinels: [
+        { host: 's1', port: 26379 },
+        { host: '10.0.0.2', port: 26380 },
+        { host: '::1', port: 26381 },
+      ],
+    });
+    expect(sut.redis.kind === 'sentinel' && sut.redis.sentinelPassword?.revealText()).toBe('sentinel-pw');
+    expect(JSON.stringify(sut.redis)).not.toContain('sentinel-pw');
+  });
+
+  it('reads a Redis Cluster: REDIS_CLUSTER_NODES', () => {
+    expect(loadConfig({ REDIS_CLUSTER_NODES: '127.0.0.1:7000,127.0.0.1:7001' }).redis).toEqual({
+      kind: 'cluster',
+      url: 'redis://127.0.0.1:6379/0',
+      nodes: [
+        { host: '127.0.0.1', port: 7000 },
+        { host: '127.0.0.1', port: 7001 },
+      ],
+    });
+  });
+
+  it.each([
+    [{ REDIS_SENTINELS: 'a:1', REDIS_SENTINEL_NAME: 'm', REDIS_CLUSTER_NODES: 'b:2' }, 'REDIS_CLUSTER_NODES'],
+    [{ REDIS_SENTINELS: 'a:26379' }, 'REDIS_SENTINEL_NAME'],
+    [{ REDIS_SENTINEL_NAME: 'mymaster' }, 'REDIS_SENTINEL_NAME'],
+    [{ REDIS_SENTINEL_PASSWORD: 'pw' }, 'REDIS_SENTINEL_PASSWORD'],
+    [{ REDIS_SENTINELS: 'a', REDIS_SENTINEL_NAME: 'm' }, 'REDIS_SENTINELS'],
+    [{ REDIS_SENTINELS: 'a:0', REDIS_SENTINEL_NAME: 'm' }, 'REDIS_SENTINELS'],
+    [{ REDIS_SENTINELS: 'a:70000', REDIS_SENTINEL_NAME: 'm' }, 'REDIS_SENTINELS'],
+    [{ REDIS_SENTINELS: ',', REDIS_SENTINEL_NAME: 'm' }, 'REDIS_SENTINELS'],
+    [{ REDIS_CLUSTER_NODES: 'redis://a:7000' }, 'REDIS_CLUSTER_NODES'],
+    [{ REDIS_CLUSTER_NODES: 'a:7000 b:7001' }, 'REDIS_CLUSTER_NODES'],
+    [{ REDIS_CLUSTER_NODES: 'a:7000', REDIS_URL: 'redis://a:7000/3' }, 'REDIS_URL'],
+    [{ REDIS_CLUSTER_NODES: 'a:7000', REDIS_PREFIX: '{kp}:' }, 'REDIS_PREFIX'],
+  ])('refuses %j naming %s', (env, variable) => {
+    const err = failure(env);
+    expect(err.variable).toBe(variable);
+    expect(err.message).toContain(variable);
   });
 });

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { availableParallelism } from 'node:os';
 import {
   type Cidr,
   type EnumSetting,
@@ -18,6 +19,7 @@ import {
   type Settings,
 } from '@keypin/shared';
 import { missingEnvReference, missingReferenceMessage } from '../route/route-env';
+import type { RedisNode, RedisTopology } from '../infra/redis/redis-topology';
 
 /** A bad variable: the process prints `message` on one line and exits. */
 export class ConfigError extends Error {
@@ -62,6 +64,12 @@ export interface AppConfig {
   downstreamUrl: URL | null;
   databaseUrl: string;
   redisUrl: string;
+  /**
+   * The Redis topology (docs/redis.md): standalone at REDIS_URL, a Sentinel
+   * group (REDIS_SENTINELS + REDIS_SENTINEL_NAME) or a Redis Cluster
+   * (REDIS_CLUSTER_NODES); REDIS_URL then gives only credentials, TLS and database.
+   */
+  redis: RedisTopology;
   redisPrefix: string;
   hmacSecret: Secret;
   /** True when HMAC_SECRET was not given and a development value is in use. */
@@ -75,6 +83,14 @@ export interface AppConfig {
   trustedProxiesText: string;
   realIpHeader: 'x-real-ip' | 'x-forwarded-for';
   role: Role;
+  /**
+   * WORKERS (docs/contract.md 12): serving processes on one port. 1 (the
+   * default) is one process doing everything its ROLE says; 2 or more makes
+   * this process a supervisor (docs/workers.md). `auto` = the cores there are.
+   */
+  workers: number;
+  /** How the supervisor hands connections to its workers (docs/workers.md). */
+  clusterSchedule: 'rr' | 'none';
   /** Initial values of the run-time settings (the database may override them). */
   settings: Settings;
   /**
@@ -113,6 +129,8 @@ export interface AppConfig {
   logLevel: string;
   spoolDir: string;
   archiveIntervalMs: number;
+  /** INTERCEPT_RETENTION_DAYS: intercepts are kept this long, then dropped a whole month at a time (docs/data.md). */
+  interceptRetentionDays: number;
   webhookRetryBaseMs: number;
   webhookMaxAttempts: number;
   webhookTimeoutMs: number;
@@ -139,6 +157,26 @@ function int(env: Env, name: string, def: number, min: number, max: number): num
   const n = Number(raw);
   if (n < min || n > max) throw new ConfigError(name, `must be between ${min} and ${max}, got ${n}`);
   return n;
+}
+
+/** A whole number of at least 1 (and at most `max`), or the default when unset. */
+function positiveInt(env: Env, name: string, def: number, max: number): number {
+  const raw = read(env, name);
+  if (raw === undefined) return def;
+  if (!/^\d+$/.test(raw) || Number(raw) < 1) {
+    throw new ConfigError(name, `must be a positive whole number of days, got "${raw}"`);
+  }
+  const n = Number(raw);
+  if (n > max) throw new ConfigError(name, `must be at most ${max}, got ${n}`);
+  return n;
+}
+
+/** WORKERS: a count from 1 to 64, or `auto` (the cores this process may use). */
+function workers(env: Env): number {
+  const raw = read(env, 'WORKERS');
+  if (raw !== undefined && raw.toLowerCase() === 'auto')
+    return Math.max(1, Math.min(64, availableParallelism()));
+  return int(env, 'WORKERS', 1, 1, 64);
 }
 
 function oneOf<T extends string>(env: Env, name: string, values: readonly T[], def: T): T {
@@ -259,6 +297,72 @@ function url(env: Env, name: string, protocols: string[]): URL | undefined {
   return u;
 }
 
+/** A `host:port,…` list (REDIS_SENTINELS, REDIS_CLUSTER_NODES); IPv6 hosts in brackets. */
+function nodeList(env: Env, name: string): RedisNode[] | undefined {
+  const raw = read(env, name);
+  if (raw === undefined) return undefined;
+  const entries = raw
+    .split(',')
+    .map((e) => e.trim())
+    .filter((e) => e !== '');
+  if (entries.length === 0) throw new ConfigError(name, 'must list at least one host:port');
+  return entries.map((entry) => {
+    const m = /^(\[[0-9a-fA-F:.]+\]|[^\s:[\]/]+):(\d{1,5})$/.exec(entry);
+    const port = m ? Number(m[2]) : 0;
+    if (!m || port < 1 || port > 65535) {
+      throw new ConfigError(name, `must be a comma-separated list of host:port, got "${entry}"`);
+    }
+    return { host: m[1]!.replace(/^\[|\]$/g, ''), port };
+  });
+}
+
+/**
+ * Which Redis: REDIS_SENTINELS (with REDIS_SENTINEL_NAME, optional
+ * REDIS_SENTINEL_PASSWORD) or REDIS_CLUSTER_NODES, never both; else the
+ * standalone server at REDIS_URL (docs/redis.md).
+ */
+function redisTopology(env: Env, url: string, prefix: string): RedisTopology {
+  const sentinels = nodeList(env, 'REDIS_SENTINELS');
+  const clusterNodes = nodeList(env, 'REDIS_CLUSTER_NODES');
+  const name = read(env, 'REDIS_SENTINEL_NAME');
+  const sentinelPassword = env['REDIS_SENTINEL_PASSWORD'] ? new Secret(env['REDIS_SENTINEL_PASSWORD']) : null;
+  if (sentinels && clusterNodes) {
+    throw new ConfigError(
+      'REDIS_CLUSTER_NODES',
+      'cannot be combined with REDIS_SENTINELS: set one of them (a Redis Cluster or a Sentinel group)',
+    );
+  }
+  if (!sentinels) {
+    if (name !== undefined) throw new ConfigError('REDIS_SENTINEL_NAME', 'needs REDIS_SENTINELS');
+    if (sentinelPassword) throw new ConfigError('REDIS_SENTINEL_PASSWORD', 'needs REDIS_SENTINELS');
+  }
+  if (sentinels) {
+    if (name === undefined) {
+      throw new ConfigError(
+        'REDIS_SENTINEL_NAME',
+        "is required with REDIS_SENTINELS (the primary's name, e.g. mymaster)",
+      );
+    }
+    return { kind: 'sentinel', url, sentinels, name, sentinelPassword };
+  }
+  if (clusterNodes) {
+    if (!['', '0'].includes(new URL(url).pathname.replace(/^\//, ''))) {
+      throw new ConfigError(
+        'REDIS_URL',
+        'must use database 0 with REDIS_CLUSTER_NODES (a Redis Cluster has no other)',
+      );
+    }
+    if (/[{}]/.test(prefix)) {
+      throw new ConfigError(
+        'REDIS_PREFIX',
+        'must not contain { or } with REDIS_CLUSTER_NODES (KeyPin adds the hash tags)',
+      );
+    }
+    return { kind: 'cluster', url, nodes: clusterNodes };
+  }
+  return { kind: 'standalone', url };
+}
+
 /** PUBLIC_URL: an http(s) base without query or fragment, kept without its trailing slashes. */
 function publicUrl(env: Env): string | null {
   const u = url(env, 'PUBLIC_URL', ['http:', 'https:']);
@@ -342,6 +446,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     downstreamUrl: downstream ?? null,
     databaseUrl,
     redisUrl,
+    redis: redisTopology(env, redisUrl, redisPrefix),
     redisPrefix,
     hmacSecret: hmac ?? new Secret(DEV_HMAC_SECRET),
     hmacSecretIsDevDefault: hmac === undefined,
@@ -354,6 +459,8 @@ export function loadConfig(env: Env = process.env): AppConfig {
     trustedProxiesText: trustedText,
     realIpHeader: oneOf(env, 'REAL_IP_HEADER', ['x-real-ip', 'x-forwarded-for'] as const, 'x-real-ip'),
     role: oneOf(env, 'ROLE', ['all', 'gateway', 'worker'] as const, 'all'),
+    workers: workers(env),
+    clusterSchedule: oneOf(env, 'CLUSTER_SCHEDULE', ['rr', 'none'] as const, 'rr'),
     settings,
     routes: routes(env),
     alertWebhookSecret: secret(env, 'ALERT_WEBHOOK_SECRET', false, 0) ?? null,
@@ -379,6 +486,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     ),
     spoolDir: read(env, 'SPOOL_DIR') ?? 'spool',
     archiveIntervalMs: int(env, 'ARCHIVE_INTERVAL_MS', 3_600_000, 100, 7 * 86_400_000),
+    interceptRetentionDays: positiveInt(env, 'INTERCEPT_RETENTION_DAYS', 365, 36_500),
     webhookRetryBaseMs: int(env, 'WEBHOOK_RETRY_BASE_MS', 60_000, 10, 3_600_000),
     webhookMaxAttempts: int(env, 'WEBHOOK_MAX_ATTEMPTS', 8, 5, 50),
     webhookTimeoutMs: int(env, 'WEBHOOK_TIMEOUT_MS', 10_000, 100, 60_000),

@@ -30,11 +30,13 @@ export class HealthController {
       .filter(([, state]) => state !== 'ok')
       .map(([name]) => name);
     if (down.length === 0) {
-      await reply.status(200).send({ status: 'ready', checks, degraded });
+      await reply
+        .status(200)
+        .send({ status: 'ready', checks, degraded, redis_topology: this.readiness.topology });
       return;
     }
     const body = errorBody('not_ready', `Not ready: ${down.join(' and ')} not answering.`);
-    await reply.status(503).send({ ...body, checks, degraded });
+    await reply.status(503).send({ ...body, checks, degraded, redis_topology: this.readiness.topology });
   }
 
   @Get('metrics')

@@ -154,6 +154,48 @@ export class IntegrityService {
     return { removed, checkpoint: last };
   }
 
+  /**
+   * The first half of {@link removeBefore}, for a retention that removes
+   * the records itself (the intercept log drops whole monthly partitions,
+   * `retention/`): finds the prefix of the chain older than `cutoff`,
+   * verifies it ({@link ChainBrokenError} when it does not) and, holding
+   * the chain's lock, writes its checkpoint; it removes nothing. Returns
+   * `through`, the seq of the latest checkpoint (0 when none): every record
+   * with a seq up to it may now be removed, in any order and by any means,
+   * and what remains still verifies.
+   */
+  async checkpointBefore(
+    chain: ChainName,
+    cutoff: Date,
+    why: string,
+  ): Promise<{ through: number; checkpoint: ChainPoint | null }> {
+    const sql = this.repo.pool;
+    const previous = await this.repo.latestCheckpoint(sql, chain);
+    const from = previous?.seq ?? 0;
+    const through = await this.repo.retentionBoundary(sql, chain, from, cutoff);
+    if (through <= from) return { through: from, checkpoint: previous };
+    const { state, last } = await verifyChain(this.repo, sql, chain, through);
+    if (!state.ok || last?.seq !== through) throw new ChainBrokenError(chain, state);
+    const written = await this.repo.inChainLock(chain, 'wait', async (tx) => {
+      const now = await this.repo.latestCheckpoint(tx, chain);
+      if ((now?.seq ?? 0) !== from) return false; // another retention went first
+      await this.repo.insertCheckpoint(tx, chain, last, why);
+      return true;
+    });
+    if (written !== true) {
+      const now = await this.repo.latestCheckpoint(sql, chain);
+      return { through: now?.seq ?? 0, checkpoint: now };
+    }
+    this.logger.info({ chain, through, why }, 'checkpoint written for a retention');
+    return { through, checkpoint: last };
+  }
+
+  /** Deletes, by rows and in chunks, the records still present up to the latest checkpoint; returns how many. */
+  async removeThroughCheckpoint(chain: ChainName): Promise<number> {
+    const checkpoint = await this.repo.latestCheckpoint(this.repo.pool, chain);
+    return checkpoint === null ? 0 : this.deleteThrough(chain, checkpoint.seq);
+  }
+
   private async deleteThrough(chain: ChainName, through: number): Promise<number> {
     let total = 0;
     for (;;) {

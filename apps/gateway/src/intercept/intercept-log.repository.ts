@@ -90,6 +90,63 @@ export function whereOf(f: InterceptFilter, params: unknown[]): string {
   return conditions.length === 0 ? '' : `WHERE ${conditions.join(' AND ')}`;
 }
 
+/**
+ * The number of intercepts matching `f`, exactly as `count(*)` would give
+ * it. Without a filter, or with only `reason`, `from` and `to` (filters that
+ * can match millions of rows), most of it comes from the hourly counts
+ * (`intercept_log_counts`, kept by triggers; docs/data.md): the whole UTC
+ * hours inside the range are summed, and only the rows of the partial
+ * hours at its ends are counted, through the (reason, time) or time index.
+ * The masked key alone sums the per-key counts (`intercept_token_counts`)
+ * of the keys that match, the IP or network alone the per-address counts
+ * (`intercept_ip_counts`). The other combinations (a binding, a key or an
+ * IP with another filter) are counted through their indexes.
+ */
+export function countQuery(f: InterceptFilter): { text: string; values: unknown[] } {
+  const values: unknown[] = [];
+  const where = whereOf(f, values);
+  const timeOrReason = f.reason !== null || f.from !== null || f.to !== null;
+  if (f.tokenLike !== null && f.bindingId === null && f.network === null && !timeOrReason) {
+    // The masked key alone: the matching keys' record counts (a hot key has millions of rows).
+    return {
+      text: `SELECT coalesce(sum(rows), 0) AS n FROM intercept_token_counts WHERE token_display ILIKE $1`,
+      values,
+    };
+  }
+  if (f.network !== null && f.bindingId === null && f.tokenLike === null && !timeOrReason) {
+    // The address or network alone: the matching addresses' record counts.
+    return {
+      text: `SELECT coalesce(sum(rows), 0) AS n FROM intercept_ip_counts WHERE attempt_ip <<= $1::cidr`,
+      values,
+    };
+  }
+  if (f.bindingId !== null || f.tokenLike !== null || f.network !== null) {
+    return { text: `SELECT count(*) AS n FROM intercept_logs ${where}`, values };
+  }
+  const p = (v: unknown) => {
+    values.push(v);
+    return `$${values.length}`;
+  };
+  const and = where === '' ? 'WHERE' : `${where} AND`;
+  // The first whole hour at or after `from`, and the start of the hour `to` falls in.
+  const lo =
+    f.from === null
+      ? `'-infinity'::timestamptz`
+      : `date_trunc('hour', ${p(f.from)}::timestamptz - interval '1 microsecond', 'UTC') + interval '1 hour'`;
+  const hi =
+    f.to === null ? `'infinity'::timestamptz` : `date_trunc('hour', ${p(f.to.at)}::timestamptz, 'UTC')`;
+  const reason = f.reason === null ? '' : `AND c.reason = ${p(f.reason)}::intercept_reason`;
+  return {
+    // greatest(): a range within one hour has no whole hour; its rows are all counted (< lo or >= lo).
+    text: `SELECT (SELECT coalesce(sum(c.rows), 0) FROM intercept_log_counts c
+                    WHERE c.hour >= h.lo AND c.hour < h.hi ${reason})
+                + (SELECT count(*) FROM intercept_logs ${and} intercepted_at < h.lo)
+                + (SELECT count(*) FROM intercept_logs ${and} intercepted_at >= h.hi) AS n
+             FROM (SELECT lo, greatest(lo, hi) AS hi FROM (SELECT ${lo} AS lo, ${hi} AS hi) x) h`,
+    values,
+  };
+}
+
 /** The export's query: every matching intercept, newest first, for a cursor. */
 function exportQuery(f: InterceptFilter): { text: string; values: unknown[] } {
   const values: unknown[] = [];
@@ -143,12 +200,13 @@ export class InterceptLogRepository {
   ): Promise<{ items: Intercept[]; total: number }> {
     const params: unknown[] = [];
     const where = whereOf(f, params);
+    const count = countQuery(f);
     const [rows, counted] = await Promise.all([
       this.ds.query<InterceptRow[]>(
         `SELECT ${INTERCEPT_COLUMNS} FROM intercept_logs ${where} ${ORDER} LIMIT $${params.length + 1} OFFSET $${params.length + 2}`,
         [...params, limit, offset],
       ),
-      this.ds.query<{ n: string }[]>(`SELECT count(*) AS n FROM intercept_logs ${where}`, params),
+      this.ds.query<{ n: string }[]>(count.text, count.values),
     ]);
     return { items: rows.map(toIntercept), total: Number(counted[0]?.n ?? 0) };
   }

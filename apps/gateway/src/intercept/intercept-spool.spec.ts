@@ -1,4 +1,4 @@
-import { mkdtempSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
@@ -72,5 +72,43 @@ describe('InterceptSpool', () => {
     expect(await a.replay((e) => Promise.resolve(seen.push(...e.map((x) => x.id))))).toBe(2);
     expect(seen).toEqual([event(0).id, event(3).id]);
     expect(readdirSync(legacy).filter((f) => f.endsWith('.json'))).toEqual([]);
+  });
+
+  it('two processes replaying one spool write every batch exactly once (a rename claims a file)', async () => {
+    const dir = spoolDir();
+    const writer = new InterceptSpool(dir, DB_A, logger);
+    for (let i = 0; i < 40; i++) await writer.write([event(100 + i)]);
+    const a = new InterceptSpool(dir, DB_A, logger);
+    const b = new InterceptSpool(dir, DB_A, logger);
+    const written: string[] = [];
+    // A slow write, so that both replays overlap.
+    const write = async (e: InterceptEvent[]) => {
+      await new Promise((r) => setTimeout(r, 2));
+      written.push(...e.map((x) => x.id));
+    };
+    const [na, nb] = await Promise.all([a.replay(write), b.replay(write)]);
+    expect(na + nb).toBe(40);
+    expect(na).toBeGreaterThan(0);
+    expect(nb).toBeGreaterThan(0);
+    expect(new Set(written).size).toBe(40);
+    expect(written).toHaveLength(40);
+    expect(await a.pendingFiles()).toEqual([]);
+  });
+
+  it('replays a batch claimed by a process that died before writing it', async () => {
+    const dir = spoolDir();
+    const a = new InterceptSpool(dir, DB_A, logger, 0);
+    await a.write([event(7)]);
+    const [file] = await a.pendingFiles();
+    // What a replaying process leaves behind when it is killed mid-replay.
+    renameSync(file!, `${file!}.999999.claimed`);
+    // The claim's ctime has sub-millisecond precision; let Date.now() pass it.
+    await new Promise((r) => setTimeout(r, 10));
+    const fresh = new InterceptSpool(dir, DB_A, logger, 60_000);
+    expect(await fresh.pendingFiles()).toEqual([]);
+    const seen: string[] = [];
+    expect(await a.replay((e) => Promise.resolve(seen.push(...e.map((x) => x.id))))).toBe(1);
+    expect(seen).toEqual([event(7).id]);
+    expect(await a.pendingFiles()).toEqual([]);
   });
 });

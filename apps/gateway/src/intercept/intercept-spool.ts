@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { fromWire, type InterceptEvent, type InterceptWire, toWire } from './intercept.types';
@@ -18,6 +18,18 @@ export function spoolFolderFor(databaseUrl: string): string {
   return `${readable}-${createHash('sha256').update(where).digest('hex').slice(0, 12)}`;
 }
 
+/** `<batch>.json.<pid>.claimed`: a batch a process is replaying. */
+const CLAIM_SUFFIX = /\.\d+\.claimed$/;
+
+async function claimIsStale(path: string, staleMs: number): Promise<boolean> {
+  try {
+    // The rename that made the claim set its ctime.
+    return Date.now() - (await stat(path)).ctimeMs >= staleMs;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * The last resort when neither Redis nor PostgreSQL takes a batch: one
  * fsync'ed file per batch on local disk (`<SPOOL_DIR>/intercepts/<database
@@ -34,6 +46,8 @@ export class InterceptSpool {
     spoolDir: string,
     databaseUrl: string,
     private readonly logger: Logger,
+    /** A claim this old was left by a process that died while replaying: it is replayed again (writes are idempotent). */
+    private readonly staleClaimMs = 60_000,
   ) {
     this.root = join(spoolDir, 'intercepts');
     this.dir = join(this.root, spoolFolderFor(databaseUrl));
@@ -58,7 +72,13 @@ export class InterceptSpool {
   async pendingFiles(): Promise<string[]> {
     const inFolder = async (dir: string) => {
       try {
-        return (await readdir(dir)).filter((f) => f.endsWith('.json')).map((f) => join(dir, f));
+        const out: string[] = [];
+        for (const f of await readdir(dir)) {
+          if (f.endsWith('.json')) out.push(join(dir, f));
+          else if (f.endsWith('.claimed') && (await claimIsStale(join(dir, f), this.staleClaimMs)))
+            out.push(join(dir, f));
+        }
+        return out;
       } catch {
         return [];
       }
@@ -68,13 +88,32 @@ export class InterceptSpool {
     return files.sort((a, b) => (name(a) < name(b) ? -1 : name(a) > name(b) ? 1 : 0));
   }
 
-  /** Replays spooled batches through `write`; stops at the first failure. */
+  /**
+   * Replays spooled batches through `write`; stops at the first failure.
+   * Several processes share one spool (WORKERS ≥ 2, docs/workers.md): a
+   * file is first claimed by renaming it (atomic, so one process wins; the
+   * others skip it) and renamed back if its write fails.
+   */
   async replay(write: (events: InterceptEvent[]) => Promise<unknown>): Promise<number> {
     let replayed = 0;
     for (const path of await this.pendingFiles()) {
-      const events = (JSON.parse(await readFile(path, 'utf8')) as InterceptWire[]).map(fromWire);
-      await write(events);
-      await unlink(path);
+      const original = path.replace(CLAIM_SUFFIX, '');
+      const claimed = `${original}.${process.pid}.claimed`;
+      try {
+        await rename(path, claimed);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue; // another process took it
+        throw err;
+      }
+      let events: InterceptEvent[];
+      try {
+        events = (JSON.parse(await readFile(claimed, 'utf8')) as InterceptWire[]).map(fromWire);
+        await write(events);
+      } catch (err) {
+        await rename(claimed, original).catch(() => undefined);
+        throw err;
+      }
+      await unlink(claimed);
       replayed += events.length;
     }
     if (replayed > 0) this.logger.info({ count: replayed }, 'spooled intercepts written to PostgreSQL');

@@ -8,7 +8,8 @@ export class InterceptRepository {
   constructor(private readonly ds: DataSource) {}
 
   /**
-   * Inserts a batch idempotently (the intercept id is the primary key) and
+   * Inserts a batch idempotently (the intercept id, with its time, is the
+   * primary key of the partitioned log; a replay carries both) and
    * adds the requests of the newly inserted records (their `count`s) to
    * their bindings' intercept counts. A record's count never changes once
    * it has left the recorder, so a replayed id adds nothing twice.
@@ -28,7 +29,7 @@ export class InterceptRepository {
            FROM json_to_recordset($1::json) AS e(id uuid, binding_id bigint, token_display text, attempt_ip inet,
                 allowed_ips text[], reason text, method text, path text, user_agent text, enforced boolean,
                 at timestamptz, alert_id uuid, count integer)
-         ON CONFLICT (id) DO NOTHING
+         ON CONFLICT (id, intercepted_at) DO NOTHING
          RETURNING binding_id, count
        ), counted AS (
          UPDATE bindings b SET intercept_count = b.intercept_count + c.n

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../infra/redis/redis.factory';
 import type { Logger } from 'pino';
 import type { RedisKeys } from '../infra/redis/redis-keys';
 import { RateLimitedLog } from '../infra/rate-limited-log';
@@ -313,7 +313,7 @@ export class PolicyLimiter {
   >();
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: RedisKeys,
     logger: Logger,
     options: PolicyLimiterOptions = {},
@@ -788,6 +788,16 @@ export class PolicyLimiter {
   private async renewLeases(): Promise<void> {
     if (this.live.size === 0 || this.redis.status !== 'ready') return;
     const until = this.now() + this.leaseMs;
+    if (this.redis.isCluster) {
+      // The leases of different keys live in different slots (and nodes):
+      // one command each; a cluster pipeline must stay on one node.
+      await Promise.all(
+        [...this.live.values()].map((lease) =>
+          this.redis.zadd(lease.key!, 'XX', until, lease.member!).catch(() => 0),
+        ),
+      );
+      return;
+    }
     const pipeline = this.redis.pipeline();
     for (const lease of this.live.values()) pipeline.zadd(lease.key!, 'XX', until, lease.member!);
     await pipeline.exec().catch(() => undefined);
@@ -795,21 +805,32 @@ export class PolicyLimiter {
 
   /** Redis is back: adds what this instance counted alone, so the shared quotas include it. */
   private async syncUnsynced(): Promise<void> {
-    const pipeline = this.redis.pipeline() as unknown as PipelineCommands;
+    // A cluster pipeline must stay on one node: there, one pipeline per key
+    // (a key's day and month counters share its hash tag, so its slot).
+    const shared = this.redis.isCluster ? null : (this.redis.pipeline() as unknown as PipelineCommands);
+    const pipelines: PipelineCommands[] = shared ? [shared] : [];
     const synced: PeriodCount[] = [];
     for (const [id, s] of this.local) {
-      if (s.day !== null && s.day.unsynced > 0) {
-        pipeline.keypinIncrIfExists(this.keys.policyDay(id, s.day.period), s.day.unsynced);
-        synced.push(s.day);
+      const dayDue = s.day !== null && s.day.unsynced > 0;
+      const monthDue = s.month !== null && s.month.unsynced > 0;
+      if (!dayDue && !monthDue) continue;
+      let pipeline = shared;
+      if (pipeline === null) {
+        pipeline = this.redis.pipeline() as unknown as PipelineCommands;
+        pipelines.push(pipeline);
       }
-      if (s.month !== null && s.month.unsynced > 0) {
-        pipeline.keypinIncrIfExists(this.keys.policyMonth(id, s.month.period), s.month.unsynced);
-        synced.push(s.month);
+      if (dayDue) {
+        pipeline.keypinIncrIfExists(this.keys.policyDay(id, s.day!.period), s.day!.unsynced);
+        synced.push(s.day!);
+      }
+      if (monthDue) {
+        pipeline.keypinIncrIfExists(this.keys.policyMonth(id, s.month!.period), s.month!.unsynced);
+        synced.push(s.month!);
       }
     }
     if (synced.length === 0) return;
     try {
-      await pipeline.exec();
+      await Promise.all(pipelines.map((p) => p.exec()));
       for (const c of synced) c.unsynced = 0;
     } catch {
       // Still away; the next 'ready' tries again.

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { type SettingsResponse, TEST_ALERT_BODY_LIMIT, type TestAlertResult } from '@keypin/shared';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../infra/redis/redis.factory';
 import { invalid } from '../admin/common/validation';
 import { sampleAlert } from '../alert/alert-formats';
 import type { WebhookSender } from '../alert/webhook-sender';
@@ -16,7 +16,7 @@ export interface SettingsAdminDeps {
   secretBox: SecretBox;
   audit: AuditRepository;
   changeFeed: ChangeFeed;
-  publisher: Redis;
+  publisher: RedisClient;
   /** ALERT_WEBHOOK_ALLOW_PRIVATE: whether a webhook URL may point inside. */
   allowPrivateWebhook: boolean;
   /** Sends the test alert: the alerts' own sender (same SSRF guard and timeout). */

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../infra/redis/redis.factory';
 import type { DataSource } from 'typeorm';
 import type { RedisKeys } from '../infra/redis/redis-keys';
 
@@ -35,7 +35,7 @@ export type Reservation =
 export class LockoutRepository {
   constructor(
     private readonly ds: DataSource,
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: RedisKeys,
   ) {}
 

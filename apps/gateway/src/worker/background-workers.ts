@@ -1,9 +1,10 @@
-import { type Job, type Queue, Worker } from 'bullmq';
+import { type ConnectionOptions, type Job, type Queue, Worker } from 'bullmq';
 import type { Logger } from 'pino';
 import type { AlertRepository } from '../alert/alert.repository';
 import { backoffDelay, type WebhookJob, type WebhookProcessor } from '../alert/webhook.processor';
 import type { ArchiveService } from '../archive/archive.service';
-import { QUEUE, workerConnection } from '../infra/queue/queues';
+import { QUEUE, releaseConnection, workerConnection } from '../infra/queue/queues';
+import type { RedisTopology } from '../infra/redis/redis-topology';
 import type { RedisKeys } from '../infra/redis/redis-keys';
 import type { InterceptWriter } from '../intercept/intercept-writer.service';
 import { fromWire, type InterceptWire } from '../intercept/intercept.types';
@@ -11,6 +12,8 @@ import type { SettingsService } from '../settings/settings.service';
 
 export interface WorkerOptions {
   redisUrl: string;
+  /** The Redis topology (docs/redis.md); absent = the standalone server at `redisUrl`. */
+  redis?: RedisTopology;
   keys: RedisKeys;
   archiveIntervalMs: number;
   webhookRetryBaseMs: number;
@@ -27,6 +30,7 @@ export interface WorkerOptions {
  */
 export class BackgroundWorkers {
   private readonly workers: Worker[] = [];
+  private connection: ConnectionOptions | null = null;
   private sweepTimer: NodeJS.Timeout | null = null;
 
   constructor(
@@ -42,7 +46,8 @@ export class BackgroundWorkers {
   ) {}
 
   start(): void {
-    const common = { connection: workerConnection(this.opts.redisUrl), prefix: this.opts.keys.bullPrefix };
+    this.connection = workerConnection(this.opts.redis ?? this.opts.redisUrl);
+    const common = { connection: this.connection, prefix: this.opts.keys.bullPrefix };
     this.workers.push(
       new Worker<{ events: InterceptWire[] }>(
         QUEUE.intercepts,
@@ -115,6 +120,7 @@ export class BackgroundWorkers {
   async stop(): Promise<void> {
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     await Promise.all(this.workers.map((w) => w.close().catch(() => undefined)));
+    if (this.connection) releaseConnection(this.connection);
   }
 }
 

@@ -14,6 +14,33 @@ export interface SeenRequest {
 export type Route = (req: IncomingMessage, res: ServerResponse, seen: SeenRequest) => void;
 
 /**
+ * A route for draining tests: `/v1/slow…` streams `chunk` `count` times,
+ * one every `everyMs`; anything else answers `{"ok":true}` at once.
+ */
+export function slowStreamRoute(chunk: string, count: number, everyMs: number): Route {
+  return (req, res) => {
+    req.resume();
+    req.on('end', () => {
+      if (!req.url?.startsWith('/v1/slow')) {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end('{"ok":true}');
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      let i = 0;
+      const timer = setInterval(() => {
+        res.write(chunk);
+        if (++i === count) {
+          clearInterval(timer);
+          res.end();
+        }
+      }, everyMs);
+      res.on('close', () => clearInterval(timer));
+    });
+  };
+}
+
+/**
  * A real HTTP server on loopback standing in for the relay. By default it
  * drains the body and answers 200 with a JSON echo; tests set `route`.
  */

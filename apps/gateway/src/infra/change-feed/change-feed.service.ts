@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis/redis.factory';
 import { Client } from 'pg';
 import type { Logger } from 'pino';
 import type { RedisKeys } from '../redis/redis-keys';
@@ -35,7 +35,7 @@ export class ChangeFeed {
 
   constructor(
     private readonly databaseUrl: string,
-    private readonly subscriber: Redis,
+    private readonly subscriber: RedisClient,
     private readonly keys: RedisKeys,
     private readonly handlers: ChangeHandlers,
     private readonly logger: Logger,
@@ -61,11 +61,11 @@ export class ChangeFeed {
     await this.connectPg(false);
   }
 
-  async publishSettings(publisher: Redis): Promise<void> {
+  async publishSettings(publisher: RedisClient): Promise<void> {
     await publisher.publish(this.keys.settingsChannel, '1');
   }
 
-  async publishRoutes(publisher: Redis): Promise<void> {
+  async publishRoutes(publisher: RedisClient): Promise<void> {
     await publisher.publish(this.keys.routesChannel, '1');
   }
 

@@ -115,7 +115,11 @@ export class MetricsService {
     name: 'keypin_binding_cache_hit_ratio',
     help: 'Share of binding lookups answered from the in-process cache',
     registers: [this.registry],
-    collect: () => undefined,
+    // Several processes (WORKERS): the mean of theirs, not the sum.
+    aggregator: 'average',
+    collect: () => {
+      this.cacheHitRatio.set(this.lookups === 0 ? 0 : this.memoryHits / this.lookups);
+    },
   });
 
   readonly queueDepth = new Gauge({
@@ -141,11 +145,17 @@ export class MetricsService {
     name: 'keypin_inflight_requests',
     help: 'Proxied requests and WebSocket tunnels in flight on this instance (counted per client IP for MAX_INFLIGHT_PER_IP)',
     registers: [this.registry],
+    collect: () => {
+      this.inflightRequests.set(this.inflightSource().requests);
+    },
   });
   private readonly inflightClientIps = new Gauge({
     name: 'keypin_inflight_client_ips',
     help: 'Client IPs with at least one request in flight on this instance',
     registers: [this.registry],
+    collect: () => {
+      this.inflightClientIps.set(this.inflightSource().clientIps);
+    },
   });
   /** Set by the proxy; read when /metrics is scraped, never per request. */
   inflightSource: () => { requests: number; clientIps: number } = () => ({ requests: 0, clientIps: 0 });
@@ -190,11 +200,23 @@ export class MetricsService {
     this.firstBindsRevoked.inc();
   }
 
-  async render(): Promise<string> {
-    this.cacheHitRatio.set(this.lookups === 0 ? 0 : this.memoryHits / this.lookups);
-    const inflight = this.inflightSource();
-    this.inflightRequests.set(inflight.requests);
-    this.inflightClientIps.set(inflight.clientIps);
+  /**
+   * Set in a process of a cluster (WORKERS ≥ 2): /metrics then answers for
+   * every process of the instance, summed by the supervisor, whichever
+   * worker the scrape reaches (docs/workers.md).
+   */
+  private clusterRender: (() => Promise<string>) | null = null;
+
+  renderThrough(render: () => Promise<string>): void {
+    this.clusterRender = render;
+  }
+
+  /** This process's metrics only. */
+  async renderLocal(): Promise<string> {
     return this.registry.metrics();
+  }
+
+  async render(): Promise<string> {
+    return this.clusterRender === null ? this.renderLocal() : this.clusterRender();
   }
 }

@@ -1,6 +1,7 @@
-import { Queue, type QueueOptions } from 'bullmq';
-import type { RedisOptions } from 'ioredis';
+import { Queue, type ConnectionOptions, type QueueOptions } from 'bullmq';
+import { Cluster, type RedisOptions } from 'ioredis';
 import type { RedisKeys } from '../redis/redis-keys';
+import { clusterOptions, serverOptions, topologyOf, type RedisTarget } from '../redis/redis-topology';
 
 export const QUEUE = {
   intercepts: 'intercepts',
@@ -10,36 +11,59 @@ export const QUEUE = {
 
 /**
  * Producers fail fast while Redis is away (no offline queue), so the caller
- * can fall back to PostgreSQL instead of hanging.
+ * can fall back to PostgreSQL instead of hanging. Standalone and Sentinel:
+ * options (BullMQ makes and closes its own connection). Cluster: an ioredis
+ * `Cluster` BullMQ shares and does not close; release it with
+ * `releaseConnection` after the queue is closed.
  */
-export function producerConnection(redisUrl: string): RedisOptions {
-  const u = new URL(redisUrl);
-  return {
-    host: u.hostname.replace(/^\[|\]$/g, ''),
-    port: Number(u.port || 6379),
-    username: u.username ? decodeURIComponent(u.username) : undefined,
-    password: u.password ? decodeURIComponent(u.password) : undefined,
-    db: Number(u.pathname.slice(1) || 0),
-    tls: u.protocol === 'rediss:' ? {} : undefined,
+export function producerConnection(target: RedisTarget): ConnectionOptions {
+  const t = topologyOf(target);
+  const behaviour = {
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
     connectTimeout: 2000,
-    retryStrategy: (times: number) => Math.min(200 * times, 2000),
-  };
+  } satisfies RedisOptions;
+  if (t.kind === 'cluster')
+    return new Cluster(t.nodes, clusterOptions(t, behaviour, { enableOfflineQueue: false }));
+  return { ...serverOptions(t), ...behaviour, retryStrategy: (times: number) => Math.min(200 * times, 2000) };
 }
 
-/** Workers block on Redis: BullMQ requires `maxRetriesPerRequest: null`. */
-export function workerConnection(redisUrl: string): RedisOptions {
-  return { ...producerConnection(redisUrl), enableOfflineQueue: true, maxRetriesPerRequest: null };
+/** Workers block on Redis: BullMQ requires `maxRetriesPerRequest: null`. Same ownership as `producerConnection`. */
+export function workerConnection(target: RedisTarget): ConnectionOptions {
+  const t = topologyOf(target);
+  const behaviour = {
+    enableOfflineQueue: true,
+    maxRetriesPerRequest: null,
+    connectTimeout: 2000,
+  } satisfies RedisOptions;
+  if (t.kind === 'cluster') return new Cluster(t.nodes, clusterOptions(t, behaviour));
+  return { ...serverOptions(t), ...behaviour, retryStrategy: (times: number) => Math.min(200 * times, 2000) };
+}
+
+/** Closes a connection made by `producerConnection`/`workerConnection` that BullMQ does not own (a cluster). */
+export function releaseConnection(conn: ConnectionOptions): void {
+  if (conn instanceof Cluster) conn.disconnect();
 }
 
 export function createQueue(
   name: string,
-  redisUrl: string,
+  target: RedisTarget,
   keys: RedisKeys,
   extra: Partial<QueueOptions> = {},
 ): Queue {
-  const q = new Queue(name, { connection: producerConnection(redisUrl), prefix: keys.bullPrefix, ...extra });
+  const connection = producerConnection(target);
+  const q = new Queue(name, { connection, prefix: keys.bullPrefix, ...extra });
   q.on('error', () => undefined); // connection errors are handled by the callers' fallbacks
+  if (connection instanceof Cluster) {
+    connection.on('error', () => undefined);
+    const close = q.close.bind(q);
+    q.close = async () => {
+      try {
+        await close();
+      } finally {
+        releaseConnection(connection);
+      }
+    };
+  }
   return q;
 }

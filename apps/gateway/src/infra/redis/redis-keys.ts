@@ -1,14 +1,30 @@
-/** Every Redis key and channel KeyPin uses, all under REDIS_PREFIX. */
+/**
+ * Every Redis key and channel KeyPin uses, all under REDIS_PREFIX. Keys one
+ * script or transaction touches together share a Redis Cluster hash tag
+ * (`{…}`), so they live in one slot on a cluster (docs/redis.md).
+ */
 export class RedisKeys {
-  constructor(readonly prefix: string) {}
+  constructor(
+    readonly prefix: string,
+    /** The Redis is a Redis Cluster: BullMQ's prefix becomes a hash tag. */
+    readonly opts: { cluster?: boolean } = {},
+  ) {}
 
-  /** Cached binding decision data, by key hash (hex). */
+  /**
+   * Cached binding decision data, by key hash (hex). On a cluster the hash
+   * is a hash tag: the entry and its marker below are written by one
+   * script or transaction. Standalone and Sentinel keep the untagged names
+   * (the layout of earlier versions).
+   */
   binding(hashHex: string): string {
-    return `${this.prefix}binding:${hashHex}`;
+    return `${this.prefix}binding:${this.tag(hashHex)}`;
   }
   /** Short-lived marker set when a binding changes: stops a racing reader re-caching the old value. */
   bindingInvalidated(hashHex: string): string {
-    return `${this.prefix}binding-inv:${hashHex}`;
+    return `${this.prefix}binding-inv:${this.tag(hashHex)}`;
+  }
+  private tag(part: string): string {
+    return this.opts.cluster ? `{${part}}` : part;
   }
   /** First uses from one client network in the last minute (sorted set of times), by network CIDR. */
   firstUses(network: string): string {
@@ -46,8 +62,14 @@ export class RedisKeys {
   get routesChannel(): string {
     return `${this.prefix}events:routes`;
   }
-  /** BullMQ's own prefix (its keys become `<prefix>bull:<queue>:…`). */
+  /**
+   * BullMQ's own prefix (its keys become `<prefix>bull:<queue>:…`). On a
+   * cluster the whole prefix is a hash tag (`{keypin:bull}`), as BullMQ
+   * requires there: every key of every queue in one slot. Standalone and
+   * Sentinel keep the untagged prefix so jobs queued before an upgrade are
+   * still worked off.
+   */
   get bullPrefix(): string {
-    return `${this.prefix}bull`;
+    return this.opts.cluster ? `{${this.prefix}bull}` : `${this.prefix}bull`;
   }
 }
