@@ -1,15 +1,19 @@
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import type { IncomingMessage, Server } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { maskKey } from '@keypin/shared';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WebSocketServer } from 'ws';
 import { ADMIN_ENV, AdminClient } from './support/admin-client';
 import { FakeDownstream } from './support/downstream';
 import { startGateway, waitFor, type GatewayProcess } from './support/gateway';
 import { bearer, send } from './support/http-client';
+import { openWs } from './support/websocket';
 import { dropStores, freshStores, sql } from './support/stores';
 import { testPki } from './support/tls';
 
@@ -190,6 +194,49 @@ describe('routes', () => {
     const elsewhere = await send(`${gw.url}/provider/v1/chat`, { from: '127.0.0.4', headers: bearer(k) });
     expect(elsewhere.status).toBe(403);
     expect(elsewhere.json().error.code).toBe('ip_not_allowed');
+  });
+
+  it('on a provider-key route, judges a key offered as a WebSocket subprotocol and never passes it on', async () => {
+    const k = newKey('wsp');
+    const wss = new WebSocketServer({
+      noServer: true,
+      handleProtocols: (offered) => (offered.has('realtime') ? 'realtime' : false),
+    });
+    const upgrades: IncomingMessage[] = [];
+    const server = (a as unknown as { server: Server }).server;
+    const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      upgrades.push(req);
+      wss.handleUpgrade(req, socket, head, (ws) => ws.send(req.headers['sec-websocket-protocol'] ?? ''));
+    };
+    server.on('upgrade', onUpgrade);
+    try {
+      const url = `ws://127.0.0.1:${gw.port}/provider/v1/realtime`;
+      const protocols = ['realtime', `openai-insecure-api-key.${k}`];
+      const open = await openWs(url, { from: '127.0.0.9', protocols });
+      expect('ws' in open).toBe(true);
+      if (!('ws' in open)) return;
+      expect(open.ws.protocol).toBe('realtime');
+      expect(await open.next()).toBe('realtime');
+      open.ws.close();
+      const seen = upgrades[upgrades.length - 1]!;
+      expect(seen.url).toBe('/v1/realtime');
+      expect(seen.headers.authorization).toBe('Bearer provider-secret-1234');
+      expect(JSON.stringify(seen.rawHeaders)).not.toContain(k.slice(3));
+      // The key offered as a subprotocol is the one KeyPin judged and bound.
+      const bound = await sql<{ allowed_ips: string[] }>(
+        stores.databaseUrl,
+        'SELECT allowed_ips::text[] AS allowed_ips FROM bindings WHERE token_display = $1',
+        [display(k)],
+      );
+      expect(bound).toEqual([{ allowed_ips: ['127.0.0.9/32'] }]);
+      const elsewhere = await openWs(url, { from: '127.0.0.10', protocols });
+      expect(elsewhere).toMatchObject({ status: 403 });
+      expect(upgrades).toHaveLength(1);
+    } finally {
+      server.off('upgrade', onUpgrade);
+      for (const c of wss.clients) c.terminate();
+      wss.close();
+    }
   });
 
   it('needs the proxy token on its route: missing or wrong → 401, right → forwarded without it', async () => {

@@ -152,15 +152,29 @@ function protocolKeys(protocols: string): KeyCandidate[] {
     const go = goTrimSpace(p);
     const py = pyLatin1Strip(p);
     for (const proto of go === py ? [go] : [go, py]) {
-      if (
-        proto.length > WS_KEY_PROTOCOL.length &&
-        proto.slice(0, WS_KEY_PROTOCOL.length).toLowerCase() === WS_KEY_PROTOCOL
-      ) {
+      if (offersKey(proto)) {
         out.push({ place: 'websocket-protocol', value: proto.slice(WS_KEY_PROTOCOL.length) });
       }
     }
   }
   return out;
+}
+
+function offersKey(proto: string): boolean {
+  return (
+    proto.length > WS_KEY_PROTOCOL.length &&
+    proto.slice(0, WS_KEY_PROTOCOL.length).toLowerCase() === WS_KEY_PROTOCOL
+  );
+}
+
+/**
+ * Whether one comma-separated `Sec-WebSocket-Protocol` entry offers a key,
+ * in either reading `protocolKeys` judges: a route that sends a provider key
+ * of its own removes such entries, so the client's key never reaches that
+ * upstream.
+ */
+export function isKeyProtocol(entry: string): boolean {
+  return offersKey(goTrimSpace(entry)) || offersKey(pyLatin1Strip(entry));
 }
 
 function tokens(value: string): string[] {

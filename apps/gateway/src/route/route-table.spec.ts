@@ -184,6 +184,40 @@ describe('proxy token and route headers', () => {
     expect(h2).toEqual(['Authorization', 'Bearer client', 'x-team', 'blue']);
   });
 
+  it('drops keys offered as WebSocket subprotocols only on routes that send their own key', async () => {
+    const { t } = await table(
+      [
+        stored(1, '/p/', { upstream_headers: { authorization: seal('Bearer ${env:P}') } }),
+        stored(2, '/h/', { upstream_headers: { 'x-team': seal('blue') } }),
+      ],
+      { P: 'server-key' },
+    );
+    const h1 = [
+      'Sec-WebSocket-Protocol',
+      'realtime, openai-insecure-api-key.sk-client ,openai-beta.realtime-v1',
+      'sec-websocket-protocol',
+      ' OPENAI-INSECURE-API-KEY.sk-other',
+      'Sec-WebSocket-Protocol',
+      '\u00a0openai-insecure-api-key.sk-nbsp',
+      'sec-websocket-protocol',
+      'openai-insecure-api-key.',
+    ];
+    applyRouteHeaders(t.match('/p/')!, h1);
+    expect(h1).toEqual([
+      'Sec-WebSocket-Protocol',
+      'realtime, openai-beta.realtime-v1',
+      // The bare prefix carries no key: no relay reads one from it.
+      'sec-websocket-protocol',
+      'openai-insecure-api-key.',
+      'authorization',
+      'Bearer server-key',
+    ]);
+    const offered = ['Sec-WebSocket-Protocol', 'realtime, openai-insecure-api-key.sk-client'];
+    const h2 = [...offered];
+    applyRouteHeaders(t.match('/h/')!, h2);
+    expect(h2).toEqual([...offered, 'x-team', 'blue']);
+  });
+
   it('warns once per route version when a provider-key route has no proxy token', async () => {
     const provider = stored(1, '/p/', { upstream_headers: { authorization: seal('Bearer x') } });
     const guarded = stored(2, '/g/', {

@@ -11,6 +11,7 @@ import {
 import type { Logger } from 'pino';
 import type { Forwarder } from '../proxy/forwarder';
 import { replaceHeaders } from '../proxy/forwarder';
+import { isKeyProtocol } from '../proxy/request-head';
 import { isPlainPath, pathOf, resolvePath } from '../proxy/request-target';
 import type { WebSocketTunnel } from '../proxy/websocket-tunnel';
 import type { SealedSecret } from '../settings/secret-box';
@@ -284,8 +285,9 @@ export function hasProxyToken(route: CompiledRoute, rawHeaders: readonly string[
 
 /**
  * The route's changes to the headers sent upstream, made once the request
- * is judged: the proxy token removed, the client's key headers removed when
- * the route sends a key of its own, then the route's headers set.
+ * is judged: the proxy token removed, the client's key headers (and keys
+ * offered as WebSocket subprotocols) removed when the route sends a key of
+ * its own, then the route's headers set.
  */
 export function applyRouteHeaders(route: CompiledRoute, headers: string[]): void {
   if (route.token !== null || route.replacesKey) {
@@ -294,8 +296,15 @@ export function applyRouteHeaders(route: CompiledRoute, headers: string[]): void
     for (let i = 0; i + 1 < headers.length; i += 2) {
       const lower = headers[i]!.toLowerCase();
       if (lower === token || (route.replacesKey && KEY_HEADER_PLACES.has(lower))) continue;
+      let value = headers[i + 1]!;
+      if (route.replacesKey && lower === 'sec-websocket-protocol') {
+        // A key offered as a subprotocol is the client's key too.
+        const kept = value.split(',').filter((p) => !isKeyProtocol(p));
+        if (kept.length === 0) continue;
+        value = kept.map((p) => p.trim()).join(', ');
+      }
       headers[w++] = headers[i]!;
-      headers[w++] = headers[i + 1]!;
+      headers[w++] = value;
     }
     headers.length = w;
   }
