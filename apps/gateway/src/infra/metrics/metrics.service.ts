@@ -1,4 +1,5 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { LightCounter, LightHistogram } from './light-metrics';
 
 export type Decision =
   | 'allowed'
@@ -54,32 +55,36 @@ type CacheLayer = 'memory' | 'redis' | 'postgres';
 
 /**
  * Prometheus metrics. Labelled children are bound once, so the hot path does
- * an increment on a plain object, not a label lookup.
+ * an increment on a plain object, not a label lookup. What every proxied
+ * request touches (decisions, cache lookups, decision and downstream
+ * latencies) uses the light classes of light-metrics.ts, which the Registry
+ * renders exactly as prom-client's own but which skip its per-call label
+ * hashing and validation.
  */
 export class MetricsService {
   readonly registry = new Registry();
 
-  private readonly requests = new Counter({
+  private readonly requests = new LightCounter({
     name: 'keypin_requests_total',
     help: 'Proxied requests by decision',
-    labelNames: ['decision'] as const,
+    labelName: 'decision',
     registers: [this.registry],
   });
   private readonly decisionChildren = new Map<Decision, { inc(): void }>();
 
-  private readonly decisionHistogram = new Histogram({
+  private readonly decisionHistogram = new LightHistogram({
     name: 'keypin_decision_duration_seconds',
     help:
       'Decision latency by stage: binding = request arrival to the binding decision; ' +
       'policy = the key policy check alone (keys with a policy only)',
-    labelNames: ['stage'] as const,
+    labelName: 'stage',
     buckets: [0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1],
     registers: [this.registry],
   });
   /** Arrival to the binding decision. */
-  readonly decisionSeconds = this.decisionHistogram.labels('binding');
+  readonly decisionSeconds = this.decisionHistogram.child('binding');
   /** The policy check alone (model, token cap, counters). */
-  readonly policySeconds = this.decisionHistogram.labels('policy');
+  readonly policySeconds = this.decisionHistogram.child('policy');
 
   private readonly refusals = new Counter({
     name: 'keypin_refusals_total',
@@ -89,7 +94,7 @@ export class MetricsService {
   });
   private readonly refusalChildren = new Map<string, { inc(): void }>();
 
-  readonly downstreamSeconds = new Histogram({
+  readonly downstreamSeconds = new LightHistogram({
     name: 'keypin_downstream_response_seconds',
     help: 'Time from forwarding to the downstream response headers',
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
@@ -103,10 +108,10 @@ export class MetricsService {
     registers: [this.registry],
   });
 
-  private readonly cacheLookups = new Counter({
+  private readonly cacheLookups = new LightCounter({
     name: 'keypin_binding_cache_lookups_total',
     help: 'Binding lookups by the layer that answered (memory hit, redis, postgres) or miss',
-    labelNames: ['layer'] as const,
+    labelName: 'layer',
     registers: [this.registry],
   });
   private readonly cacheChildren = new Map<CacheLayer | 'none', { inc(): void }>();
@@ -165,9 +170,9 @@ export class MetricsService {
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'keypin_process_' });
-    for (const d of DECISIONS) this.decisionChildren.set(d, this.requests.labels(d));
+    for (const d of DECISIONS) this.decisionChildren.set(d, this.requests.child(d));
     for (const l of ['memory', 'redis', 'postgres', 'none'] as const) {
-      this.cacheChildren.set(l, this.cacheLookups.labels(l));
+      this.cacheChildren.set(l, this.cacheLookups.child(l));
     }
   }
 
