@@ -497,11 +497,37 @@ describe('Redis Sentinel (REDIS_SENTINELS, REDIS_SENTINEL_NAME)', () => {
 
 // =================================================================== Cluster
 
+/**
+ * The primary serving `slot` and its replica, from `CLUSTER NODES` on a live
+ * node: "<id> <ip:port@cport> <flags> <primary id|-> … <slot ranges>".
+ */
+async function clusterPairOf(
+  livePort: number,
+  slot: number,
+): Promise<{ primaryPort: number; replicaPort: number }> {
+  const lines = (await cli(livePort, 'CLUSTER', 'NODES'))
+    .split('\n')
+    .map((l) => l.trim().split(' '))
+    .filter((f) => f.length >= 8);
+  const portOf = (f: string[]) => Number(f[1]!.split('@')[0]!.split(':')[1]);
+  const serves = (f: string[]) =>
+    f.slice(8).some((range) => {
+      const [lo, hi = lo] = range.split('-').map(Number);
+      return slot >= lo! && slot <= hi!;
+    });
+  const primary = lines.find((f) => f[2]!.includes('master') && !f[2]!.includes('fail') && serves(f));
+  const replica = primary && lines.find((f) => f[2]!.includes('slave') && f[3] === primary[0]);
+  if (!primary || !replica) throw new Error(`no primary with a replica serves slot ${slot}`);
+  return { primaryPort: portOf(primary), replicaPort: portOf(replica) };
+}
+
 describe('Redis Cluster (REDIS_CLUSTER_NODES)', () => {
   const stores = freshStores('cluster');
   const downstream = new FakeDownstream();
   const receiver = new WebhookReceiver();
   const ports: number[] = [];
+  /** The data nodes by port, to kill one. */
+  const nodes = new Map<number, ChildProcess>();
   let gwA: GatewayProcess | null = null;
   let gwB: GatewayProcess | null = null;
   let admin: AdminClient;
@@ -512,16 +538,19 @@ describe('Redis Cluster (REDIS_CLUSTER_NODES)', () => {
     const dir = tempDir('cluster');
     for (let i = 0; i < 6; i++) ports.push(await freePort());
     await Promise.all(
-      ports.map((port) =>
-        startRedis(port, [
-          ...dataArgs(port, dir),
-          '--cluster-enabled',
-          'yes',
-          '--cluster-config-file',
-          join(dir, `nodes-${port}.conf`),
-          '--cluster-node-timeout',
-          '1500',
-        ]),
+      ports.map(async (port) =>
+        nodes.set(
+          port,
+          await startRedis(port, [
+            ...dataArgs(port, dir),
+            '--cluster-enabled',
+            'yes',
+            '--cluster-config-file',
+            join(dir, `nodes-${port}.conf`),
+            '--cluster-node-timeout',
+            '1500',
+          ]),
+        ),
       ),
     );
     await cli(
@@ -707,6 +736,49 @@ describe('Redis Cluster (REDIS_CLUSTER_NODES)', () => {
     figures['cluster: refusals under failover'] = await expectEveryRefusalRecorded(
       stores.databaseUrl,
       '127.0.15.1',
+      refused,
+    );
+  });
+
+  it('survives a primary being killed under load: the cluster promotes its replica, nothing lost', async () => {
+    // The primary that holds the queues' slot now, and the replica that follows it.
+    const slot = Number(await probe.cluster('KEYSLOT', `${bullTag}:intercepts:id`));
+    const { primaryPort, replicaPort } = await clusterPairOf(ports[0]!, slot);
+    figures['cluster (kill): waited for the replica to be in sync (ms)'] = await waitFor(
+      async () => (await cli(replicaPort, 'INFO', 'replication')).includes('master_link_status:up'),
+      15_000,
+      50,
+    );
+    const bound: { key: string; from: string }[] = [];
+    for (let i = 0; i < 3; i++) {
+      const from = `127.0.17.${10 + i}`;
+      bound.push({ key: (await bindFrom(gwA!, stores.databaseUrl, from)).key, from });
+    }
+    const load = startLoad({
+      gateways: [gwA!, gwB!],
+      bound,
+      refusedFrom: '127.0.18.1',
+      firstUseFrom: '127.0.19.1',
+    });
+    await sleep(1000);
+    load.setPhase('killed');
+    const killedAt = Date.now();
+    await stopChild(nodes.get(primaryPort)!);
+    await waitFor(async () => (await cli(replicaPort, 'ROLE')).startsWith('master'), 20_000, 50);
+    figures['cluster: kill until the replica is primary (ms)'] = Date.now() - killedAt;
+    load.setPhase('after');
+    await sleep(1500);
+    await load.stop();
+    figures['cluster (kill): answers by phase'] = summary(load.phases);
+
+    expect(load.phases['killed']!.decided).toBeGreaterThan(0);
+    expect(load.phases['after']!.decided).toBeGreaterThan(0);
+    expect(totalOf(load.phases, 'serverErrors')).toBe(0);
+    const refused = totalOf(load.phases, 'refused');
+    expect(refused).toBeGreaterThan(0);
+    figures['cluster (kill): refusals'] = await expectEveryRefusalRecorded(
+      stores.databaseUrl,
+      '127.0.18.1',
       refused,
     );
   });
