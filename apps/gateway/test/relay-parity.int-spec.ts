@@ -462,6 +462,28 @@ describe.each(PARITY_CASES)('relay parity: $name', (profile) => {
     });
   }
 
+  if (profile.relay === 'newapi') {
+    it("refuses New API's Midjourney placeholder on /api/usage/token, where the relay reads it as a key, and only there", async () => {
+      const mj = (path: string) =>
+        rawRequest(
+          port('direct'),
+          `GET ${path} HTTP/1.1\r\nHost: relay.test\r\nAuthorization: Bearer midjourney-proxy\r\n` +
+            `mj-api-secret: ${keys.owner}\r\nConnection: close\r\n\r\n`,
+          OWNER,
+        );
+      const from = model.records.length;
+      for (const path of ['/api/usage/token/', '/api/usage/%74oken']) {
+        const usage = await mj(path);
+        expect(usage.status, usage.body).toBe(400);
+        expect(JSON.parse(usage.body)).toMatchObject({ error: { code: 'ambiguous_key' } });
+      }
+      expect(model.records.length).toBe(from);
+      const imagine = await mj('/mj/submit/imagine');
+      expect(imagine.status, imagine.body).toBe(200);
+      expect(model.authenticationsOf(keys.ownerToken, from).map((x) => x.realIp)).toEqual([OWNER]);
+    });
+  }
+
   it("still lets the owner's plain request through, directly and through nginx", async () => {
     for (const via of ['direct', 'nginx'] as const) {
       const r = await own(via, keys.owner, OWNER);

@@ -114,17 +114,29 @@ export function canonicalKey(value: string, mode: TokenNormalize): string {
 // then Go's strings.TrimSpace (Unicode white space) runs once; `sk-` and the
 // channel suffix are cut after that, with no second trim.
 function newApiKey(place: KeyPlace, value: string, mode: TokenNormalize): string | null {
-  let k: string;
-  if (place === 'authorization' || place === 'mj-api-secret') {
-    k = value.startsWith('Bearer ') || value.startsWith('bearer ') ? goTrimSpace(value.slice(7)) : value;
-  } else {
-    k = goTrimSpace(value);
-  }
+  const k = place === 'authorization' || place === 'mj-api-secret' ? newApiBearer(value) : goTrimSpace(value);
   if (place === 'mj-api-secret') return canonicalKey(k, mode);
   // An empty key or this placeholder in Authorization (where every other
   // place is copied first) makes New API read mj-api-secret instead.
-  if (k === '' || k === 'midjourney-proxy') return null;
+  if (k === '' || k === NEWAPI_MJ_PLACEHOLDER) return null;
   return canonicalKey(k, mode);
+}
+
+const NEWAPI_MJ_PLACEHOLDER = 'midjourney-proxy';
+
+/** `Bearer ` or `bearer ` stripped, then Go's TrimSpace; any other value as it is. */
+function newApiBearer(value: string): string {
+  return value.startsWith('Bearer ') || value.startsWith('bearer ') ? goTrimSpace(value.slice(7)) : value;
+}
+
+/**
+ * Whether New API's TokenAuth reads this Authorization value as its
+ * Midjourney placeholder ("no key here, read mj-api-secret"). Its
+ * TokenAuthReadOnly has no placeholder: there the value is the key
+ * `midjourney` (docs/relays.md, "The usage endpoint").
+ */
+export function isNewApiPlaceholder(authorization: string): boolean {
+  return newApiBearer(authorization) === NEWAPI_MJ_PLACEHOLDER;
 }
 
 // --- LiteLLM (docs/relays.md [L1]) ---------------------------------------------

@@ -466,7 +466,9 @@ export class ProxyService {
     const candidates = head.keys;
     for (const k of queryKeys(req.url!)) candidates.push({ place: 'query', value: k });
     const rules = route === null ? this.keyRules(settings) : keyRulesOn(route, settings);
-    const key = resolveApiKey(candidates, head.duplicateKeyHeader, rules);
+    const key = resolveApiKey(candidates, head.duplicateKeyHeader, rules, () =>
+      route === null ? req.url! : this.d.routes.upstreamPath(route, req.url!),
+    );
 
     // docs/contract.md 10: the network policy comes before everything else.
     const net = this.networks;

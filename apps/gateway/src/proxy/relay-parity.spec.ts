@@ -55,7 +55,7 @@ function mismatch(profile: ParityProfile, attack: Attack): string | null {
     ...head.keys,
     ...queryKeys(req.target).map((value): KeyCandidate => ({ place: 'query', value })),
   ];
-  const judged = resolveApiKey(candidates, head.duplicateKeyHeader, rules);
+  const judged = resolveApiKey(candidates, head.duplicateKeyHeader, rules, () => req.target);
   if (judged.kind === 'ambiguous' || judged.kind === 'invalid') return null;
 
   // The relay, on the header lines KeyPin sends on.
@@ -165,6 +165,24 @@ describe('relay models', () => {
       ),
     ).toBe('K');
     expect(newApiPresentedKey(req('/x', [['Authorization', 'BEARER K']]))).toBe('BEARER K');
+  });
+
+  it('New API: /api/usage/token reads Authorization alone, where the Midjourney placeholder is a key; KeyPin refuses it there', () => {
+    const mj: [string, string][] = [
+      ['Authorization', 'Bearer midjourney-proxy'],
+      ['mj-api-secret', 'sk-K'],
+    ];
+    expect(newApiPresentedKey(req('/api/usage/token/', mj))).toBe('midjourney');
+    expect(newApiPresentedKey(req('/api/usage/%74oken', [['x-api-key', 'K']]))).toBeNull();
+    expect(newApiPresentedKey(req('/api/usage/token', [['Authorization', 'Bearer sk-K-2']]))).toBe('K');
+    const rules: KeyRules = { relay: 'newapi', tokenNormalize: 'newapi', keyCase: 'sensitive' };
+    const judge = (target: string) => {
+      const head = scanRequestHead(mj.flat(), 'x-real-ip');
+      return resolveApiKey(head.keys, head.duplicateKeyHeader, rules, () => target).kind;
+    };
+    expect(judge('/mj/submit/imagine')).toBe('key');
+    expect(judge('/api/usage/token/')).toBe('ambiguous');
+    expect(judge('/api/usage/%74oken')).toBe('ambiguous');
   });
 
   it('LiteLLM: x-litellm-api-key first, Authorization next, ?key= only on generateContent, pass-through header', () => {

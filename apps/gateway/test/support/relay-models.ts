@@ -229,7 +229,7 @@ const newApiCut = (key: string) => (key.startsWith('sk-') ? key.slice(3) : key).
  * request-target (an invalid `%` escape in the path: 400).
  *
  * TokenAuth runs on the whole relay router, WebSocket upgrades included, so
- * the model applies it to every request.
+ * the model applies it to every request but the usage endpoint's.
  */
 export function newApiPresentedKey(req: RelayRequest): string | null {
   const { path: rawPath, query } = splitTarget(req.target);
@@ -237,6 +237,21 @@ export function newApiPresentedKey(req: RelayRequest): string | null {
   const path = goUnescape(rawPath, 'path');
   if (path === null) return null;
   const h = new GoHeader(req.rawHeaders);
+
+  // GET /api/usage/token/ is the one route behind TokenAuthReadOnly instead
+  // (router/api-router.go: the group /usage/token with GET "/"; Gin
+  // redirects /api/usage/token there, and earlier versions served it
+  // without the slash, so the model reads both): Authorization alone,
+  // "Bearer "/"bearer " stripped and TrimSpace'd, sk- and the channel suffix
+  // cut, and no Midjourney placeholder. Gin matches the unescaped path
+  // exactly; another method finds no route and authenticates nothing.
+  if (path === '/api/usage/token' || path === '/api/usage/token/') {
+    if (req.method !== 'GET') return null;
+    let key = h.get('Authorization');
+    if (hasBearerPrefix(key)) key = goTrimSpace(key.slice(7));
+    key = newApiCut(key);
+    return key === '' ? null : key;
+  }
 
   // a. Every Sec-WebSocket-Protocol value joined with ",", split on ",",
   //    strings.TrimSpace'd; the FIRST part with the (case-sensitive) prefix
@@ -836,6 +851,8 @@ export const PATHS: readonly string[] = [
   '/openai/v1/chat/completions',
   '/mj/submit/imagine',
   '/v1/realtime',
+  '/api/usage/token/',
+  '/api/usage/%74oken',
 ];
 
 export const KEY_HEADER_NAMES: readonly string[] = [
