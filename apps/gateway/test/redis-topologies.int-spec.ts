@@ -213,6 +213,33 @@ const summary = (phases: Record<string, Tally>) =>
     Object.entries(phases).map(([k, t]) => [k, { total: t.total, ...Object.fromEntries(t.byStatus) }]),
   );
 
+/**
+ * Ends a failover test's load (1.5 s of an "after" phase) and checks what
+ * each promises: decisions kept coming during `during` and after, no 5xx,
+ * and every refusal a client saw is a recorded intercept, nothing lost with
+ * the old primary.
+ */
+async function expectNothingLost(
+  load: ReturnType<typeof startLoad>,
+  label: string,
+  during: string,
+  databaseUrl: string,
+  refusedFrom: string,
+): Promise<void> {
+  load.setPhase('after');
+  await sleep(1500);
+  await load.stop();
+  figures[`${label}: answers by phase`] = summary(load.phases);
+  expect(load.phases[during]!.decided).toBeGreaterThan(0);
+  expect(load.phases['after']!.decided).toBeGreaterThan(0);
+  expect(totalOf(load.phases, 'serverErrors')).toBe(0);
+  const refused = totalOf(load.phases, 'refused');
+  expect(refused).toBeGreaterThan(0);
+  const recordedFrom = Date.now();
+  figures[`${label}: refusals`] = await expectEveryRefusalRecorded(databaseUrl, refusedFrom, refused);
+  figures[`${label}: waited for the refusals in PostgreSQL (ms)`] = Date.now() - recordedFrom;
+}
+
 /** Every refusal a client at `attemptIp` saw is one request counted in `intercept_logs` (rows may stand for several). */
 async function expectEveryRefusalRecorded(
   databaseUrl: string,
@@ -401,23 +428,7 @@ describe('Redis Sentinel (REDIS_SENTINELS, REDIS_SENTINEL_NAME)', () => {
     );
     figures['sentinel: failover until the gateway writes to the new primary (ms)'] = Date.now() - startedAt;
 
-    load.setPhase('after');
-    await sleep(1500);
-    await load.stop();
-    figures['sentinel: answers by phase'] = summary(load.phases);
-
-    // Decisions kept coming during and after the failover.
-    expect(load.phases['failover']!.decided).toBeGreaterThan(0);
-    expect(load.phases['after']!.decided).toBeGreaterThan(0);
-    expect(totalOf(load.phases, 'serverErrors')).toBe(0);
-    // Every refusal is a recorded intercept: nothing lost with the old primary.
-    const refused = totalOf(load.phases, 'refused');
-    expect(refused).toBeGreaterThan(0);
-    figures['sentinel: refusals'] = await expectEveryRefusalRecorded(
-      stores.databaseUrl,
-      '127.0.3.1',
-      refused,
-    );
+    await expectNothingLost(load, 'sentinel', 'failover', stores.databaseUrl, '127.0.3.1');
 
     // A ban made after the failover is enforced.
     const victim = await bindFrom(gw!, stores.databaseUrl, '127.0.6.1');
@@ -465,23 +476,7 @@ describe('Redis Sentinel (REDIS_SENTINELS, REDIS_SENTINEL_NAME)', () => {
       100,
     );
     figures['sentinel: kill until the Sentinels name a new primary (ms)'] = Date.now() - killedAt;
-    load.setPhase('after');
-    await sleep(1500);
-    await load.stop();
-    figures['sentinel (kill): answers by phase'] = summary(load.phases);
-
-    expect(load.phases['killed']!.decided).toBeGreaterThan(0);
-    expect(load.phases['after']!.decided).toBeGreaterThan(0);
-    expect(totalOf(load.phases, 'serverErrors')).toBe(0);
-    const refused = totalOf(load.phases, 'refused');
-    expect(refused).toBeGreaterThan(0);
-    const recordedFrom = Date.now();
-    figures['sentinel (kill): refusals'] = await expectEveryRefusalRecorded(
-      stores.databaseUrl,
-      '127.0.8.1',
-      refused,
-    );
-    figures['sentinel (kill): waited for the refusals in PostgreSQL (ms)'] = Date.now() - recordedFrom;
+    await expectNothingLost(load, 'sentinel (kill)', 'killed', stores.databaseUrl, '127.0.8.1');
     // Back on the surviving node: a new binding is cached there.
     figures['sentinel (kill): then waited for a write on the survivor (ms)'] = await waitFor(
       async () => {
@@ -723,21 +718,7 @@ describe('Redis Cluster (REDIS_CLUSTER_NODES)', () => {
     await waitFor(async () => (await cli(replicaPort, 'ROLE')).startsWith('master'), 15_000, 50);
     figures['cluster: failover took (ms)'] = Date.now() - startedAt;
     await sleep(1000);
-    load.setPhase('after');
-    await sleep(1000);
-    await load.stop();
-    figures['cluster: answers by phase'] = summary(load.phases);
-
-    expect(load.phases['failover']!.decided).toBeGreaterThan(0);
-    expect(load.phases['after']!.decided).toBeGreaterThan(0);
-    expect(totalOf(load.phases, 'serverErrors')).toBe(0);
-    const refused = totalOf(load.phases, 'refused');
-    expect(refused).toBeGreaterThan(0);
-    figures['cluster: refusals under failover'] = await expectEveryRefusalRecorded(
-      stores.databaseUrl,
-      '127.0.15.1',
-      refused,
-    );
+    await expectNothingLost(load, 'cluster', 'failover', stores.databaseUrl, '127.0.15.1');
   });
 
   it('survives a primary being killed under load: the cluster promotes its replica, nothing lost', async () => {
@@ -766,21 +747,7 @@ describe('Redis Cluster (REDIS_CLUSTER_NODES)', () => {
     await stopChild(nodes.get(primaryPort)!);
     await waitFor(async () => (await cli(replicaPort, 'ROLE')).startsWith('master'), 20_000, 50);
     figures['cluster: kill until the replica is primary (ms)'] = Date.now() - killedAt;
-    load.setPhase('after');
-    await sleep(1500);
-    await load.stop();
-    figures['cluster (kill): answers by phase'] = summary(load.phases);
-
-    expect(load.phases['killed']!.decided).toBeGreaterThan(0);
-    expect(load.phases['after']!.decided).toBeGreaterThan(0);
-    expect(totalOf(load.phases, 'serverErrors')).toBe(0);
-    const refused = totalOf(load.phases, 'refused');
-    expect(refused).toBeGreaterThan(0);
-    figures['cluster (kill): refusals'] = await expectEveryRefusalRecorded(
-      stores.databaseUrl,
-      '127.0.18.1',
-      refused,
-    );
+    await expectNothingLost(load, 'cluster (kill)', 'killed', stores.databaseUrl, '127.0.18.1');
   });
 
   it('logged no cross-slot error (every multi-key script and transaction stays in one slot)', () => {
