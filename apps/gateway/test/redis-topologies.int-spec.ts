@@ -12,6 +12,7 @@ import { startGateway, waitFor, type GatewayProcess } from './support/gateway';
 import { bearer, send, type Reply } from './support/http-client';
 import { dropStores, freshStores, sql } from './support/stores';
 import { freePort } from './support/throwaway';
+import { testPki } from './support/tls';
 import { WebhookReceiver } from './support/webhook-receiver';
 
 /**
@@ -63,10 +64,17 @@ function tempDir(label: string): string {
   return d;
 }
 
-async function pongs(port: number): Promise<boolean> {
+/** TLS to a node: the test CA's certificate (PEM text and file). */
+interface TlsTo {
+  caPem: string;
+  caFile: string;
+}
+
+async function pongs(port: number, tls?: TlsTo): Promise<boolean> {
   const r = new Redis({
     host: '127.0.0.1',
     port,
+    tls: tls ? { ca: tls.caPem } : undefined,
     lazyConnect: true,
     retryStrategy: () => null,
     maxRetriesPerRequest: 0,
@@ -82,14 +90,14 @@ async function pongs(port: number): Promise<boolean> {
   }
 }
 
-/** Starts `redis-server` with `args` (a config file first, when any) and waits for PONG. */
-async function startRedis(port: number, args: string[]): Promise<ChildProcess> {
+/** Starts `redis-server` with `args` (a config file first, when any) and waits for PONG (over TLS with `tls`). */
+async function startRedis(port: number, args: string[], tls?: TlsTo): Promise<ChildProcess> {
   const child = spawn(REDIS_SERVER, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   child.stderr.on('data', (c: Buffer) => (err += c.toString()));
   children.set(child.pid!, child);
   child.once('exit', () => children.delete(child.pid!));
-  await waitFor(() => pongs(port), 10_000, 50).catch(() => {
+  await waitFor(() => pongs(port, tls), 10_000, 50).catch(() => {
     throw new Error(`redis-server on ${port} did not start: ${err}`);
   });
   return child;
@@ -128,6 +136,11 @@ async function cli(port: number, ...args: string[]): Promise<string> {
     timeout: 20_000,
   });
   return stdout.trim();
+}
+
+/** `cli` over TLS, trusting the test CA. */
+async function tlsCli(tls: TlsTo, port: number, ...args: string[]): Promise<string> {
+  return cli(port, '--tls', '--cacert', tls.caFile, ...args);
 }
 
 // ------------------------------------------------------------ load generator
@@ -491,6 +504,101 @@ describe('Redis Sentinel (REDIS_SENTINELS, REDIS_SENTINEL_NAME)', () => {
 });
 
 // =================================================================== Cluster
+
+// ========================================================= Sentinel over TLS
+
+describe('Redis Sentinel over TLS (REDIS_SENTINEL_TLS, rediss: in REDIS_URL)', () => {
+  const stores = freshStores('sentineltls');
+  const downstream = new FakeDownstream();
+  const MASTER = 'keypin-tls';
+  let primaryPort = 0;
+  let sentinelPort = 0;
+  let tls: TlsTo;
+  let gw: GatewayProcess | null = null;
+
+  beforeAll(async () => {
+    const dir = tempDir('sentinel-tls');
+    const pki = testPki();
+    tls = { caPem: pki.caPem, caFile: join(dir, 'ca.pem') };
+    writeFileSync(tls.caFile, pki.caPem);
+    writeFileSync(join(dir, 'cert.pem'), pki.certPem);
+    writeFileSync(join(dir, 'key.pem'), pki.keyPem);
+    // TLS only: no plain port. Clients are not asked for certificates.
+    const tlsConf = [
+      `tls-cert-file ${join(dir, 'cert.pem')}`,
+      `tls-key-file ${join(dir, 'key.pem')}`,
+      `tls-ca-cert-file ${tls.caFile}`,
+      'tls-auth-clients no',
+      // The Sentinel reaches the primary over TLS too.
+      'tls-replication yes',
+    ];
+    primaryPort = await freePort();
+    const primaryConf = join(dir, 'primary.conf');
+    writeFileSync(primaryConf, [...tlsConf, ''].join('\n'));
+    await startRedis(primaryPort, [primaryConf, ...dataArgs(0, dir), '--tls-port', String(primaryPort)], tls);
+    sentinelPort = await freePort();
+    const conf = join(dir, 'sentinel.conf');
+    writeFileSync(
+      conf,
+      [
+        'port 0',
+        `tls-port ${sentinelPort}`,
+        ...tlsConf,
+        'bind 127.0.0.1',
+        `dir ${dir}`,
+        `sentinel monitor ${MASTER} 127.0.0.1 ${primaryPort} 1`,
+        '',
+      ].join('\n'),
+    );
+    await startRedis(sentinelPort, [conf, '--sentinel'], tls);
+    await waitFor(
+      async () => (await tlsCli(tls, sentinelPort, 'SENTINEL', 'MASTER', MASTER)).includes('master'),
+      10_000,
+      100,
+    );
+
+    await downstream.start();
+    gw = await startGateway({
+      DATABASE_URL: stores.databaseUrl,
+      REDIS_PREFIX: stores.redisPrefix,
+      REDIS_SENTINELS: `127.0.0.1:${sentinelPort}`,
+      REDIS_SENTINEL_NAME: MASTER,
+      REDIS_SENTINEL_TLS: 'true',
+      // rediss: TLS to the data nodes; the host is not used with Sentinels.
+      REDIS_URL: 'rediss://127.0.0.1:1/0',
+      NODE_EXTRA_CA_CERTS: tls.caFile,
+      DOWNSTREAM_URL: downstream.url,
+    });
+  });
+
+  afterAll(async () => {
+    await gw?.stop();
+    await downstream.stop();
+    await dropStores(stores.dbName, stores.redisPrefix).catch(() => undefined);
+  });
+
+  it('speaks TLS only: a plain client gets no answer from either node', async () => {
+    expect(await pongs(sentinelPort, tls)).toBe(true);
+    expect(await pongs(sentinelPort)).toBe(false);
+    expect(await pongs(primaryPort)).toBe(false);
+  });
+
+  it('is ready through the Sentinel, binds with the binding cached on the primary, records a refusal', async () => {
+    const ready = await send(`${gw!.url}/ready`, { from: '127.0.0.250' });
+    expect(ready.status, ready.body).toBe(200);
+    expect(ready.json()).toMatchObject({ redis_topology: `sentinel ${MASTER} (1 sentinel)`, degraded: [] });
+    const { key } = await bindFrom(gw!, stores.databaseUrl, '127.0.20.1');
+    await waitFor(
+      async () =>
+        (await tlsCli(tls, primaryPort, 'EXISTS', `${stores.redisPrefix}binding:${hashOf(key)}`)) === '1',
+      5000,
+      50,
+    );
+    const refused = await use(gw!, key, '127.0.20.2');
+    expect(refused.status).toBe(403);
+    await expectEveryRefusalRecorded(stores.databaseUrl, '127.0.20.2', 1);
+  });
+});
 
 /**
  * The primary serving `slot` and its replica, from `CLUSTER NODES` on a live

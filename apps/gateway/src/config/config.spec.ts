@@ -285,6 +285,18 @@ describe('loadConfig: Redis topology (docs/redis.md)', () => {
     });
     expect(sut.redis.kind === 'sentinel' && sut.redis.sentinelPassword?.revealText()).toBe('sentinel-pw');
     expect(JSON.stringify(sut.redis)).not.toContain('sentinel-pw');
+    expect(sut.redis).toMatchObject({ sentinelTls: false });
+  });
+
+  it('reads REDIS_SENTINEL_TLS, only with REDIS_SENTINELS', () => {
+    const sentinels = { REDIS_SENTINELS: 's1:26379', REDIS_SENTINEL_NAME: 'mymaster' };
+    expect(loadConfig({ ...sentinels, REDIS_SENTINEL_TLS: 'true' }).redis).toMatchObject({
+      sentinelTls: true,
+    });
+    expect(() => loadConfig({ ...sentinels, REDIS_SENTINEL_TLS: 'maybe' })).toThrow(/REDIS_SENTINEL_TLS/);
+    expect(() => loadConfig({ REDIS_SENTINEL_TLS: 'true' })).toThrow(
+      /REDIS_SENTINEL_TLS.*needs REDIS_SENTINELS/,
+    );
   });
 
   it('reads a Redis Cluster: REDIS_CLUSTER_NODES', () => {

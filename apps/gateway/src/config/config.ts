@@ -318,7 +318,7 @@ function nodeList(env: Env, name: string): RedisNode[] | undefined {
 
 /**
  * Which Redis: REDIS_SENTINELS (with REDIS_SENTINEL_NAME, optional
- * REDIS_SENTINEL_PASSWORD) or REDIS_CLUSTER_NODES, never both; else the
+ * REDIS_SENTINEL_PASSWORD and REDIS_SENTINEL_TLS) or REDIS_CLUSTER_NODES, never both; else the
  * standalone server at REDIS_URL (docs/redis.md).
  */
 function redisTopology(env: Env, url: string, prefix: string): RedisTopology {
@@ -326,6 +326,7 @@ function redisTopology(env: Env, url: string, prefix: string): RedisTopology {
   const clusterNodes = nodeList(env, 'REDIS_CLUSTER_NODES');
   const name = read(env, 'REDIS_SENTINEL_NAME');
   const sentinelPassword = env['REDIS_SENTINEL_PASSWORD'] ? new Secret(env['REDIS_SENTINEL_PASSWORD']) : null;
+  const sentinelTls = bool(env, 'REDIS_SENTINEL_TLS', false);
   if (sentinels && clusterNodes) {
     throw new ConfigError(
       'REDIS_CLUSTER_NODES',
@@ -335,6 +336,7 @@ function redisTopology(env: Env, url: string, prefix: string): RedisTopology {
   if (!sentinels) {
     if (name !== undefined) throw new ConfigError('REDIS_SENTINEL_NAME', 'needs REDIS_SENTINELS');
     if (sentinelPassword) throw new ConfigError('REDIS_SENTINEL_PASSWORD', 'needs REDIS_SENTINELS');
+    if (sentinelTls) throw new ConfigError('REDIS_SENTINEL_TLS', 'needs REDIS_SENTINELS');
   }
   if (sentinels) {
     if (name === undefined) {
@@ -343,7 +345,7 @@ function redisTopology(env: Env, url: string, prefix: string): RedisTopology {
         "is required with REDIS_SENTINELS (the primary's name, e.g. mymaster)",
       );
     }
-    return { kind: 'sentinel', url, sentinels, name, sentinelPassword };
+    return { kind: 'sentinel', url, sentinels, name, sentinelPassword, sentinelTls };
   }
   if (clusterNodes) {
     if (!['', '0'].includes(new URL(url).pathname.replace(/^\//, ''))) {

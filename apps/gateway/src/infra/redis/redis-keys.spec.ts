@@ -39,7 +39,9 @@ describe('connection options per topology', () => {
       sentinels: [{ host: 's1', port: 26379 }],
       name: 'mymaster',
       sentinelPassword: { revealText: () => 'spw' },
+      sentinelTls: false,
     });
+    expect(sut.sentinelTLS).toBeUndefined();
     expect(sut).toMatchObject({
       sentinels: [{ host: 's1', port: 26379 }],
       name: 'mymaster',
@@ -53,6 +55,22 @@ describe('connection options per topology', () => {
     const reconnect = sut.reconnectOnError as (err: Error) => boolean;
     expect(reconnect(new Error("READONLY You can't write against a read only replica."))).toBe(true);
     expect(reconnect(new Error('ERR something else'))).toBe(false);
+  });
+
+  it('Sentinel over TLS: the Sentinels with REDIS_SENTINEL_TLS, the data nodes with rediss:', () => {
+    const t = {
+      kind: 'sentinel' as const,
+      url: 'rediss://ignored:1/0',
+      sentinels: [{ host: 's1', port: 26379 }],
+      name: 'mymaster',
+      sentinelPassword: null,
+      sentinelTls: true,
+    };
+    expect(serverOptions(t)).toMatchObject({ sentinelTLS: {}, tls: {}, enableTLSForSentinelMode: true });
+    const plainData = serverOptions({ ...t, url: 'redis://ignored:1/0' });
+    expect(plainData).toMatchObject({ sentinelTLS: {} });
+    expect(plainData.tls).toBeUndefined();
+    expect(plainData.enableTLSForSentinelMode).toBeUndefined();
   });
 
   it('Cluster: node options carry the credentials and the caller’s behaviour, never a database', () => {

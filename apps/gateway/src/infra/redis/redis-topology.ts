@@ -21,6 +21,8 @@ export type RedisTopology =
       name: string;
       /** REDIS_SENTINEL_PASSWORD: for the Sentinels themselves (not the data nodes); a config Secret. */
       sentinelPassword: { revealText(): string } | null;
+      /** REDIS_SENTINEL_TLS: the Sentinels themselves are reached over TLS (the data nodes: `rediss:`). */
+      sentinelTls: boolean;
     }
   | { kind: 'cluster'; url: string; nodes: RedisNode[] };
 
@@ -60,6 +62,8 @@ export function serverOptions(t: Exclude<RedisTopology, { kind: 'cluster' }>): R
     sentinels: t.sentinels.map((n) => ({ host: n.host, port: n.port })),
     name: t.name,
     sentinelPassword: t.sentinelPassword?.revealText(),
+    // TLS to the Sentinels, verified against the system CAs and NODE_EXTRA_CA_CERTS.
+    sentinelTLS: t.sentinelTls ? {} : undefined,
     // TLS to the data nodes (`rediss:`); ioredis uses it in Sentinel mode only with this flag.
     enableTLSForSentinelMode: base.tls !== undefined ? true : undefined,
     // Subscribe to the Sentinels' +switch-master and move to the new
