@@ -305,6 +305,27 @@ async function bindFrom(
   return { key, id: await bindingIdOf(databaseUrl, key) };
 }
 
+/**
+ * Binds three keys from 127.0.<net>.10–12 through the first gateway, then
+ * starts the steady load on them (refusals from 127.0.<net+1>.1, first uses
+ * from 127.0.<net+2>.1) and resolves after a second of it.
+ */
+async function loadOnBoundKeys(
+  gateways: GatewayProcess[],
+  databaseUrl: string,
+  net: number,
+): Promise<{ load: ReturnType<typeof startLoad>; refusedFrom: string }> {
+  const bound: { key: string; from: string }[] = [];
+  for (let i = 0; i < 3; i++) {
+    const from = `127.0.${net}.${10 + i}`;
+    bound.push({ key: (await bindFrom(gateways[0]!, databaseUrl, from)).key, from });
+  }
+  const refusedFrom = `127.0.${net + 1}.1`;
+  const load = startLoad({ gateways, bound, refusedFrom, firstUseFrom: `127.0.${net + 2}.1` });
+  await sleep(1000);
+  return { load, refusedFrom };
+}
+
 // ================================================================== Sentinel
 
 describe('Redis Sentinel (REDIS_SENTINELS, REDIS_SENTINEL_NAME)', () => {
@@ -408,13 +429,7 @@ describe('Redis Sentinel (REDIS_SENTINELS, REDIS_SENTINEL_NAME)', () => {
   });
 
   it('fails the primary over under load: no refusal lost, decisions keep coming, a later ban is enforced', async () => {
-    const bound: { key: string; from: string }[] = [];
-    for (let i = 0; i < 3; i++) {
-      const from = `127.0.2.${10 + i}`;
-      bound.push({ key: (await bindFrom(gw!, stores.databaseUrl, from)).key, from });
-    }
-    const load = startLoad({ gateways: [gw!], bound, refusedFrom: '127.0.3.1', firstUseFrom: '127.0.4.1' });
-    await sleep(1000);
+    const { load, refusedFrom } = await loadOnBoundKeys([gw!], stores.databaseUrl, 2);
 
     load.setPhase('failover');
     const startedAt = Date.now();
@@ -441,7 +456,7 @@ describe('Redis Sentinel (REDIS_SENTINELS, REDIS_SENTINEL_NAME)', () => {
     );
     figures['sentinel: failover until the gateway writes to the new primary (ms)'] = Date.now() - startedAt;
 
-    await expectNothingLost(load, 'sentinel', 'failover', stores.databaseUrl, '127.0.3.1');
+    await expectNothingLost(load, 'sentinel', 'failover', stores.databaseUrl, refusedFrom);
 
     // A ban made after the failover is enforced.
     const victim = await bindFrom(gw!, stores.databaseUrl, '127.0.6.1');
@@ -470,13 +485,7 @@ describe('Redis Sentinel (REDIS_SENTINELS, REDIS_SENTINEL_NAME)', () => {
       15_000,
       50,
     );
-    const bound: { key: string; from: string }[] = [];
-    for (let i = 0; i < 3; i++) {
-      const from = `127.0.7.${10 + i}`;
-      bound.push({ key: (await bindFrom(gw!, stores.databaseUrl, from)).key, from });
-    }
-    const load = startLoad({ gateways: [gw!], bound, refusedFrom: '127.0.8.1', firstUseFrom: '127.0.9.1' });
-    await sleep(1000);
+    const { load, refusedFrom } = await loadOnBoundKeys([gw!], stores.databaseUrl, 7);
     load.setPhase('killed');
     const killedAt = Date.now();
     await stopChild(dataNodes.get(current)!);
@@ -489,7 +498,7 @@ describe('Redis Sentinel (REDIS_SENTINELS, REDIS_SENTINEL_NAME)', () => {
       100,
     );
     figures['sentinel: kill until the Sentinels name a new primary (ms)'] = Date.now() - killedAt;
-    await expectNothingLost(load, 'sentinel (kill)', 'killed', stores.databaseUrl, '127.0.8.1');
+    await expectNothingLost(load, 'sentinel (kill)', 'killed', stores.databaseUrl, refusedFrom);
     // Back on the surviving node: a new binding is cached there.
     figures['sentinel (kill): then waited for a write on the survivor (ms)'] = await waitFor(
       async () => {
@@ -797,18 +806,7 @@ describe('Redis Cluster (REDIS_CLUSTER_NODES)', () => {
   });
 
   it('fails a primary over under load: no refusal lost, decisions keep coming', async () => {
-    const bound: { key: string; from: string }[] = [];
-    for (let i = 0; i < 3; i++) {
-      const from = `127.0.14.${10 + i}`;
-      bound.push({ key: (await bindFrom(gwA!, stores.databaseUrl, from)).key, from });
-    }
-    const load = startLoad({
-      gateways: [gwA!, gwB!],
-      bound,
-      refusedFrom: '127.0.15.1',
-      firstUseFrom: '127.0.16.1',
-    });
-    await sleep(1000);
+    const { load, refusedFrom } = await loadOnBoundKeys([gwA!, gwB!], stores.databaseUrl, 14);
 
     // Fail over the primary that holds the queues' slot: its replica takes over.
     load.setPhase('failover');
@@ -826,7 +824,7 @@ describe('Redis Cluster (REDIS_CLUSTER_NODES)', () => {
     await waitFor(async () => (await cli(replicaPort, 'ROLE')).startsWith('master'), 15_000, 50);
     figures['cluster: failover took (ms)'] = Date.now() - startedAt;
     await sleep(1000);
-    await expectNothingLost(load, 'cluster', 'failover', stores.databaseUrl, '127.0.15.1');
+    await expectNothingLost(load, 'cluster', 'failover', stores.databaseUrl, refusedFrom);
   });
 
   it('survives a primary being killed under load: the cluster promotes its replica, nothing lost', async () => {
@@ -838,24 +836,13 @@ describe('Redis Cluster (REDIS_CLUSTER_NODES)', () => {
       15_000,
       50,
     );
-    const bound: { key: string; from: string }[] = [];
-    for (let i = 0; i < 3; i++) {
-      const from = `127.0.17.${10 + i}`;
-      bound.push({ key: (await bindFrom(gwA!, stores.databaseUrl, from)).key, from });
-    }
-    const load = startLoad({
-      gateways: [gwA!, gwB!],
-      bound,
-      refusedFrom: '127.0.18.1',
-      firstUseFrom: '127.0.19.1',
-    });
-    await sleep(1000);
+    const { load, refusedFrom } = await loadOnBoundKeys([gwA!, gwB!], stores.databaseUrl, 17);
     load.setPhase('killed');
     const killedAt = Date.now();
     await stopChild(nodes.get(primaryPort)!);
     await waitFor(async () => (await cli(replicaPort, 'ROLE')).startsWith('master'), 20_000, 50);
     figures['cluster: kill until the replica is primary (ms)'] = Date.now() - killedAt;
-    await expectNothingLost(load, 'cluster (kill)', 'killed', stores.databaseUrl, '127.0.18.1');
+    await expectNothingLost(load, 'cluster (kill)', 'killed', stores.databaseUrl, refusedFrom);
   });
 
   it('logged no cross-slot error (every multi-key script and transaction stays in one slot)', () => {
