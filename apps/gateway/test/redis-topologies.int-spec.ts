@@ -22,12 +22,15 @@ import { WebhookReceiver } from './support/webhook-receiver';
  *
  * (a) Sentinel: a primary, a replica, three Sentinels; a steady load of
  *     first uses, allowed and refused requests while the primary is failed
- *     over; every refusal ends in PostgreSQL, answers keep coming, and a
- *     ban made afterwards is enforced (through the new primary).
- * (b) Cluster: three primaries with a replica each; two gateways; bindings,
+ *     over, then killed; every refusal ends in PostgreSQL, answers keep
+ *     coming, and a ban made afterwards is enforced (through the new primary).
+ * (b) Sentinel over TLS: a TLS-only primary and Sentinel, the gateway with
+ *     REDIS_SENTINEL_TLS and `rediss:`.
+ * (c) Cluster: three primaries with a replica each; two gateways; bindings,
  *     a key policy's shared counters, the intercept and webhook queues
  *     (BullMQ under a hash-tagged prefix), pub/sub invalidation between the
- *     gateways, and a manual failover of one primary under load.
+ *     gateways, a manual failover of one primary under load, then that
+ *     slot's primary killed under load.
  */
 
 const HMAC_SECRET = 'integration-test-hmac-secret-0123456789abcdef';

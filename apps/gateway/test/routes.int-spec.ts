@@ -22,7 +22,7 @@ import { testPki } from './support/tls';
  * stripping over two fake upstreams, https upstreams verified against a test
  * CA trusted through NODE_EXTRA_CA_CERTS (and one that is not trusted), a
  * server-side provider key that replaces the client's after the client's was
- * judged, a proxy token, per-route relay and timeout, no route → 404, and a
+ * judged (a key offered as a WebSocket subprotocol included), a proxy token, per-route relay and timeout, no route → 404, and a
  * route created on one instance live on another within a second.
  */
 
