@@ -586,6 +586,7 @@ describe('Redis Sentinel over TLS (REDIS_SENTINEL_TLS, rediss: in REDIS_URL)', (
   afterAll(async () => {
     await gw?.stop();
     await downstream.stop();
+    for (const c of [...children.values()]) await stopChild(c);
     await dropStores(stores.dbName, stores.redisPrefix).catch(() => undefined);
   });
 
