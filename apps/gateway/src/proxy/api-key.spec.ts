@@ -7,8 +7,8 @@ const c = (place: KeyCandidate['place'], value: string): KeyCandidate => ({ plac
 const NEWAPI: KeyRules = { relay: 'newapi', tokenNormalize: 'newapi', keyCase: 'sensitive' };
 const NONE: KeyRules = { ...NEWAPI, tokenNormalize: 'none' };
 const LITELLM: KeyRules = { relay: 'litellm', tokenNormalize: 'newapi', keyCase: 'sensitive' };
-/** The relay's target for these requests. */
-const AT = () => '/v1/chat/completions';
+/** The target of these requests. */
+const AT = '/v1/chat/completions';
 
 describe('resolveApiKey', () => {
   it('finds no key in an empty request', () => {
@@ -77,33 +77,34 @@ describe('resolveApiKey', () => {
 
   it("refuses New API's Midjourney placeholder where the relay may read it as a key (/api/usage/token)", () => {
     let asked = 0;
-    const at = (target: string) => () => {
+    const relayTargetOf = (target: string) => {
       asked++;
       return target;
     };
+    const at = (target: string) => [target, relayTargetOf] as const;
     const mj = [c('authorization', 'Bearer midjourney-proxy'), c('mj-api-secret', 'sk-k')];
-    expect(resolveApiKey(mj, null, NEWAPI, at('/mj/submit/imagine'))).toMatchObject({
+    expect(resolveApiKey(mj, null, NEWAPI, ...at('/mj/submit/imagine'))).toMatchObject({
       kind: 'key',
       canonical: 'k',
     });
-    const refused = resolveApiKey(mj, null, NEWAPI, at('/api/usage/token'));
+    const refused = resolveApiKey(mj, null, NEWAPI, ...at('/api/usage/token'));
     expect(refused).toMatchObject({
       kind: 'ambiguous',
       message: expect.stringContaining('/api/usage/token'),
     });
     expect(JSON.stringify(refused)).not.toContain('sk-k');
     expect(
-      resolveApiKey([c('authorization', 'midjourney-proxy')], null, NEWAPI, at('/api/usage/token')).kind,
+      resolveApiKey([c('authorization', 'midjourney-proxy')], null, NEWAPI, ...at('/api/usage/token')).kind,
     ).toBe('ambiguous');
     // The target is asked for only when the placeholder is there.
     asked = 0;
     expect(
-      resolveApiKey([c('authorization', 'Bearer sk-abc')], null, NEWAPI, at('/api/usage/token')).kind,
+      resolveApiKey([c('authorization', 'Bearer sk-abc')], null, NEWAPI, ...at('/api/usage/token')).kind,
     ).toBe('key');
     expect(asked).toBe(0);
     // LiteLLM reads no placeholder: `midjourney-proxy` without a scheme is no key there.
     expect(
-      resolveApiKey([c('authorization', 'midjourney-proxy')], null, LITELLM, at('/api/usage/token')).kind,
+      resolveApiKey([c('authorization', 'midjourney-proxy')], null, LITELLM, ...at('/api/usage/token')).kind,
     ).toBe('invalid');
   });
 

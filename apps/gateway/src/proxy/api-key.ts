@@ -27,8 +27,14 @@ export function resolveApiKey(
   candidates: readonly KeyCandidate[],
   duplicateHeader: string | null,
   rules: KeyRules,
-  /** The path and query the relay will be asked for (asked only when it matters). */
-  relayTarget: () => string,
+  /** The request target as the client sent it. */
+  target: string,
+  /**
+   * The path and query the relay will be asked for, from `target` (a
+   * route's stripping and base path); called only when it matters, so the
+   * hot path allocates nothing for it.
+   */
+  relayTargetOf: (target: string) => string = (t) => t,
 ): KeyResolution {
   if (duplicateHeader !== null) {
     return { kind: 'ambiguous', message: `The ${duplicateHeader} header was sent more than once.` };
@@ -60,7 +66,7 @@ export function resolveApiKey(
       return { kind: 'ambiguous', message: 'The request carries two different API keys; send exactly one.' };
     }
   }
-  if (placeholder && isUsageTokenTarget(relayTarget())) {
+  if (placeholder && isUsageTokenTarget(relayTargetOf(target))) {
     return {
       kind: 'ambiguous',
       message:

@@ -174,7 +174,7 @@ describe('scanRequestHead + resolveApiKey (fuzz)', () => {
     fc.assert(
       fc.property(rawHeaders, url, fc.constantFrom(...RULES), (raw, u, rules) => {
         const { head, c } = candidatesOf(raw, u);
-        const r = resolveApiKey(c, head.duplicateKeyHeader, rules, () => u);
+        const r = resolveApiKey(c, head.duplicateKeyHeader, rules, u);
         const found = c.map((k) => canonicalKeyAt(k.place, k.value, rules)).filter((k) => k !== null);
         const distinct = new Set(found);
         const tooLong = c.some((k) => k.value.length > MAX_KEY_LENGTH);
@@ -207,9 +207,7 @@ describe('scanRequestHead + resolveApiKey (fuzz)', () => {
           const dup = [...raw, name, value, upper ? name.toUpperCase() : name, value];
           const head = scanRequestHead(dup, 'x-real-ip');
           expect(head.duplicateKeyHeader).not.toBeNull();
-          expect(resolveApiKey(head.keys, head.duplicateKeyHeader, RULES[0]!, () => '/x').kind).toBe(
-            'ambiguous',
-          );
+          expect(resolveApiKey(head.keys, head.duplicateKeyHeader, RULES[0]!, '/x').kind).toBe('ambiguous');
         },
       ),
       opts,
@@ -245,7 +243,7 @@ describe('scanRequestHead + resolveApiKey (fuzz)', () => {
         fc.integer({ min: MAX_KEY_LENGTH + 1, max: 100_000 }),
         fc.constantFrom(...RULES),
         (len, rules) => {
-          const r = resolveApiKey([{ place: 'x-api-key', value: 'a'.repeat(len) }], null, rules, () => '/x');
+          const r = resolveApiKey([{ place: 'x-api-key', value: 'a'.repeat(len) }], null, rules, '/x');
           expect(r.kind).toBe('invalid');
         },
       ),

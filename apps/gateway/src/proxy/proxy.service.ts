@@ -123,6 +123,12 @@ export class ProxyService {
   /** The network policy (docs/contract.md 10), compiled once per settings change. */
   private readonly networks = new NetworkGate();
 
+  /** The target the relay is asked for (bound once: `resolveApiKey` calls it only for New API's placeholder). */
+  private readonly relayTargetOf = (url: string): string => {
+    const route = this.d.routes.match(url);
+    return route === null ? url : this.d.routes.upstreamPath(route, url);
+  };
+
   constructor(private readonly d: ProxyDeps) {
     this.ipHeader = d.policy.header;
     this.perIp = new InflightLimiter(d.maxInflightPerIp);
@@ -466,9 +472,7 @@ export class ProxyService {
     const candidates = head.keys;
     for (const k of queryKeys(req.url!)) candidates.push({ place: 'query', value: k });
     const rules = route === null ? this.keyRules(settings) : keyRulesOn(route, settings);
-    const key = resolveApiKey(candidates, head.duplicateKeyHeader, rules, () =>
-      route === null ? req.url! : this.d.routes.upstreamPath(route, req.url!),
-    );
+    const key = resolveApiKey(candidates, head.duplicateKeyHeader, rules, req.url!, this.relayTargetOf);
 
     // docs/contract.md 10: the network policy comes before everything else.
     const net = this.networks;

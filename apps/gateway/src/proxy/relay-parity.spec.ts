@@ -55,7 +55,7 @@ function mismatch(profile: ParityProfile, attack: Attack): string | null {
     ...head.keys,
     ...queryKeys(req.target).map((value): KeyCandidate => ({ place: 'query', value })),
   ];
-  const judged = resolveApiKey(candidates, head.duplicateKeyHeader, rules, () => req.target);
+  const judged = resolveApiKey(candidates, head.duplicateKeyHeader, rules, req.target);
   if (judged.kind === 'ambiguous' || judged.kind === 'invalid') return null;
 
   // The relay, on the header lines KeyPin sends on.
@@ -178,7 +178,7 @@ describe('relay models', () => {
     const rules: KeyRules = { relay: 'newapi', tokenNormalize: 'newapi', keyCase: 'sensitive' };
     const judge = (target: string) => {
       const head = scanRequestHead(mj.flat(), 'x-real-ip');
-      return resolveApiKey(head.keys, head.duplicateKeyHeader, rules, () => target).kind;
+      return resolveApiKey(head.keys, head.duplicateKeyHeader, rules, target).kind;
     };
     expect(judge('/mj/submit/imagine')).toBe('key');
     expect(judge('/api/usage/token/')).toBe('ambiguous');
