@@ -4,6 +4,7 @@
 // `npm run migrate` passes --migrate-only: migrations, then exit.
 import { spawnSync, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { constants } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -33,7 +34,12 @@ if (outputs.some((f) => !existsSync(f))) {
 // not passed on: one starts the drain, and the gateway ignores more anyway.
 // The IPC channel lets the gateway notice if this script dies without
 // passing a signal on (SIGKILL): it then stops by itself.
-const child = spawn(process.execPath, [main, ...process.argv.slice(2)], {
+// V8 sizes the young generation at start (NODE_SEMI_SPACE_MB; docs/workers.md).
+const { nodeFlagsFor } = createRequire(import.meta.url)(
+  resolve(root, 'dist/gateway/apps/gateway/src/cluster/node-flags.js'),
+);
+const nodeFlags = nodeFlagsFor(process.env);
+const child = spawn(process.execPath, [...nodeFlags, main, ...process.argv.slice(2)], {
   cwd: root,
   stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   detached: true,

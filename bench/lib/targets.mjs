@@ -2,6 +2,7 @@
 // (bench/upstream.mjs: the soak's upstream, and the bench's paced SSE source
 // behind its nginx upstream) and the built KeyPin gateway, both on loopback.
 import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -9,6 +10,7 @@ import { freePort, startChild, waitFor } from './procs.mjs';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const GATEWAY_MAIN = join(ROOT, 'dist/gateway/apps/gateway/src/main.js');
+const NODE_FLAGS = join(ROOT, 'dist/gateway/apps/gateway/src/cluster/node-flags.js');
 
 /** Starts bench/upstream.mjs on a free port; resolves once it prints `READY <port>`. */
 export async function startUpstream() {
@@ -65,7 +67,10 @@ export async function startGateway({ upstreamPort, tmp, env: extra, port: fixedP
     ...extra,
   };
   const log = join(tmp, 'keypin.log');
-  const child = startChild('keypin', process.execPath, [GATEWAY_MAIN], { cwd: ROOT, env, logFile: log });
+  // Started as `npm start` starts it: with the young generation's size (docs/workers.md).
+  const { nodeFlagsFor } = createRequire(import.meta.url)(NODE_FLAGS);
+  const args = [...nodeFlagsFor(env), GATEWAY_MAIN];
+  const child = startChild('keypin', process.execPath, args, { cwd: ROOT, env, logFile: log });
   const url = `http://127.0.0.1:${port}`;
   const t0 = performance.now();
   await waitFor('KeyPin GET /ready → 200', async () => (await fetch(`${url}/ready`)).status === 200, {

@@ -163,6 +163,11 @@ describe('WORKERS=2: one port, two serving processes, background work apart', ()
     expect(kids).not.toContain(gw.pid);
     // The supervisor itself serves nothing: every serving line is a child's.
     expect(serving.every((l) => kids.includes(Number(l['pid'])))).toBe(true);
+    // Every child is started with the young generation's size (NODE_SEMI_SPACE_MB's default).
+    for (const pid of kids) {
+      const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+      expect(argv).toContain('--max-semi-space-size=64');
+    }
   });
 
   it('50 concurrent first uses of one key from 50 addresses make exactly one binding', async () => {

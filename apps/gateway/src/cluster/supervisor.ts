@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { AppConfig } from '../config/config';
 import { isCollectReply, isMetricsRequest, METRICS_REPLY, type MetricsReply } from './cluster-messages';
 import { MetricsCollector } from './metrics-collector';
+import { withNodeFlags } from './node-flags';
 
 /** What a child of the supervisor is: it reads this as its ROLE. */
 type ChildRole = 'gateway' | 'worker';
@@ -39,7 +40,12 @@ export async function runSupervisor(config: AppConfig, logger: Logger): Promise<
   // Round-robin (the supervisor accepts, then hands each connection over)
   // or none (each worker accepts on the shared socket); docs/workers.md.
   cluster.schedulingPolicy = config.clusterSchedule === 'rr' ? cluster.SCHED_RR : cluster.SCHED_NONE;
-  cluster.setupPrimary({ silent: false });
+  // The young generation's size is fixed when a process starts: given here
+  // (NODE_SEMI_SPACE_MB) to every process forked.
+  cluster.setupPrimary({
+    silent: false,
+    execArgv: withNodeFlags(process.execArgv, process.env['NODE_OPTIONS'], config.semiSpaceMb),
+  });
   const metrics = new MetricsCollector();
   // Without ADMIN_JWT_SECRET a process makes up its own key; its processes
   // must share one, or a console session would work on every other request.

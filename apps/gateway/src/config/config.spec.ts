@@ -79,6 +79,9 @@ describe('loadConfig', () => {
     [{ WORKERS: 'all' }, 'WORKERS'],
     [{ WORKERS: '65' }, 'WORKERS'],
     [{ CLUSTER_SCHEDULE: 'random' }, 'CLUSTER_SCHEDULE'],
+    [{ NODE_SEMI_SPACE_MB: '-1' }, 'NODE_SEMI_SPACE_MB'],
+    [{ NODE_SEMI_SPACE_MB: '257' }, 'NODE_SEMI_SPACE_MB'],
+    [{ NODE_SEMI_SPACE_MB: '32MB' }, 'NODE_SEMI_SPACE_MB'],
     [{ FAILSAFE_MODE: 'maybe' }, 'FAILSAFE_MODE'],
     [{ ENFORCE_MODE: 'off' }, 'ENFORCE_MODE'],
     [{ TOKEN_NORMALIZE: 'openai' }, 'TOKEN_NORMALIZE'],
@@ -226,6 +229,9 @@ describe('loadConfig', () => {
     expect(loadConfig({ WORKERS: 'AUTO' }).workers).toBe(Math.min(64, availableParallelism()));
     expect(loadConfig({}).clusterSchedule).toBe('rr');
     expect(loadConfig({ CLUSTER_SCHEDULE: 'None' }).clusterSchedule).toBe('none');
+    expect(loadConfig({}).semiSpaceMb).toBe(64);
+    expect(loadConfig({ NODE_SEMI_SPACE_MB: '0' }).semiSpaceMb).toBe(0);
+    expect(loadConfig({ NODE_SEMI_SPACE_MB: '128' }).semiSpaceMb).toBe(128);
   });
 
   it('takes enum values in any case', () => {

@@ -20,6 +20,7 @@ import {
 } from '@keypin/shared';
 import { missingEnvReference, missingReferenceMessage } from '../route/route-env';
 import type { RedisNode, RedisTopology } from '../infra/redis/redis-topology';
+import { DEFAULT_SEMI_SPACE_MB } from '../cluster/node-flags';
 
 /** A bad variable: the process prints `message` on one line and exits. */
 export class ConfigError extends Error {
@@ -91,6 +92,11 @@ export interface AppConfig {
   workers: number;
   /** How the supervisor hands connections to its workers (docs/workers.md). */
   clusterSchedule: 'rr' | 'none';
+  /**
+   * NODE_SEMI_SPACE_MB: V8's `--max-semi-space-size` for the processes the
+   * supervisor forks (0 = V8's own default); docs/workers.md, "Young generation".
+   */
+  semiSpaceMb: number;
   /** Initial values of the run-time settings (the database may override them). */
   settings: Settings;
   /**
@@ -463,6 +469,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     role: oneOf(env, 'ROLE', ['all', 'gateway', 'worker'] as const, 'all'),
     workers: workers(env),
     clusterSchedule: oneOf(env, 'CLUSTER_SCHEDULE', ['rr', 'none'] as const, 'rr'),
+    semiSpaceMb: int(env, 'NODE_SEMI_SPACE_MB', DEFAULT_SEMI_SPACE_MB, 0, 256),
     settings,
     routes: routes(env),
     alertWebhookSecret: secret(env, 'ALERT_WEBHOOK_SECRET', false, 0) ?? null,
