@@ -71,6 +71,7 @@ async function main(): Promise<void> {
           bodyTimeoutMs: timeoutMs ?? config.downstreamBodyTimeoutMs,
           maxConnections: config.downstreamMaxConnections,
           requestBodyTimeoutMs: config.bodyTimeoutMs,
+          client: config.downstreamClient,
         },
         rt.metrics,
         logger,

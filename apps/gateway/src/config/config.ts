@@ -119,6 +119,8 @@ export interface AppConfig {
   downstreamBodyTimeoutMs: number;
   /** Upper bound on connections to the downstream (0 = unlimited); more requests wait in the pool's queue. */
   downstreamMaxConnections: number;
+  /** DOWNSTREAM_CLIENT: the HTTP client of the upstream hop (docs/upstream-client.md). */
+  downstreamClient: 'undici' | 'keypin';
   /** First uses per minute from one client network (/24, /48); 0 = unlimited. */
   firstUseLimit: number;
   /** A request body silent this long is aborted (0 = never). */
@@ -479,6 +481,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     downstreamHeadersTimeoutMs: int(env, 'DOWNSTREAM_HEADERS_TIMEOUT_MS', 300_000, 100, 3_600_000),
     downstreamBodyTimeoutMs: int(env, 'DOWNSTREAM_BODY_TIMEOUT_MS', 300_000, 0, 3_600_000),
     downstreamMaxConnections: int(env, 'DOWNSTREAM_MAX_CONNECTIONS', 1024, 0, 1_000_000),
+    downstreamClient: oneOf(env, 'DOWNSTREAM_CLIENT', ['undici', 'keypin'] as const, 'undici'),
     firstUseLimit: int(env, 'FIRST_USE_LIMIT', 30, 0, 1_000_000),
     bodyTimeoutMs: int(env, 'BODY_TIMEOUT_SECONDS', 60, 0, 86_400) * 1000,
     maxInflightPerIp: int(env, 'MAX_INFLIGHT_PER_IP', 256, 0, 1_000_000),

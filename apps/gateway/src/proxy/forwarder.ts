@@ -1,11 +1,12 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Readable } from 'node:stream';
 import { Pool } from 'undici';
-import type { Dispatcher } from 'undici';
 import type { Logger } from 'pino';
 import type { MetricsService } from '../infra/metrics/metrics.service';
 import { RateLimitedLog } from '../infra/rate-limited-log';
 import { HOP_BY_HOP_HEADERS } from './hop-by-hop';
 import { sendError } from './responses';
+import { UpstreamPool } from './upstream/http1-pool';
 
 export interface ForwarderOptions {
   connectTimeoutMs: number;
@@ -15,6 +16,20 @@ export interface ForwarderOptions {
   maxConnections: number;
   /** A client request body silent this long is aborted (0 = never). */
   requestBodyTimeoutMs: number;
+  /**
+   * DOWNSTREAM_CLIENT: `undici` (its `Pool`) or `keypin` (KeyPin's own
+   * HTTP/1.1 client, `upstream/http1-pool.ts`); docs/upstream-client.md.
+   */
+  client: 'undici' | 'keypin';
+}
+
+/** What a forwarded request is handed to: undici's `Pool` and KeyPin's `UpstreamPool` both are one. */
+interface UpstreamDispatcher {
+  dispatch(
+    opts: { method: string; path: string; headers: string[]; body: Readable | Buffer | null },
+    handler: ResponseRelay,
+  ): unknown;
+  close(): Promise<void>;
 }
 
 /** What a forwarded response has sent to the client so far (for the access log). */
@@ -25,7 +40,11 @@ export interface ForwardedBytes {
 /** Told the downstream's final status as soon as its head arrives (before the client sees it). */
 export type StatusListener = (status: number) => void;
 
-const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT']);
+/** The response head did not come in time (undici's code, KeyPin's client's). */
+const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UPSTREAM_HEADERS_TIMEOUT']);
+
+/** How long an idle downstream connection is kept. */
+const KEEP_ALIVE_MS = 30_000;
 
 /** One reason object for every abort KeyPin starts (no allocation per request). */
 const CLIENT_GONE = new Error('client closed the connection');
@@ -33,11 +52,12 @@ const DONE_WITH_CLIENT = new Error('KeyPin answered the client itself');
 
 /**
  * Streams a request to the downstream and its response back, through one
- * long-lived undici pool, with backpressure both ways and no buffering.
- * Uses undici's `dispatch` with a small handler object per request.
+ * long-lived connection pool (undici's or KeyPin's own, DOWNSTREAM_CLIENT),
+ * with backpressure both ways and no buffering. Both take the same
+ * `dispatch` with a small handler object per request.
  */
 export class Forwarder {
-  readonly pool: Pool;
+  private readonly pool: UpstreamDispatcher;
   private readonly basePath: string;
   readonly origin: string;
   readonly failureLog: RateLimitedLog;
@@ -56,14 +76,23 @@ export class Forwarder {
     this.failureLog = new RateLimitedLog(logger, 'downstream request failed');
     this.basePath = downstream.pathname.replace(/\/+$/, '');
     this.bodyCheckMs = Math.max(50, Math.floor(options.requestBodyTimeoutMs / 10));
-    this.pool = new Pool(this.origin, {
-      connect: { timeout: options.connectTimeoutMs },
-      headersTimeout: options.headersTimeoutMs,
-      bodyTimeout: options.bodyTimeoutMs,
-      keepAliveTimeout: 30_000,
-      pipelining: 1,
-      connections: options.maxConnections === 0 ? null : options.maxConnections,
-    });
+    this.pool =
+      options.client === 'keypin'
+        ? new UpstreamPool(downstream, {
+            connectTimeoutMs: options.connectTimeoutMs,
+            headersTimeoutMs: options.headersTimeoutMs,
+            bodyTimeoutMs: options.bodyTimeoutMs,
+            keepAliveTimeoutMs: KEEP_ALIVE_MS,
+            maxConnections: options.maxConnections,
+          })
+        : new Pool(this.origin, {
+            connect: { timeout: options.connectTimeoutMs },
+            headersTimeout: options.headersTimeoutMs,
+            bodyTimeout: options.bodyTimeoutMs,
+            keepAliveTimeout: KEEP_ALIVE_MS,
+            pipelining: 1,
+            connections: options.maxConnections === 0 ? null : options.maxConnections,
+          });
   }
 
   /** The downstream path for a client request target. */
@@ -91,7 +120,7 @@ export class Forwarder {
   ): ForwardedBytes {
     const watchBody = body === req && this.options.requestBodyTimeoutMs > 0 ? req : null;
     const handler = new ResponseRelay(res, this, watchBody, onStatus, answerHeaders ?? null);
-    const opts: Dispatcher.DispatchOptions = {
+    const opts = {
       method: req.method as string,
       path,
       headers,
@@ -107,7 +136,7 @@ export class Forwarder {
     return handler;
   }
 
-  /** Called once by each relay when undici is done with its request. */
+  /** Called once by each relay when the pool is done with its request. */
   settled(): void {
     this.active--;
   }
@@ -122,7 +151,8 @@ function uncork(res: ServerResponse): void {
 }
 
 /**
- * Relays one downstream response to the client (undici's handler protocol).
+ * Relays one downstream response to the client (the handler protocol of
+ * undici's `dispatch`, which KeyPin's client speaks too).
  * It also enforces the two client-side limits of a forwarded request: the
  * wait for a pool connection, and BODY_TIMEOUT for a stalled upload.
  */
@@ -191,7 +221,13 @@ class ResponseRelay implements ForwardedBytes {
     this.clearTimer(); // the whole body arrived
   }
 
-  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText?: string): boolean {
+  /** `rawHeaders`: Buffers from undici, latin1 strings from KeyPin's client. */
+  onHeaders(
+    statusCode: number,
+    rawHeaders: readonly (Buffer | string)[],
+    resume: () => void,
+    statusText?: string,
+  ): boolean {
     if (statusCode < 200) return true; // 1xx informational: not relayed
     if (this.detached) return true; // answered already; the abort follows with the client's close
     this.onStatus?.(statusCode);
@@ -326,27 +362,32 @@ export function replaceHeaders(headers: string[], pairs: readonly string[]): voi
   for (let j = 0; j < pairs.length; j++) headers.push(pairs[j]!);
 }
 
+/** A header name or value as latin1 text (undici gives Buffers, KeyPin's client strings). */
+function latin1(b: Buffer | string): string {
+  return typeof b === 'string' ? b : b.toString('latin1');
+}
+
 /**
  * Downstream response headers as a flat [name, value, …] list, without
  * hop-by-hop headers (and those named in Connection). Bytes are kept as
  * latin1 so header values pass through unchanged.
  */
-export function filterResponseHeaders(raw: Buffer[]): string[] {
+export function filterResponseHeaders(raw: readonly (Buffer | string)[]): string[] {
   const out: string[] = [];
   let named: Set<string> | null = null;
   for (let i = 0; i + 1 < raw.length; i += 2) {
-    const name = raw[i]!.toString('latin1');
+    const name = latin1(raw[i]!);
     const lower = name.toLowerCase();
     if (HOP_BY_HOP_HEADERS.has(lower)) {
       if (lower === 'connection') {
-        for (const t of raw[i + 1]!.toString('latin1').split(',')) {
+        for (const t of latin1(raw[i + 1]!).split(',')) {
           const token = t.trim().toLowerCase();
           if (token !== '') (named ??= new Set()).add(token);
         }
       }
       continue;
     }
-    out.push(name, raw[i + 1]!.toString('latin1'));
+    out.push(name, latin1(raw[i + 1]!));
   }
   if (named === null) return out;
   const kept: string[] = [];
