@@ -15,3 +15,19 @@ const run = (cmd, args) => {
 
 run('npx', ['nx', 'run-many', '-t', 'build', '--output-style=static']);
 run('npx', ['vitest', 'run', ...process.argv.slice(2)]);
+
+// The whole suite forwards through KeyPin's own upstream client (the
+// default); the suites that exercise the relay hop hardest run once more
+// with undici's, the other DOWNSTREAM_CLIENT (docs/upstream-client.md).
+if (process.argv.length === 2) {
+  env.TEST_DOWNSTREAM_CLIENT = 'undici';
+  run('npx', [
+    'vitest',
+    'run',
+    '--project',
+    'integration',
+    ...['streaming', 'faults', 'proxy-limits', 'hostile', 'nginx-chain'].map(
+      (f) => `apps/gateway/test/${f}.int-spec.ts`,
+    ),
+  ]);
+}

@@ -21,6 +21,7 @@ import { closeRuntime, createAdminServices, createRuntime, migrateOnly } from '.
 import { setupApiDocs } from './admin/api-docs';
 import { registerConsole } from './admin/console';
 import { clusterMetrics, inCluster } from './cluster/cluster-messages';
+import { perProcessShare } from './cluster/process-share';
 import { runSupervisor } from './cluster/supervisor';
 
 async function main(): Promise<void> {
@@ -59,6 +60,8 @@ async function main(): Promise<void> {
     return;
   }
 
+  // DOWNSTREAM_MAX_CONNECTIONS is the instance's: each of N serving processes takes its share.
+  const maxConnections = perProcessShare(config.downstreamMaxConnections, inCluster() ? config.workers : 1);
   // One keep-alive pool and one tunnel factory per upstream (and timeout).
   const makeUpstream: UpstreamFactory = (url, timeoutMs) => {
     const headersTimeoutMs = timeoutMs ?? config.downstreamHeadersTimeoutMs;
@@ -69,7 +72,7 @@ async function main(): Promise<void> {
           connectTimeoutMs: config.downstreamConnectTimeoutMs,
           headersTimeoutMs,
           bodyTimeoutMs: timeoutMs ?? config.downstreamBodyTimeoutMs,
-          maxConnections: config.downstreamMaxConnections,
+          maxConnections,
           requestBodyTimeoutMs: config.bodyTimeoutMs,
           client: config.downstreamClient,
         },
@@ -176,6 +179,7 @@ async function main(): Promise<void> {
       role: config.role,
       downstream: downstream?.origin ?? null,
       routes: routes.size,
+      downstream_max_connections: maxConnections,
     },
     'listening',
   );

@@ -87,7 +87,10 @@ describe('routes', () => {
           res.end(JSON.stringify({ upstream: 'a', url: req.url }));
         };
         if (req.url?.includes('slow')) setTimeout(reply, 3000);
-        else reply();
+        else if (req.url?.includes('refuse')) {
+          res.writeHead(401, { 'content-type': 'application/json' });
+          res.end('{"error":"invalid key"}');
+        } else reply();
       });
     };
     const pki = testPki();
@@ -194,6 +197,31 @@ describe('routes', () => {
     const elsewhere = await send(`${gw.url}/provider/v1/chat`, { from: '127.0.0.4', headers: bearer(k) });
     expect(elsewhere.status).toBe(403);
     expect(elsewhere.json().error.code).toBe('ip_not_allowed');
+  });
+
+  it('keeps a first use the upstream refuses on a provider-key route (the 401 is about the provider key)', async () => {
+    const boundKeys = async (keys: string[]) =>
+      (
+        await sql<{ token_display: string }>(
+          stores.databaseUrl,
+          'SELECT token_display FROM bindings WHERE token_display = ANY($1)',
+          [keys.map(display)],
+        )
+      ).map((r) => r.token_display);
+    const provider = newKey('prefuse');
+    const relayed = newKey('rrefuse');
+    const p = await send(`${gw.url}/provider/v1/refuse`, { from: '127.0.0.5', headers: bearer(provider) });
+    const r = await send(`${gw.url}/a/v1/refuse`, { from: '127.0.0.5', headers: bearer(relayed) });
+    expect([p.status, r.status]).toEqual([401, 401]);
+    // The relay's 401 on an ordinary route unbinds its first use (contract 2.3 item 6) ...
+    await waitFor(async () => (await boundKeys([relayed])).length === 0, 5000, 50);
+    // ... the provider's on a provider-key route does not.
+    expect(await boundKeys([provider])).toEqual([display(provider)]);
+    const elsewhere = await send(`${gw.url}/provider/v1/chat`, {
+      from: '127.0.0.6',
+      headers: bearer(provider),
+    });
+    expect(elsewhere.status).toBe(403);
   });
 
   it('on a provider-key route, judges a key offered as a WebSocket subprotocol and never passes it on', async () => {

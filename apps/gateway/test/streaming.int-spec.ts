@@ -14,7 +14,8 @@ import {
   type Server,
   type ServerResponse,
 } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import { connect, type AddressInfo, type Socket } from 'node:net';
+import { once } from 'node:events';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -595,6 +596,34 @@ describe('forwarding through a running gateway', () => {
     expect(rawValues(raw, 'x-ordinary')).toEqual(['kept']);
     expect(rawValues(raw, 'content-type')).toEqual(['application/json']);
     expect(seen.bodyBytes).toBe(7);
+  });
+
+  it('answers Expect: 100-continue itself and forwards the upload without it', async () => {
+    // curl sends the header with every body over 1 MiB; no relay client takes it.
+    const key = newKey();
+    const sock = connect({
+      host: '127.0.0.1',
+      port: Number(new URL(gw.url).port),
+      localAddress: '127.0.0.8',
+    });
+    await once(sock, 'connect');
+    let got = '';
+    sock.setEncoding('latin1');
+    sock.on('data', (d: string) => (got += d));
+    const body = 'x'.repeat(5000);
+    sock.write(
+      `POST /v1/echo HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer ${key}\r\n` +
+        `Content-Type: text/plain\r\nContent-Length: ${body.length}\r\nExpect: 100-continue\r\n\r\n`,
+    );
+    await waitFor(() => got.includes('\r\n\r\n'), 5000, 10);
+    expect(got).toMatch(/^HTTP\/1\.1 100 Continue\r\n\r\n$/);
+    sock.write(body);
+    await waitFor(() => got.includes('HTTP/1.1 200 '), 5000, 10);
+    sock.destroy();
+    const seen = down.last();
+    expect(seen.url).toBe('/v1/echo');
+    expect(rawValues(seen.rawHeaders, 'expect')).toEqual([]);
+    expect(seen.bodyBytes).toBe(5000);
   });
 
   it('drops hop-by-hop response headers', async () => {

@@ -158,6 +158,8 @@ describe('WORKERS=2: one port, two serving processes, background work apart', ()
     expect(new Set(serving.map((l) => l['url']))).toEqual(new Set([gw.url]));
     expect(serving.every((l) => l['role'] === 'gateway')).toBe(true);
     expect(gw.logs.some((l) => l['msg'] === 'worker started' && l['role'] === 'worker')).toBe(true);
+    // DOWNSTREAM_MAX_CONNECTIONS (1024 by default) is the instance's: half each.
+    expect(serving.map((l) => l['downstream_max_connections'])).toEqual([512, 512]);
     const kids = childrenOf(gw.pid);
     expect(kids).toHaveLength(3);
     expect(kids).not.toContain(gw.pid);

@@ -11,7 +11,8 @@
  * At 64 a serving process scavenges about a quarter as
  * often as at V8's default (16 MiB on 64-bit), for about 1.3 µs less GC per
  * forwarded request and fewer 2–4 ms pauses in the tail (docs/benchmarks.md,
- * 2026-12-04 evening), at up to 100 MiB more RSS per process under load.
+ * 2026-12-04 evening), at about 50 MiB more RSS per serving process under
+ * load (the whole `WORKERS=2` tree grew from 473 to 577 MiB).
  */
 export const DEFAULT_SEMI_SPACE_MB = 64;
 

@@ -82,6 +82,7 @@ describe('loadConfig', () => {
     [{ NODE_SEMI_SPACE_MB: '-1' }, 'NODE_SEMI_SPACE_MB'],
     [{ NODE_SEMI_SPACE_MB: '257' }, 'NODE_SEMI_SPACE_MB'],
     [{ NODE_SEMI_SPACE_MB: '32MB' }, 'NODE_SEMI_SPACE_MB'],
+    [{ DOWNSTREAM_CLIENT: 'fetch' }, 'DOWNSTREAM_CLIENT'],
     [{ FAILSAFE_MODE: 'maybe' }, 'FAILSAFE_MODE'],
     [{ ENFORCE_MODE: 'off' }, 'ENFORCE_MODE'],
     [{ TOKEN_NORMALIZE: 'openai' }, 'TOKEN_NORMALIZE'],
@@ -232,6 +233,12 @@ describe('loadConfig', () => {
     expect(loadConfig({}).semiSpaceMb).toBe(64);
     expect(loadConfig({ NODE_SEMI_SPACE_MB: '0' }).semiSpaceMb).toBe(0);
     expect(loadConfig({ NODE_SEMI_SPACE_MB: '128' }).semiSpaceMb).toBe(128);
+  });
+
+  it("uses KeyPin's own upstream client unless DOWNSTREAM_CLIENT=undici", () => {
+    expect(loadConfig({}).downstreamClient).toBe('keypin');
+    expect(loadConfig({ DOWNSTREAM_CLIENT: 'undici' }).downstreamClient).toBe('undici');
+    expect(loadConfig({ DOWNSTREAM_CLIENT: 'KeyPin' }).downstreamClient).toBe('keypin');
   });
 
   it('takes enum values in any case', () => {

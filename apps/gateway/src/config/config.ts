@@ -481,7 +481,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     downstreamHeadersTimeoutMs: int(env, 'DOWNSTREAM_HEADERS_TIMEOUT_MS', 300_000, 100, 3_600_000),
     downstreamBodyTimeoutMs: int(env, 'DOWNSTREAM_BODY_TIMEOUT_MS', 300_000, 0, 3_600_000),
     downstreamMaxConnections: int(env, 'DOWNSTREAM_MAX_CONNECTIONS', 1024, 0, 1_000_000),
-    downstreamClient: oneOf(env, 'DOWNSTREAM_CLIENT', ['undici', 'keypin'] as const, 'undici'),
+    downstreamClient: oneOf(env, 'DOWNSTREAM_CLIENT', ['keypin', 'undici'] as const, 'keypin'),
     firstUseLimit: int(env, 'FIRST_USE_LIMIT', 30, 0, 1_000_000),
     bodyTimeoutMs: int(env, 'BODY_TIMEOUT_SECONDS', 60, 0, 86_400) * 1000,
     maxInflightPerIp: int(env, 'MAX_INFLIGHT_PER_IP', 256, 0, 1_000_000),

@@ -338,13 +338,15 @@ export class ProxyService {
     const ip = out.clientIp;
     if (out.bindingId !== undefined) this.d.usage.record(out.bindingId, ip, Date.now());
     this.inFlight++;
+    const route = out.head.route!;
+    // On a provider-key route the upstream never sees the client's key: its
+    // 401/403 is about the server's provider key, not a verdict on this one.
     const onStatus =
-      out.decision === 'first_bind' && out.bindingId !== undefined
+      out.decision === 'first_bind' && out.bindingId !== undefined && !route.replacesKey
         ? this.undoFirstBindIfRefused(out.bindingId)
         : undefined;
     const body = out.body ?? (out.head.hasBody ? req : null);
     const readBefore = this.d.access === null ? 0 : req.socket.bytesRead;
-    const route = out.head.route!;
     const sent = route.upstream.forwarder.forward(
       req,
       res,

@@ -85,8 +85,8 @@ export async function startGateway(env: TestEnv, timeoutMs = 30_000): Promise<Ga
         'keypin-test-spool',
         createHash('sha256').update(`${env.DATABASE_URL} ${env.REDIS_PREFIX}`).digest('hex').slice(0, 16),
       ),
-      // TEST_DOWNSTREAM_CLIENT=keypin runs a suite against KeyPin's own
-      // upstream client (docs/upstream-client.md); a test's own setting wins.
+      // TEST_DOWNSTREAM_CLIENT=undici runs a suite against undici's client
+      // instead of KeyPin's own (docs/upstream-client.md); a test's own setting wins.
       ...(process.env['TEST_DOWNSTREAM_CLIENT']
         ? { DOWNSTREAM_CLIENT: process.env['TEST_DOWNSTREAM_CLIENT'] }
         : {}),
